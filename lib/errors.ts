@@ -1,0 +1,35 @@
+// Every error this plugin throws, made in one place with a stable FST_COMET_* code.
+import createError from '@fastify/error'
+
+// 400: the callback name usually comes from the query string, so a bad one is the client's fault.
+// The message never repeats the rejected name, so it cannot be reflected back into a page.
+export const FST_COMET_INVALID_CALLBACK = createError(
+  'FST_COMET_INVALID_CALLBACK',
+  'Invalid comet callback: expected a dotted JavaScript identifier path of at most %s characters',
+  400
+)
+
+export const FST_COMET_INVALID_OPTION = createError(
+  'FST_COMET_INVALID_OPTION',
+  'Invalid comet option "%s": %s',
+  500
+)
+
+export const FST_COMET_INVALID_SOURCE = createError(
+  'FST_COMET_INVALID_SOURCE',
+  'Invalid comet source: expected an iterable, an async iterable or a function returning one, got %s',
+  500
+)
+
+// Logged, never thrown at the caller: the stream has started, so it ends instead.
+export const FST_COMET_UNSERIALIZABLE_MESSAGE = createError(
+  'FST_COMET_UNSERIALIZABLE_MESSAGE',
+  'Comet message %s cannot be sent as JSON: %s',
+  500
+)
+
+export const FST_COMET_REPLY_SENT = createError(
+  'FST_COMET_REPLY_SENT',
+  'reply.comet() needs a reply that was neither sent nor hijacked',
+  500
+)
