@@ -24,8 +24,10 @@ const plugin: FastifyPluginCallback<FastifyCometOptions> = (fastify, options, do
 
 const fastifyComet = fp(plugin, { fastify: '5.x', name: 'fastify-comet' })
 
-// CommonJS export that also serves `import fastifyComet, { fastifyComet } from 'fastify-comet'`:
-// Node reads the named exports of this assignment statically.
+export { fastifyComet, fastifyComet as default }
+
+// The CommonJS shape Fastify plugins share: require() gives the plugin itself. Node reads the named
+// exports of these assignments statically, so `import fastifyComet, { fastifyComet }` works from ESM.
 module.exports = fastifyComet
 module.exports.default = fastifyComet
 module.exports.fastifyComet = fastifyComet

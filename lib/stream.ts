@@ -43,15 +43,19 @@ export class CometStream {
     this.onClose = this.onClose.bind(this)
     this.onDrain = this.onDrain.bind(this)
 
-    // From here on Fastify leaves the response to us; headers set on the reply are carried over.
-    reply.hijack()
     const raw = this.raw
+    // Headers first: Node rejects a malformed one here, while Fastify can still answer with an error.
+    setHeaders(raw, reply.getHeaders())
+    // From here on Fastify leaves the response to us.
+    reply.hijack()
     if (raw.destroyed) { // the client left before the handler got here
       this.end('client-gone')
       return
     }
-    writeHead(raw, reply.getHeaders())
-    raw.socket?.setNoDelay(true)
+    raw.writeHead(raw.statusCode)
+    // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
+    const socket = raw.socket
+    if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
     raw.on('close', this.onClose)
     raw.write(paddingChunk(settings.padding))
 
@@ -184,14 +188,13 @@ export class CometStream {
 
 // Our defaults, then whatever the application set on the reply (CORS, cookies, its own caching
 // policy), then what the protocol cannot do without.
-function writeHead (raw: ServerResponse, replyHeaders: ReturnType<FastifyReply['getHeaders']>): void {
+function setHeaders (raw: ServerResponse, replyHeaders: ReturnType<FastifyReply['getHeaders']>): void {
   for (const [name, value] of Object.entries(COMET_HEADERS)) raw.setHeader(name, value)
   for (const [name, value] of Object.entries(replyHeaders)) {
     if (value !== undefined) raw.setHeader(name, value)
   }
   raw.setHeader('content-type', CONTENT_TYPE)
   raw.removeHeader('content-length') // a stream has no length; chunked encoding frames it
-  raw.writeHead(raw.statusCode)
 }
 
 function flushQueued (stream: CometStream): void {

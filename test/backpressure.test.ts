@@ -1,0 +1,75 @@
+// A client that stops reading stops the source: nothing is pulled while the socket is full, and
+// every message still arrives, in order, once the client reads again.
+import t from 'tap'
+import type { ServerResponse } from 'node:http'
+import { once } from 'node:events'
+import { build, listen, open, messages, firstBlockedWrite, turns } from './helpers.js'
+
+const COUNT = 5000
+const PAYLOAD = 'x'.repeat(4000) // 20 MB in all: far more than the socket buffers hold
+
+t.test('a paused client blocks the source until drain, then gets everything in order', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  let pulled = 0
+  let raw!: ServerResponse
+  let firstBlock!: Promise<void>
+  let pulledWhileBlocked = 0
+  app.get('/comet', (request, reply) => {
+    raw = reply.raw
+    firstBlock = firstBlockedWrite(raw)
+    return reply.comet((async function * () {
+      for (let i = 0; i < COUNT; i++) {
+        pulled++
+        if (raw.writableNeedDrain) pulledWhileBlocked++
+        yield { i, payload: PAYLOAD }
+      }
+    }()), 'cb')
+  })
+  const stream = await open(`${await listen(app)}/comet`)
+  stream.res.pause()
+  await firstBlock
+  await turns(50)
+  const pulledAtBlock = pulled
+  t.ok(pulledAtBlock < COUNT, `the source stopped at ${pulledAtBlock} of ${COUNT} messages`)
+  t.ok(raw.writableNeedDrain, 'the server is waiting for drain')
+  await turns(200)
+  t.equal(pulled, pulledAtBlock, 'nothing more was pulled while the client was not reading')
+  // At most the message already requested when a queued flush filled the socket.
+  t.ok(pulledWhileBlocked <= 1, `${pulledWhileBlocked} pulled while blocked`)
+
+  stream.res.resume()
+  await stream.ended
+  const received = messages(stream.body(), 'cb') as Array<{ i: number }>
+  t.equal(received.length, COUNT)
+  t.ok(received.every((message, index) => message.i === index), 'in order, none lost or repeated')
+})
+
+t.test('a sync source is paused by backpressure too', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  let pulled = 0
+  let raw!: ServerResponse
+  let firstBlock!: Promise<void>
+  function * forever (): Generator<string> {
+    for (;;) {
+      pulled++
+      yield PAYLOAD
+    }
+  }
+  app.get('/comet', (request, reply) => {
+    raw = reply.raw
+    firstBlock = firstBlockedWrite(raw)
+    return reply.comet(forever(), 'cb')
+  })
+  const stream = await open(`${await listen(app)}/comet`)
+  stream.res.pause()
+  await firstBlock
+  await turns(20)
+  const pulledAtBlock = pulled
+  await turns(200)
+  t.equal(pulled, pulledAtBlock, 'an endless sync source is not pulled while blocked')
+  t.ok(pulledAtBlock < 20000, `stopped after ${pulledAtBlock} messages`)
+  stream.req.destroy()
+  await once(raw, 'close')
+})

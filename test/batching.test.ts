@@ -1,0 +1,68 @@
+// Messages that are ready together leave in few writes; a lone message is never held back.
+import t from 'tap'
+import type { FastifyReply } from 'fastify'
+import { build, listen, open, messages } from './helpers.js'
+
+function countWrites (reply: FastifyReply): () => number {
+  const raw = reply.raw
+  const write = raw.write
+  let writes = 0
+  raw.write = function (this: typeof raw, ...args: Parameters<typeof write>) {
+    writes++
+    return write.apply(this, args)
+  } as typeof write
+  return () => writes
+}
+
+t.test('messages yielded in one go are coalesced into a few large writes', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  let writes = (): number => 0
+  app.get('/comet', async (request, reply) => {
+    writes = countWrites(reply)
+    async function * burst (): AsyncGenerator<string> {
+      for (let i = 0; i < 1000; i++) yield `message ${i}`
+    }
+    await reply.comet(burst(), 'cb')
+  })
+  const stream = await open(`${await listen(app)}/comet`)
+  await stream.ended
+  const received = messages(stream.body(), 'cb')
+  t.equal(received.length, 1000)
+  t.equal(received[999], 'message 999')
+  // ~30 KB of scripts: the padding write plus a handful of 16 KiB batches, not one write each
+  t.ok(writes() <= 5, `${writes()} writes for 1000 messages`)
+})
+
+t.test('a synchronous source is batched the same way', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  let writes = (): number => 0
+  app.get('/comet', async (request, reply) => {
+    writes = countWrites(reply)
+    await reply.comet(Array.from({ length: 1000 }, (_, i) => i), 'cb')
+  })
+  const res = await app.inject('/comet')
+  t.equal(messages(res.body, 'cb').length, 1000)
+  t.ok(writes() <= 3, `${writes()} writes for 1000 messages`)
+})
+
+t.test('a lone message is written before the source yields again', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  let received!: () => void
+  const clientHasFirst = new Promise<void>(resolve => { received = resolve })
+  app.get('/comet', (request, reply) => reply.comet((async function * () {
+    yield 'first'
+    // If batching held 'first' back waiting for more, the client would never see it and this
+    // generator would wait forever: the test would time out instead of passing.
+    await clientHasFirst
+    yield 'second'
+  }()), 'cb'))
+  const stream = await open(`${await listen(app)}/comet`)
+  await stream.waitFor('cb("first")')
+  t.notOk(stream.body().includes('second'), 'the second message was not produced yet')
+  received()
+  await stream.ended
+  t.same(messages(stream.body(), 'cb'), ['first', 'second'])
+})

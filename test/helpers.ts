@@ -1,0 +1,116 @@
+// Shared test tools: a server on a real socket, a raw HTTP client that sees every chunk, a log
+// recorder, and a script evaluator that replays comet scripts the way a browser would.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import http from 'node:http'
+import { once } from 'node:events'
+import vm from 'node:vm'
+import fastifyComet from '../lib/index.js'
+import type { FastifyCometOptions } from '../types/index.js'
+
+export interface LogLine { level: number, msg: string, err?: { message: string, code?: string, type?: string }, [key: string]: unknown }
+
+/** A Fastify app with the plugin and a logger that records every line as parsed JSON. */
+export async function build (options: FastifyCometOptions = {}, serverOptions: FastifyServerOptions = {}): Promise<{ app: FastifyInstance, logs: LogLine[] }> {
+  const logs: LogLine[] = []
+  const app = Fastify({
+    logger: { level: 'debug', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } },
+    ...serverOptions
+  })
+  await app.register(fastifyComet, options)
+  return { app, logs }
+}
+
+export async function listen (app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no TCP address')
+  return `http://127.0.0.1:${address.port}`
+}
+
+/** A GET over a fresh socket that keeps every body chunk as it arrives. */
+export interface OpenStream {
+  res: http.IncomingMessage
+  req: http.ClientRequest
+  chunks: string[]
+  body: () => string
+  /** Resolves once the body contains `text`, or rejects when the response ends first. */
+  waitFor: (text: string) => Promise<void>
+  /** Resolves when the response ended (the terminating chunk arrived); rejects on an aborted body. */
+  ended: Promise<void>
+}
+
+export async function open (url: string, options: http.RequestOptions = {}): Promise<OpenStream> {
+  const req = http.get(url, { agent: false, ...options })
+  const [res] = await once(req, 'response') as [http.IncomingMessage]
+  res.setEncoding('utf8')
+  const chunks: string[] = []
+  const waiters = new Set<() => void>()
+  res.on('data', (chunk: string) => {
+    chunks.push(chunk)
+    for (const check of waiters) check()
+  })
+  const ended = new Promise<void>((resolve, reject) => {
+    res.on('end', resolve)
+    res.on('aborted', () => reject(new Error('response aborted')))
+    res.on('error', reject)
+  })
+  ended.catch(() => {})
+  const body = (): string => chunks.join('')
+  const waitFor = (text: string): Promise<void> => new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (body().includes(text)) {
+        waiters.delete(check)
+        resolve()
+      }
+    }
+    waiters.add(check)
+    check()
+    ended.then(() => { if (waiters.delete(check)) reject(new Error(`ended without ${text}`)) }, reject)
+  })
+  return { res, req, chunks, body, waitFor, ended }
+}
+
+const SCRIPT = /<script(?: nonce="([^"]*)")?>([\s\S]*?)<\/script>/g
+
+/**
+ * Runs every script in a comet document in a fresh VM context, as a browser would, and returns
+ * the arguments each call received. `callback` is the dotted path the scripts call.
+ */
+export function replay (html: string, callback = 'parent.cometMessage'): unknown[][] {
+  const calls: unknown[][] = []
+  const context: Record<string, unknown> = {}
+  const path = callback.split('.')
+  let target = context
+  for (const name of path.slice(0, -1)) target = (target[name] ??= {}) as Record<string, unknown>
+  target[path[path.length - 1]] = (...args: unknown[]) => { calls.push(args) }
+  vm.createContext(context)
+  for (const [, , code] of html.matchAll(SCRIPT)) vm.runInContext(code, context)
+  return calls
+}
+
+/** The messages (first arguments) of every call in a comet document. */
+export function messages (html: string, callback?: string): unknown[] {
+  return replay(html, callback).map(args => args[0])
+}
+
+/** Counts the scripts in a body without running them. */
+export function countScripts (html: string): number {
+  return html.split('</script>').length - 1
+}
+
+/** Resolves the first time a write to `raw` returns false, that is when backpressure starts. */
+export function firstBlockedWrite (raw: import('node:http').ServerResponse): Promise<void> {
+  return new Promise(resolve => {
+    const write = raw.write
+    raw.write = function (this: typeof raw, ...args: Parameters<typeof write>) {
+      const ok = write.apply(this, args)
+      if (!ok) resolve()
+      return ok
+    } as typeof write
+  })
+}
+
+/** Resolves after `count` trips round the event loop: long enough for pending I/O callbacks to run. */
+export async function turns (count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise(setImmediate)
+}

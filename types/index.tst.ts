@@ -1,0 +1,35 @@
+import Fastify, { type FastifyReply } from 'fastify'
+import { Readable } from 'node:stream'
+import { expect } from 'tstyche'
+import fastifyComet, { fastifyComet as named, type CometSource, type FastifyCometOptions } from './index.js'
+
+const app = Fastify()
+
+expect(named).type.toBe(fastifyComet)
+expect(app.register(fastifyComet)).type.not.toRaiseError()
+expect(app.register(fastifyComet, { padding: 0 })).type.not.toRaiseError()
+expect(app.register(fastifyComet, { padding: '0' })).type.toRaiseError()
+expect(app.register(fastifyComet, { paddng: 0 })).type.toRaiseError()
+expect<FastifyCometOptions>().type.toBeAssignableFrom({ padding: 10 })
+
+app.get('/comet', (request, reply) => {
+  expect(reply.comet).type.toBe<FastifyReply['comet']>()
+  expect(reply.comet(['a'], 'parent.cb')).type.toBe<Promise<void>>()
+  expect(reply.comet(['a'], { callback: 'cb', padding: 0 })).type.not.toRaiseError()
+  expect(reply.comet(['a'], { padding: 0 })).type.toRaiseError()
+  expect(reply.comet(['a'])).type.toRaiseError()
+  expect(reply.comet(new Set([1, 2]), 'cb')).type.not.toRaiseError()
+  expect(reply.comet(Readable.from(['a']), 'cb')).type.not.toRaiseError()
+  expect(reply.comet(new ReadableStream<string>(), 'cb')).type.not.toRaiseError()
+  expect(reply.comet((async function * () { yield { n: 1 } }()), 'cb')).type.not.toRaiseError()
+  expect(reply.comet(({ signal }) => {
+    expect(signal).type.toBe<AbortSignal>()
+    return [1]
+  }, 'cb')).type.not.toRaiseError()
+  expect(reply.comet(42, 'cb')).type.toRaiseError()
+  expect(reply.comet('text', 'cb')).type.not.toRaiseError() // strings are iterable; refused at run time
+  expect(reply.comet<number>(['a'], 'cb')).type.toRaiseError()
+})
+
+expect<CometSource<string>>().type.toBeAssignableFrom(['a'])
+expect<CometSource<string>>().type.not.toBeAssignableFrom([1])
