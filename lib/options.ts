@@ -15,13 +15,14 @@ const DEFAULTS: StreamDefaults = {
   padding: 5120 // Play's 5 KiB: enough for every browser to start rendering the first chunk
 }
 
-const PLUGIN_OPTIONS = new Set<string>(['padding'])
+const PLUGIN_OPTIONS = new Set<string>(['padding', 'helmet'])
 const REPLY_OPTIONS = new Set<string>(['callback', 'padding'])
 
 /** Validates the options given to register(); throws FST_COMET_INVALID_OPTION. */
 export function resolvePluginOptions (options: FastifyCometOptions): StreamDefaults {
   assertObject(options, 'options')
   assertKnownKeys(options, PLUGIN_OPTIONS)
+  if (options.helmet !== undefined && options.helmet !== false) assertObject(options.helmet, 'helmet')
   return {
     padding: readByteCount(options, 'padding', DEFAULTS.padding)
   }

@@ -34,10 +34,10 @@ export class CometStream {
   private resolveEnded!: () => void
   readonly done: Promise<void>
 
-  constructor (reply: FastifyReply, settings: StreamSettings, source: OpenedSource) {
+  constructor (reply: FastifyReply, settings: StreamSettings, source: OpenedSource, nonce: string | undefined) {
     this.raw = reply.raw as ServerResponse
     this.log = reply.log
-    this.prefix = scriptPrefix(settings.callback)
+    this.prefix = scriptPrefix(settings.callback, nonce)
     this.controller = source.controller
     this.done = new Promise(resolve => { this.resolveEnded = resolve })
     this.onClose = this.onClose.bind(this)

@@ -50,6 +50,7 @@ export async function open (url: string, options: http.RequestOptions = {}): Pro
     for (const check of waiters) check()
   })
   const ended = new Promise<void>((resolve, reject) => {
+    req.on('error', reject) // the connection died: the body did not end properly
     res.on('end', resolve)
     res.on('aborted', () => reject(new Error('response aborted')))
     res.on('error', reject)

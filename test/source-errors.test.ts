@@ -146,10 +146,13 @@ t.test('a socket destroyed under a running stream ends it without an error log',
   t.teardown(() => app.close())
   let settled!: Promise<void>
   let raw!: ServerResponse
+  let received!: () => void
+  const clientHasFirst = new Promise<void>(resolve => { received = resolve })
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     settled = reply.comet((async function * () {
       yield 'first'
+      await clientHasFirst
       // The connection dies under the stream; the writes that follow go to a dead socket.
       request.raw.socket.destroy()
       for (let i = 0; i < 100; i++) yield 'x'.repeat(1000)
@@ -159,6 +162,8 @@ t.test('a socket destroyed under a running stream ends it without an error log',
   app.get('/ok', async () => 'still serving')
   const url = await listen(app)
   const stream = await open(`${url}/comet`)
+  await stream.waitFor('cb("first")')
+  received()
   await stream.ended.catch(() => {})
   await settled
   t.ok(raw.destroyed)

@@ -1,6 +1,7 @@
 // The public type surface of fastify-comet. lib/ imports these declarations and implements them,
 // so the compiler keeps the two in step.
 import type { FastifyPluginCallback } from 'fastify'
+import type { FastifyHelmetOptions } from '@fastify/helmet'
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -20,6 +21,12 @@ declare namespace fastifyComet {
   export interface FastifyCometOptions {
     /** Bytes of whitespace sent before `<html><body>` so browsers render at once. Default 5120; 0 to 65536. */
     padding?: number
+    /**
+     * `@fastify/helmet` options merged over the plugin's (X-Frame-Options SAMEORIGIN, CSP with
+     * `connect-src 'self'`, `frame-ancestors 'self'` and nonces), or `false` to leave security
+     * headers to the application. Ignored when the application registered `@fastify/helmet` first.
+     */
+    helmet?: FastifyHelmetOptions | false
   }
 
   /** Options of one `reply.comet()` call. */
