@@ -2,7 +2,7 @@
 // lives in stream.ts.
 import fp from 'fastify-plugin'
 import fastifyHelmet from '@fastify/helmet'
-import type { FastifyInstance, FastifyPluginCallback, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { FastifyCometOptions } from '../types/index.js'
 import { FST_COMET_REPLY_SENT } from './errors.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
@@ -10,7 +10,7 @@ import { openSource } from './source.js'
 import { blocksInlineScripts, helmetOptions, scriptNonce } from './security.js'
 import { CometStream } from './stream.js'
 
-const plugin: FastifyPluginCallback<FastifyCometOptions> = (fastify, options, done) => {
+const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options) => {
   const defaults = resolvePluginOptions(options)
   registerHelmet(fastify, options.helmet)
   // Routes already told that their CSP blocks comet scripts (keyed by the route's config object).
@@ -26,7 +26,6 @@ const plugin: FastifyPluginCallback<FastifyCometOptions> = (fastify, options, do
     return new CometStream(this, settings, opened, nonce).done
   }
   fastify.decorateReply('comet', comet)
-  done()
 }
 
 function registerHelmet (fastify: FastifyInstance, helmet: FastifyCometOptions['helmet']): void {

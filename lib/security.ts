@@ -16,7 +16,7 @@ export function helmetOptions (user: FastifyHelmetOptions | undefined, https: bo
   // whatever the application wrote, so it works on plain records.
   const { contentSecurityPolicy: userCsp, ...userRest } = (user ?? {}) as Record<string, unknown>
   const options: Record<string, unknown> = {
-    enableCSPNonces: true,
+    enableCSPNonces: userCsp !== false, // a nonce means nothing without a policy
     frameguard: { action: 'sameorigin' },
     ...userRest
   }

@@ -1,6 +1,6 @@
 // The public type surface of fastify-comet. lib/ imports these declarations and implements them,
 // so the compiler keeps the two in step.
-import type { FastifyPluginCallback } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { FastifyHelmetOptions } from '@fastify/helmet'
 
 declare module 'fastify' {
@@ -14,7 +14,7 @@ declare module 'fastify' {
   }
 }
 
-type FastifyCometPlugin = FastifyPluginCallback<fastifyComet.FastifyCometOptions>
+type FastifyCometPlugin = FastifyPluginAsync<fastifyComet.FastifyCometOptions>
 
 declare namespace fastifyComet {
   /** Options of `fastify.register(fastifyComet, options)`: defaults for every stream. */
