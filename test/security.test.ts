@@ -119,7 +119,7 @@ t.test('helmet: false leaves security headers to the application', async t => {
 t.test('an invalid helmet option fails at register', async t => {
   const app = Fastify()
   app.register(fastifyComet, { helmet: 'on' as never })
-  await t.rejects(app.ready(), { code: 'FST_COMET_INVALID_OPTION' })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_COMET_INVALID_OPTION' })
 })
 
 t.test('helmet registered by the application first is used, not registered twice', async t => {
