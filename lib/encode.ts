@@ -73,6 +73,9 @@ export function encodeMessage (message: unknown): string {
     if (json === undefined) {
       throw new FST_COMET_UNSERIALIZABLE_MESSAGE(describe(message), 'JSON has no representation for it')
     }
+    // In a JavaScript object literal, a "__proto__" key sets the prototype instead of making an own
+    // property, so such a message is sent as JSON text for the browser's JSON.parse to read.
+    if (json.includes('"__proto__":')) json = `JSON.parse(${JSON.stringify(json)})`
   }
   return json.replace(SCRIPT_UNSAFE, escapeUnsafe)
 }

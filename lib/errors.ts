@@ -33,3 +33,10 @@ export const FST_COMET_REPLY_SENT = createError(
   'reply.comet() needs a reply that was neither sent nor hijacked',
   500
 )
+
+// Logged, never thrown at the caller: the `id` option returned something other than a string.
+export const FST_COMET_INVALID_MESSAGE_ID = createError(
+  'FST_COMET_INVALID_MESSAGE_ID',
+  'The comet id option must return a string or undefined, got %s',
+  500
+)

@@ -1,31 +1,54 @@
-// The plugin: validates options once, then decorates the reply. Wiring only; the stream itself
-// lives in stream.ts.
+// The plugin: validates options once, then wires everything up: helmet, the reply decorator, the
+// shutdown hook and the optional client script route. The stream itself lives in stream.ts.
 import fp from 'fastify-plugin'
 import fastifyHelmet from '@fastify/helmet'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { FastifyCometOptions } from '../types/index.js'
 import { FST_COMET_REPLY_SENT } from './errors.js'
+import { lastEventIdOf } from './last-event-id.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
-import { openSource } from './source.js'
 import { blocksInlineScripts, helmetOptions, scriptNonce } from './security.js'
-import { CometStream } from './stream.js'
+import { openSource } from './source.js'
+import { CometStream, type StreamRegistry } from './stream.js'
 
 const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options) => {
-  const defaults = resolvePluginOptions(options)
+  const { defaults, clientPath } = resolvePluginOptions(options)
   registerHelmet(fastify, options.helmet)
   // Routes already told that their CSP blocks comet scripts (keyed by the route's config object).
   const warnedRoutes = new WeakSet<object>()
+  const open: StreamRegistry = new Set()
+  let closing = false
 
   const comet: FastifyReply['comet'] = function (this: FastifyReply, source, callback) {
     // Every check runs before anything is written, so Fastify's error handler can still answer.
     const settings = resolveReplyOptions(defaults, callback)
     if (this.sent) throw new FST_COMET_REPLY_SENT()
-    const opened = openSource(source)
+    const opened = openSource(source, lastEventIdOf(this.request))
     const nonce = scriptNonce(this)
     if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
-    return new CometStream(this, settings, opened, nonce).done
+    let stream: CometStream
+    try {
+      stream = new CometStream(this, settings, opened, nonce, open)
+    } catch (err) {
+      opened.controller?.abort() // nothing was sent: let the source function clean up
+      throw err
+    }
+    // A stream that starts while the server shuts down ends at once; the client reconnects elsewhere.
+    if (closing) stream.end('shutdown')
+    return stream.done
   }
   fastify.decorateReply('comet', comet)
+
+  // Fastify waits for in-flight responses before it closes, and a stream never finishes by
+  // itself: end them all cleanly so that close() settles and every source's finally runs.
+  fastify.addHook('preClose', async () => {
+    closing = true
+    for (const stream of open) stream.end('shutdown')
+  })
+
+  if (clientPath !== undefined) serveClient(fastify, clientPath)
 }
 
 function registerHelmet (fastify: FastifyInstance, helmet: FastifyCometOptions['helmet']): void {
@@ -45,6 +68,17 @@ function warnIfBlocked (reply: FastifyReply, warnedRoutes: WeakSet<object>): voi
   reply.log.warn('fastify-comet: this response has a Content-Security-Policy that blocks inline scripts and no ' +
     'CSP nonce, so the browser will refuse every comet message. Enable nonces (@fastify/helmet ' +
     'enableCSPNonces, the default when fastify-comet registers helmet) or allow the scripts in script-src.')
+}
+
+// The browser client ships in the package (client/comet-client.js); read once, served as is.
+function serveClient (fastify: FastifyInstance, path: string): void {
+  const script = readFileSync(join(__dirname, '..', 'client', 'comet-client.js'))
+  fastify.get(path, (request, reply) => {
+    reply
+      .type('text/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=3600')
+      .send(script)
+  })
 }
 
 const fastifyComet = fp(plugin, { fastify: '5.x', name: 'fastify-comet' })

@@ -7,35 +7,64 @@ import type { FastifyCometOptions, CometReplyOptions } from '../types/index.js'
 export interface StreamSettings {
   callback: string
   padding: number
+  heartbeat: number
+  maxBytes: number
+  maxDuration: number
+  id: ((message: unknown) => unknown) | undefined
 }
 
-export type StreamDefaults = Omit<StreamSettings, 'callback'>
+export type StreamDefaults = Omit<StreamSettings, 'callback' | 'id'>
+
+export interface PluginSettings {
+  defaults: StreamDefaults
+  clientPath: string | undefined
+}
 
 const DEFAULTS: StreamDefaults = {
-  padding: 5120 // Play's 5 KiB: enough for every browser to start rendering the first chunk
+  padding: 5120, // Play's 5 KiB: enough for every browser to start rendering the first chunk
+  heartbeat: 20000, // under the 30-60 s idle timeouts common in proxies and load balancers
+  maxBytes: 131072, // SockJS's response limit: the iframe's document is dropped and rebuilt
+  maxDuration: 0
 }
 
-const PLUGIN_OPTIONS = new Set<string>(['padding', 'helmet'])
-const REPLY_OPTIONS = new Set<string>(['callback', 'padding'])
+// Padding beyond 64 KiB buys nothing in any browser and only costs every connection.
+const MAX_PADDING = 65536
+// setTimeout's own limit (about 24.8 days).
+const MAX_DELAY = 2147483647
+
+const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxDuration']
+const PLUGIN_OPTIONS = new Set([...STREAM_OPTIONS, 'helmet', 'clientPath'])
+const REPLY_OPTIONS = new Set([...STREAM_OPTIONS, 'callback', 'id'])
 
 /** Validates the options given to register(); throws FST_COMET_INVALID_OPTION. */
-export function resolvePluginOptions (options: FastifyCometOptions): StreamDefaults {
+export function resolvePluginOptions (options: FastifyCometOptions): PluginSettings {
   assertObject(options, 'options')
   assertKnownKeys(options, PLUGIN_OPTIONS)
   if (options.helmet !== undefined && options.helmet !== false) assertObject(options.helmet, 'helmet')
-  return {
-    padding: readByteCount(options, 'padding', DEFAULTS.padding)
+  const { clientPath } = options
+  if (clientPath !== undefined && (typeof clientPath !== 'string' || !/^\/[\w\-./]*$/.test(clientPath))) {
+    throw new FST_COMET_INVALID_OPTION('clientPath', 'expected a URL path such as /comet/client.js')
   }
+  return { defaults: readStreamOptions(options, DEFAULTS), clientPath }
 }
 
 /** Validates the second argument of reply.comet(); throws before anything is written. */
-export function resolveReplyOptions (defaults: StreamDefaults, arg: string | CometReplyOptions): StreamSettings {
-  if (typeof arg === 'string') return { callback: assertCallback(arg), padding: defaults.padding }
+export function resolveReplyOptions<T> (defaults: StreamDefaults, arg: string | CometReplyOptions<T>): StreamSettings {
+  if (typeof arg === 'string') return { callback: assertCallback(arg), id: undefined, ...defaults }
   assertObject(arg, 'options')
   assertKnownKeys(arg, REPLY_OPTIONS)
+  if (arg.id !== undefined && typeof arg.id !== 'function') {
+    throw new FST_COMET_INVALID_OPTION('id', 'expected a function (message) => string | undefined')
+  }
+  return { callback: assertCallback(arg.callback), id: arg.id as StreamSettings['id'], ...readStreamOptions(arg, defaults) }
+}
+
+function readStreamOptions (options: Record<string, unknown>, defaults: StreamDefaults): StreamDefaults {
   return {
-    callback: assertCallback(arg.callback),
-    padding: readByteCount(arg, 'padding', defaults.padding)
+    padding: readInteger(options, 'padding', defaults.padding, MAX_PADDING, 'bytes'),
+    heartbeat: readInteger(options, 'heartbeat', defaults.heartbeat, MAX_DELAY, 'milliseconds (0 turns it off)'),
+    maxBytes: options.maxBytes === Infinity ? Infinity : readInteger(options, 'maxBytes', defaults.maxBytes, Number.MAX_SAFE_INTEGER, 'bytes, or Infinity', 1),
+    maxDuration: readInteger(options, 'maxDuration', defaults.maxDuration, MAX_DELAY, 'milliseconds (0 turns it off)')
   }
 }
 
@@ -52,14 +81,11 @@ function assertKnownKeys (options: object, known: Set<string>): void {
   }
 }
 
-function readByteCount (options: Record<string, unknown>, key: string, fallback: number): number {
+function readInteger (options: Record<string, unknown>, key: string, fallback: number, max: number, unit: string, min = 0): number {
   const value = options[key]
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_PADDING) {
-    throw new FST_COMET_INVALID_OPTION(key, `expected a whole number of bytes from 0 to ${MAX_PADDING}`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new FST_COMET_INVALID_OPTION(key, `expected a whole number of ${unit} from ${min} to ${max}`)
   }
   return value
 }
-
-// Padding beyond 64 KiB buys nothing in any browser and only costs every connection.
-const MAX_PADDING = 65536

@@ -1,39 +1,55 @@
-// Turns what the user passed to reply.comet() into one iterator, and an AbortController when the
-// source is a function that asked for a signal. Checked synchronously, before anything is written.
+// Turns what the user passed to reply.comet() into something the stream can read: an iterator
+// (with an AbortController when the source is a function that asked for a signal) or a push feed.
+// Checked synchronously, before anything is written.
 import { FST_COMET_INVALID_SOURCE } from './errors.js'
-import type { CometSource, CometIterable } from '../types/index.js'
+import { isFeedSource, kCometFeed, type CometFeed } from './feed.js'
+import type { CometIterable, CometSource, CometSourceContext } from '../types/index.js'
 
 export type CometIterator = AsyncIterator<unknown> | Iterator<unknown>
 
 export interface OpenedSource {
-  /** The iterable to pull from, or undefined when the source function threw (see `failure`). */
-  iterable: CometIterable<unknown> | undefined
+  /** For the debug log: what kind of source this stream reads. */
+  kind: 'function' | 'async-iterable' | 'iterable' | 'feed'
+  /** The iterable to pull from (empty when the source is a feed or failed). */
+  iterable: CometIterable<unknown>
   /** Whether items come from a plain (synchronous) iterator, which is pulled without awaiting. */
   sync: boolean
+  /** A push source that delivers encoded messages itself. */
+  feed: CometFeed | undefined
   /** Aborted when the stream ends, so a source function blocked on an event lets go. */
   controller: AbortController | undefined
   /** What the source function threw: the stream starts, logs it and ends, like any source failure. */
   failure: unknown
 }
 
-/** Resolves a source to an iterable; throws FST_COMET_INVALID_SOURCE when it cannot be one. */
-export function openSource (source: CometSource<unknown>): OpenedSource {
-  if (typeof source !== 'function') {
-    return { iterable: assertIterable(source), sync: isSync(source), controller: undefined, failure: undefined }
-  }
+const NOTHING: CometIterable<unknown> = []
+
+/** Resolves a source to an iterable or a feed; throws FST_COMET_INVALID_SOURCE when it is neither. */
+export function openSource (source: CometSource<unknown>, lastEventId: string | undefined): OpenedSource {
+  if (typeof source !== 'function') return fromValue(source, undefined, isFeedSource(source) ? 'feed' : undefined)
   const controller = new AbortController()
+  const context: CometSourceContext = { signal: controller.signal, lastEventId }
   let produced: unknown
   try {
-    produced = source({ signal: controller.signal })
+    produced = source(context)
   } catch (failure) {
-    return { iterable: undefined, sync: false, controller, failure }
+    return { kind: 'function', iterable: NOTHING, sync: true, feed: undefined, controller, failure: failure ?? new Error(String(failure)) }
   }
   try {
-    return { iterable: assertIterable(produced), sync: isSync(produced), controller, failure: undefined }
+    return fromValue(produced, controller, 'function')
   } catch (err) {
     controller.abort() // the function may have subscribed to something: let it clean up
     throw err
   }
+}
+
+function fromValue (value: unknown, controller: AbortController | undefined, kind: OpenedSource['kind'] | undefined): OpenedSource {
+  if (isFeedSource(value)) {
+    return { kind: kind ?? 'feed', iterable: NOTHING, sync: true, feed: value[kCometFeed](), controller, failure: undefined }
+  }
+  const iterable = assertIterable(value)
+  const sync = typeof (iterable as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== 'function'
+  return { kind: kind ?? (sync ? 'iterable' : 'async-iterable'), iterable, sync, feed: undefined, controller, failure: undefined }
 }
 
 function assertIterable (value: unknown): CometIterable<unknown> {
@@ -45,10 +61,6 @@ function assertIterable (value: unknown): CometIterable<unknown> {
     return value as CometIterable<unknown>
   }
   throw new FST_COMET_INVALID_SOURCE(kindOf(value))
-}
-
-function isSync (iterable: unknown): boolean {
-  return typeof (iterable as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== 'function'
 }
 
 function kindOf (value: unknown): string {

@@ -1,9 +1,10 @@
 // One comet response, top to bottom: headers and padding, the write loop with batching and
-// backpressure, and the single place where a stream ends, whatever the reason.
+// backpressure, heartbeats and limits, and the single place where a stream ends, whatever the reason.
 import type { FastifyReply, FastifyBaseLogger } from 'fastify'
-import type { ServerResponse } from 'node:http'
+import { validateHeaderValue, type ServerResponse } from 'node:http'
 import { encodeMessage, paddingChunk, scriptPrefix, SCRIPT_SUFFIX } from './encode.js'
 import { iteratorOf, type CometIterator, type OpenedSource } from './source.js'
+import { FST_COMET_INVALID_MESSAGE_ID } from './errors.js'
 import type { StreamSettings } from './options.js'
 
 // Scripts are gathered into one write until this many characters are waiting. It matches the
@@ -15,28 +16,46 @@ const COMET_HEADERS = {
   'x-accel-buffering': 'no' // nginx: pass every chunk on at once
 }
 const CONTENT_TYPE = 'text/html; charset=utf-8'
+// Whitespace between scripts is an invisible text node: harmless to the page, traffic to a proxy.
+const HEARTBEAT = '\n'
 
-export type EndReason = 'done' | 'client-gone' | 'error'
+export type EndReason = 'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow'
+
+/** The open streams of one plugin instance, so that shutdown can end them. */
+export type StreamRegistry = Set<CometStream>
 
 export class CometStream {
   private readonly raw: ServerResponse
   private readonly log: FastifyBaseLogger
   private readonly prefix: string
+  private readonly settings: StreamSettings
+  private readonly registry: StreamRegistry
   private readonly controller: AbortController | undefined
+  private readonly startedAt = performance.now()
   private iterator: CometIterator | undefined
+  private unsubscribe: (() => void) | undefined
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private durationTimer: NodeJS.Timeout | undefined
   /** Encoded scripts waiting for the next write. */
   private pending = ''
+  /** Messages in `pending`: a push source may not run further ahead than its queue allows. */
+  private queued = 0
+  private maxQueue = Infinity
+  private messages = 0
+  private bytes = 0
   private flushQueued = false
-  /** The last write returned false: pull nothing more until 'drain'. */
+  /** The last write returned false: write and pull nothing more until 'drain'. */
   private blocked = false
   private ended = false
   private resolveDrain: (() => void) | undefined
   private resolveEnded!: () => void
   readonly done: Promise<void>
 
-  constructor (reply: FastifyReply, settings: StreamSettings, source: OpenedSource, nonce: string | undefined) {
+  constructor (reply: FastifyReply, settings: StreamSettings, source: OpenedSource, nonce: string | undefined, registry: StreamRegistry) {
     this.raw = reply.raw as ServerResponse
     this.log = reply.log
+    this.settings = settings
+    this.registry = registry
     this.prefix = scriptPrefix(settings.callback, nonce)
     this.controller = source.controller
     this.done = new Promise(resolve => { this.resolveEnded = resolve })
@@ -48,7 +67,9 @@ export class CometStream {
     setHeaders(raw, reply.getHeaders())
     // From here on Fastify leaves the response to us.
     reply.hijack()
-    if (raw.destroyed) { // the client left before the handler got here
+    registry.add(this)
+    this.log.debug({ callback: settings.callback, source: source.kind }, 'comet stream opened')
+    if (raw.destroyed === true) { // the client left before the handler got here
       this.end('client-gone')
       return
     }
@@ -57,10 +78,17 @@ export class CometStream {
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
     raw.on('close', this.onClose)
-    raw.write(paddingChunk(settings.padding))
+    this.write(paddingChunk(settings.padding))
+    if (settings.heartbeat > 0) this.heartbeatTimer = setTimeout(beat, settings.heartbeat, this).unref()
+    if (settings.maxDuration > 0) this.durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
 
-    if (source.iterable === undefined) {
+    if (source.failure !== undefined) {
       this.fail(source.failure)
+      return
+    }
+    if (source.feed !== undefined) {
+      this.maxQueue = source.feed.maxQueue
+      this.unsubscribe = source.feed.subscribe(this)
       return
     }
     try {
@@ -93,6 +121,7 @@ export class CometStream {
       const result = iterator.next()
       if (result.done === true) return this.end('done')
       this.push(result.value)
+      if (this.ended) return
       if (this.pending.length >= BATCH_CHARS) {
         await this.flushAndYield()
         if (this.ended) return
@@ -101,7 +130,32 @@ export class CometStream {
   }
 
   private push (message: unknown): void {
-    this.pending += this.prefix + encodeMessage(message) + SCRIPT_SUFFIX
+    const idOf = this.settings.id
+    this.append(encodeMessage(message), idOf === undefined ? undefined : checkId(idOf(message)))
+  }
+
+  /**
+   * Takes one message that is already encoded, as a channel delivers it to every subscriber
+   * (encoded once for all), with its id if it has one.
+   */
+  deliver (encoded: string, id: string | undefined): void {
+    if (this.ended) return
+    if (this.queued >= this.maxQueue) {
+      this.log.warn({ maxQueue: this.maxQueue }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
+      return this.end('overflow')
+    }
+    this.append(encoded, id === undefined ? undefined : encodeMessage(id))
+  }
+
+  private append (encoded: string, encodedId: string | undefined): void {
+    this.pending += encodedId === undefined
+      ? this.prefix + encoded + SCRIPT_SUFFIX
+      : this.prefix + encoded + ',' + encodedId + SCRIPT_SUFFIX
+    this.messages++
+    this.queued++
+    // Rotation: end after the message that crosses the limit (the pending text is a lower bound
+    // of its UTF-8 size, so this never ends early).
+    if (this.bytes + this.pending.length >= this.settings.maxBytes) return this.end('max-bytes')
     // A lone message must not wait for a full batch: write it once the current tick's work is done.
     if (!this.flushQueued) {
       this.flushQueued = true
@@ -112,13 +166,20 @@ export class CometStream {
   /** Runs on the tick after a push, so messages yielded in one go leave in one write. */
   flushQueuedScripts (): void {
     this.flushQueued = false
-    this.flush()
+    if (!this.blocked) this.flush()
   }
 
   private flush (): void {
     if (this.pending === '' || this.ended) return
     const chunk = this.pending
     this.pending = ''
+    this.queued = 0
+    this.write(chunk)
+  }
+
+  private write (chunk: string): void {
+    this.bytes += Buffer.byteLength(chunk)
+    this.heartbeatTimer?.refresh()
     // Listen for 'drain' at once: waiting for it later could miss it.
     if (!this.raw.write(chunk) && !this.blocked) {
       this.blocked = true
@@ -129,7 +190,7 @@ export class CometStream {
   // After a full batch, wait for the socket if it is behind; otherwise still let the event loop
   // turn, so a source that never waits cannot starve every other connection.
   private async flushAndYield (): Promise<void> {
-    this.flush()
+    if (!this.blocked) this.flush()
     if (this.blocked) await this.drained()
     else await new Promise(setImmediate)
   }
@@ -140,7 +201,8 @@ export class CometStream {
 
   private onDrain (): void {
     this.blocked = false
-    this.releaseDrain()
+    this.flush() // what arrived while the socket was full
+    if (!this.blocked) this.releaseDrain()
   }
 
   private releaseDrain (): void {
@@ -149,29 +211,46 @@ export class CometStream {
     resolve?.()
   }
 
+  /** Keeps proxies from closing an idle stream; never writes while the socket is full. */
+  heartbeat (): void {
+    if (!this.blocked) this.write(HEARTBEAT)
+    else this.heartbeatTimer?.refresh()
+  }
+
   private onClose (): void {
     // 'close' after our own end() is the normal finish; before it, the client went away.
     if (!this.ended) this.end('client-gone')
   }
 
-  private fail (err: unknown): void {
+  /** Ends the stream because its source failed; logged once, as an error of this request. */
+  fail (err: unknown): void {
     if (this.ended) return // an aborted source often rejects its pending read: not an error
     this.log.error({ err }, 'comet stream ended: the source failed')
     this.end('error')
   }
 
-  /** Ends the stream once: stops the source, removes our listeners, ends the response. */
+  /** Ends the stream once: stops the source, clears timers and listeners, ends the response. */
   end (reason: EndReason): void {
     if (this.ended) return
     if (reason !== 'client-gone') this.flush()
     this.ended = true
+    this.registry.delete(this)
+    clearTimeout(this.heartbeatTimer)
+    clearTimeout(this.durationTimer)
     const raw = this.raw
     raw.removeListener('close', this.onClose)
     raw.removeListener('drain', this.onDrain)
     this.releaseDrain()
     this.controller?.abort()
+    this.unsubscribe?.()
     if (reason !== 'done') this.closeIterator()
     if (reason !== 'client-gone') raw.end()
+    this.log.debug({
+      reason,
+      messages: this.messages,
+      bytes: this.bytes,
+      durationMs: Math.round(performance.now() - this.startedAt)
+    }, 'comet stream ended')
     this.resolveEnded()
   }
 
@@ -186,19 +265,39 @@ export class CometStream {
   }
 }
 
+function checkId (id: unknown): string | undefined {
+  if (id === undefined) return undefined
+  if (typeof id !== 'string') throw new FST_COMET_INVALID_MESSAGE_ID(typeof id)
+  return encodeMessage(id)
+}
+
 // Our defaults, then whatever the application set on the reply (CORS, cookies, its own caching
 // policy), then what the protocol cannot do without.
 function setHeaders (raw: ServerResponse, replyHeaders: ReturnType<FastifyReply['getHeaders']>): void {
+  const entries = Object.entries(replyHeaders)
+  // Validate everything before setting anything, so a bad header leaves the response untouched.
+  for (const [name, value] of entries) {
+    if (value !== undefined) validateHeaderValue(name, String(value))
+  }
   for (const [name, value] of Object.entries(COMET_HEADERS)) raw.setHeader(name, value)
-  for (const [name, value] of Object.entries(replyHeaders)) {
+  for (const [name, value] of entries) {
     if (value !== undefined) raw.setHeader(name, value)
   }
   raw.setHeader('content-type', CONTENT_TYPE)
   raw.removeHeader('content-length') // a stream has no length; chunked encoding frames it
 }
 
+// Module-level callbacks: timers and ticks take the stream as an argument instead of a closure each.
 function flushQueued (stream: CometStream): void {
   stream.flushQueuedScripts()
+}
+
+function beat (stream: CometStream): void {
+  stream.heartbeat()
+}
+
+function expire (stream: CometStream): void {
+  stream.end('max-duration')
 }
 
 function ignore (): void {}

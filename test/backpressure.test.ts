@@ -9,7 +9,7 @@ const COUNT = 5000
 const PAYLOAD = 'x'.repeat(4000) // 20 MB in all: far more than the socket buffers hold
 
 t.test('a paused client blocks the source until drain, then gets everything in order', async t => {
-  const { app } = await build({ padding: 0 })
+  const { app } = await build({ padding: 0, maxBytes: Infinity })
   t.teardown(() => app.close())
   let pulled = 0
   let raw!: ServerResponse
@@ -46,7 +46,7 @@ t.test('a paused client blocks the source until drain, then gets everything in o
 })
 
 t.test('a sync source is paused by backpressure too', async t => {
-  const { app } = await build({ padding: 0 })
+  const { app } = await build({ padding: 0, maxBytes: Infinity })
   t.teardown(() => app.close())
   let pulled = 0
   let raw!: ServerResponse

@@ -10,17 +10,29 @@ declare module 'fastify' {
      * `<script>callback(message);</script>`. Argument errors are thrown synchronously, before anything
      * is written. The promise resolves (never rejects) once the stream is over, whatever ended it.
      */
-    comet<T = unknown>(source: fastifyComet.CometSource<T>, callback: string | fastifyComet.CometReplyOptions): Promise<void>
+    comet<T = unknown>(source: fastifyComet.CometSource<T>, callback: string | fastifyComet.CometReplyOptions<T>): Promise<void>
   }
 }
 
 type FastifyCometPlugin = FastifyPluginAsync<fastifyComet.FastifyCometOptions>
 
 declare namespace fastifyComet {
-  /** Options of `fastify.register(fastifyComet, options)`: defaults for every stream. */
-  export interface FastifyCometOptions {
+  /** Limits and timings every stream has; set plugin-wide at register, or per call. */
+  export interface CometStreamOptions {
     /** Bytes of whitespace sent before `<html><body>` so browsers render at once. Default 5120; 0 to 65536. */
     padding?: number
+    /** Milliseconds without a message after which a keep-alive newline is written. Default 20000; 0 turns it off. */
+    heartbeat?: number
+    /** UTF-8 bytes after which the stream ends (after the message that crosses it), so the client reconnects with a fresh document. Default 131072; `Infinity` for never. */
+    maxBytes?: number
+    /** Milliseconds after which the stream ends so the client reconnects. Default 0 (off). */
+    maxDuration?: number
+  }
+
+  /** Options of `fastify.register(fastifyComet, options)`: defaults for every stream, and the plugin's wiring. */
+  export interface FastifyCometOptions extends CometStreamOptions {
+    /** Serve the browser client (`fastify-comet/client`) at this path, e.g. `/comet/client.js`. Off by default. */
+    clientPath?: string
     /**
      * `@fastify/helmet` options merged over the plugin's (X-Frame-Options SAMEORIGIN, CSP with
      * `connect-src 'self'`, `frame-ancestors 'self'` and nonces), or `false` to leave security
@@ -29,18 +41,20 @@ declare namespace fastifyComet {
     helmet?: FastifyHelmetOptions | false
   }
 
-  /** Options of one `reply.comet()` call. */
-  export interface CometReplyOptions {
+  /** Options of one `reply.comet()` call; the stream options override the plugin's. */
+  export interface CometReplyOptions<T = unknown> extends CometStreamOptions {
     /** The function the browser calls with each message: a dotted identifier path such as `parent.cometMessage`. */
     callback: string
-    /** Overrides the plugin's `padding` for this stream. */
-    padding?: number
+    /** Gives a message its id: the script becomes `callback(message, "id")` and a reconnecting client resumes after it. */
+    id?: (message: T) => string | undefined
   }
 
   /** What a source function receives. */
   export interface CometSourceContext {
-    /** Aborts when the stream ends for any reason (client gone, failure, shutdown). */
+    /** Aborts when the stream ends for any reason (client gone, failure, shutdown, limits). */
     signal: AbortSignal
+    /** The last message id the reconnecting client saw (`?lastEventId=` or `Last-Event-ID`), validated: at most 256 printable ASCII characters. */
+    lastEventId: string | undefined
   }
 
   /** Anything that yields messages: async generators, Node `Readable`, web `ReadableStream`, arrays, generators. */

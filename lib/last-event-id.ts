@@ -1,0 +1,14 @@
+// Where a reconnecting client says what it saw last: `?lastEventId=` (the comet client's way, since
+// an iframe cannot set headers) or a `Last-Event-ID` header (the SSE convention, for proxies or
+// other clients).
+import type { FastifyRequest } from 'fastify'
+
+// Printable ASCII only and bounded: the value goes straight to application code that may log it
+// or use it in a query.
+const VALID_ID = /^[\x20-\x7e]{1,256}$/
+
+export function lastEventIdOf (request: FastifyRequest): string | undefined {
+  const query = request.query as Record<string, unknown> | undefined
+  const value = query?.lastEventId ?? request.headers['last-event-id']
+  return typeof value === 'string' && VALID_ID.test(value) ? value : undefined
+}
