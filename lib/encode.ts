@@ -1,6 +1,6 @@
 // Pure text work: which callback names are allowed, and how a message becomes script-safe text.
 // Nothing here touches a socket, so every rule can be tested (and fuzzed) on its own.
-import { FST_COMET_INVALID_CALLBACK, FST_COMET_UNSERIALIZABLE_MESSAGE } from './errors.js'
+import { FST_COMET_INVALID_CALLBACK, FST_COMET_INVALID_MESSAGE_ID, FST_COMET_UNSERIALIZABLE_MESSAGE } from './errors.js'
 
 export const MAX_CALLBACK_LENGTH = 200
 
@@ -78,6 +78,13 @@ export function encodeMessage (message: unknown): string {
     if (json.includes('"__proto__":')) json = `JSON.parse(${JSON.stringify(json)})`
   }
   return json.replace(SCRIPT_UNSAFE, escapeUnsafe)
+}
+
+/** What an `id` option returned, encoded like a message; undefined when the message has no id. */
+export function encodeMessageId (id: unknown): string | undefined {
+  if (id === undefined) return undefined
+  if (typeof id !== 'string') throw new FST_COMET_INVALID_MESSAGE_ID(typeof id)
+  return encodeMessage(id)
 }
 
 function describe (message: unknown): string {

@@ -7,8 +7,8 @@ export const kCometFeed = Symbol.for('fastify-comet.feed')
 
 /** What a feed sees of one subscribed stream. */
 export interface CometSubscriber {
-  /** One message, encoded by encodeMessage(), with its id (a plain string) if it has one. */
-  deliver (encoded: string, id: string | undefined): void
+  /** One message and its id (if it has one), each already encoded by encode.ts. */
+  deliver (encoded: string, encodedId: string | undefined): void
   /** The feed is over: the stream writes what it has and ends cleanly. */
   end (reason: 'done'): void
   /** The feed failed: the stream logs the error and ends. */

@@ -5,13 +5,15 @@ import fastifyHelmet from '@fastify/helmet'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
-import type { FastifyCometOptions } from '../types/index.js'
+import type { CometChannelOptions, FastifyCometOptions } from '../types/index.js'
 import { FST_COMET_REPLY_SENT } from './errors.js'
 import { lastEventIdOf } from './last-event-id.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { blocksInlineScripts, helmetOptions, scriptNonce } from './security.js'
 import { openSource } from './source.js'
 import { CometStream, type StreamRegistry } from './stream.js'
+import { CometChannel } from './channel.js'
+import { CometPush } from './push.js'
 
 const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options) => {
   const { defaults, clientPath } = resolvePluginOptions(options)
@@ -40,6 +42,10 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
     return stream.done
   }
   fastify.decorateReply('comet', comet)
+  fastify.decorate('comet', {
+    channel: <T>(options?: CometChannelOptions<T>) => new CometChannel<T>(options),
+    push: <T>(options?: CometChannelOptions<T>) => new CometPush<T>(options)
+  } satisfies FastifyInstance['comet'])
 
   // Fastify waits for in-flight responses before it closes, and a stream never finishes by
   // itself: end them all cleanly so that close() settles and every source's finally runs.
@@ -83,10 +89,12 @@ function serveClient (fastify: FastifyInstance, path: string): void {
 
 const fastifyComet = fp(plugin, { fastify: '5.x', name: 'fastify-comet' })
 
-export { fastifyComet, fastifyComet as default }
+export { fastifyComet, fastifyComet as default, CometChannel, CometPush }
 
 // The CommonJS shape Fastify plugins share: require() gives the plugin itself. Node reads the named
 // exports of these assignments statically, so `import fastifyComet, { fastifyComet }` works from ESM.
 module.exports = fastifyComet
 module.exports.default = fastifyComet
 module.exports.fastifyComet = fastifyComet
+module.exports.CometChannel = CometChannel
+module.exports.CometPush = CometPush

@@ -1,7 +1,7 @@
 // Option validation: plugin options once at register, per-call options at each reply.comet().
 import { FST_COMET_INVALID_OPTION } from './errors.js'
 import { assertCallback } from './encode.js'
-import type { FastifyCometOptions, CometReplyOptions } from '../types/index.js'
+import type { FastifyCometOptions, CometReplyOptions, CometChannelOptions } from '../types/index.js'
 
 /** What one stream needs to know, with every default filled in. */
 export interface StreamSettings {
@@ -53,10 +53,27 @@ export function resolveReplyOptions<T> (defaults: StreamDefaults, arg: string | 
   if (typeof arg === 'string') return { callback: assertCallback(arg), id: undefined, ...defaults }
   assertObject(arg, 'options')
   assertKnownKeys(arg, REPLY_OPTIONS)
-  if (arg.id !== undefined && typeof arg.id !== 'function') {
+  return { callback: assertCallback(arg.callback), id: readIdOption(arg), ...readStreamOptions(arg, defaults) }
+}
+
+const FEED_OPTIONS = new Set(['maxQueue', 'id'])
+
+/** Options of a channel or push source; throws FST_COMET_INVALID_OPTION. */
+export function resolveFeedOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined } {
+  assertObject(options, 'options')
+  assertKnownKeys(options, FEED_OPTIONS)
+  return {
+    maxQueue: readInteger(options, 'maxQueue', 1024, Number.MAX_SAFE_INTEGER, 'messages', 1),
+    id: readIdOption(options)
+  }
+}
+
+/** The `id` option: a function from message to id, or undefined. */
+function readIdOption<T> (options: { id?: unknown }): ((message: T) => unknown) | undefined {
+  if (options.id !== undefined && typeof options.id !== 'function') {
     throw new FST_COMET_INVALID_OPTION('id', 'expected a function (message) => string | undefined')
   }
-  return { callback: assertCallback(arg.callback), id: arg.id as StreamSettings['id'], ...readStreamOptions(arg, defaults) }
+  return options.id as ((message: T) => unknown) | undefined
 }
 
 function readStreamOptions (options: Record<string, unknown>, defaults: StreamDefaults): StreamDefaults {

@@ -2,9 +2,8 @@
 // backpressure, heartbeats and limits, and the single place where a stream ends, whatever the reason.
 import type { FastifyReply, FastifyBaseLogger } from 'fastify'
 import { validateHeaderValue, type ServerResponse } from 'node:http'
-import { encodeMessage, paddingChunk, scriptPrefix, SCRIPT_SUFFIX } from './encode.js'
+import { encodeMessage, encodeMessageId, paddingChunk, scriptPrefix, SCRIPT_SUFFIX } from './encode.js'
 import { iteratorOf, type CometIterator, type OpenedSource } from './source.js'
-import { FST_COMET_INVALID_MESSAGE_ID } from './errors.js'
 import type { StreamSettings } from './options.js'
 
 // Scripts are gathered into one write until this many characters are waiting. It matches the
@@ -131,20 +130,23 @@ export class CometStream {
 
   private push (message: unknown): void {
     const idOf = this.settings.id
-    this.append(encodeMessage(message), idOf === undefined ? undefined : checkId(idOf(message)))
+    this.append(encodeMessage(message), idOf === undefined ? undefined : encodeMessageId(idOf(message)))
   }
 
   /**
-   * Takes one message that is already encoded, as a channel delivers it to every subscriber
-   * (encoded once for all), with its id if it has one.
+   * Takes one message from a push feed, already encoded (a channel encodes once for all its
+   * subscribers), with its encoded id if it has one.
    */
-  deliver (encoded: string, id: string | undefined): void {
+  deliver (encoded: string, encodedId: string | undefined): void {
     if (this.ended) return
     if (this.queued >= this.maxQueue) {
       this.log.warn({ maxQueue: this.maxQueue }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
       return this.end('overflow')
     }
-    this.append(encoded, id === undefined ? undefined : encodeMessage(id))
+    this.append(encoded, encodedId)
+    // A burst published in one tick is written in batches, so only a socket that is really
+    // behind makes the queue grow.
+    if (!this.blocked && this.pending.length >= BATCH_CHARS) this.flush()
   }
 
   private append (encoded: string, encodedId: string | undefined): void {
@@ -263,12 +265,6 @@ export class CometStream {
       if (closing instanceof Promise) closing.then(undefined, ignore)
     } catch {}
   }
-}
-
-function checkId (id: unknown): string | undefined {
-  if (id === undefined) return undefined
-  if (typeof id !== 'string') throw new FST_COMET_INVALID_MESSAGE_ID(typeof id)
-  return encodeMessage(id)
 }
 
 // Our defaults, then whatever the application set on the reply (CORS, cookies, its own caching

@@ -4,6 +4,11 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { FastifyHelmetOptions } from '@fastify/helmet'
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Factories for push sources: broadcast channels and single-consumer push queues. */
+    comet: fastifyComet.CometFactories
+  }
+
   interface FastifyReply {
     /**
      * Streams `source` to the client as a Comet (forever iframe) document: every message becomes
@@ -57,11 +62,62 @@ declare namespace fastifyComet {
     lastEventId: string | undefined
   }
 
+  /** Options of a channel or push source. */
+  export interface CometChannelOptions<T = unknown> {
+    /** Messages a subscriber may hold unwritten (its client reads too slowly) before its stream is ended and logged at warn. Default 1024. */
+    maxQueue?: number
+    /** Gives a message its id, so that a reconnecting client can resume after it. */
+    id?: (message: T) => string | undefined
+  }
+
+  export type CometPushOptions<T = unknown> = CometChannelOptions<T>
+
+  /**
+   * Broadcast: `reply.comet(channel, callback)` subscribes a response until it ends, `publish()`
+   * sends a message, encoded once, to every subscriber.
+   */
+  export class CometChannel<T = unknown> {
+    constructor (options?: CometChannelOptions<T>)
+    /** How many streams are subscribed. */
+    readonly size: number
+    /** Sends `message` to every subscriber; throws FST_COMET_UNSERIALIZABLE_MESSAGE, delivering nothing, when JSON cannot represent it. */
+    publish (message: T): void
+    /** Ends every subscriber's stream cleanly; later subscribers end at once. */
+    close (): void
+    /**
+     * Sends `message` to this process's subscribers only. `publish()` calls it; a broker-backed
+     * subclass overrides `publish()` to go through the broker and calls `deliver()` for what comes back.
+     */
+    deliver (message: T): void
+  }
+
+  /** A single-consumer push source for callback-style code: `reply.comet(out, callback)`. */
+  export class CometPush<T = unknown> {
+    constructor (options?: CometPushOptions<T>)
+    /** Aborts when the consuming stream has ended. */
+    readonly signal: AbortSignal
+    /** Queues a message; false once the stream is over and pushing is pointless. */
+    push (message: T): boolean
+    /** Ends the stream cleanly once what was pushed is written. */
+    end (): void
+    /** Ends the stream as failed; the error is logged through the request's logger. */
+    error (err: unknown): void
+  }
+
+  export interface CometFactories {
+    channel<T = unknown>(options?: CometChannelOptions<T>): CometChannel<T>
+    push<T = unknown>(options?: CometPushOptions<T>): CometPush<T>
+  }
+
   /** Anything that yields messages: async generators, Node `Readable`, web `ReadableStream`, arrays, generators. */
   export type CometIterable<T> = AsyncIterable<T> | Iterable<T>
 
   /** An iterable of messages, or a function that receives `{ signal }` and returns one. */
-  export type CometSource<T = unknown> = CometIterable<T> | ((context: CometSourceContext) => CometIterable<T>)
+  export type CometSource<T = unknown> =
+    | CometIterable<T>
+    | CometChannel<T>
+    | CometPush<T>
+    | ((context: CometSourceContext) => CometIterable<T> | CometChannel<T> | CometPush<T>)
 
   export const fastifyComet: FastifyCometPlugin
   export { fastifyComet as default }

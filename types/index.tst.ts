@@ -1,7 +1,7 @@
 import Fastify, { type FastifyReply } from 'fastify'
 import { Readable } from 'node:stream'
 import { expect } from 'tstyche'
-import fastifyComet, { fastifyComet as named, type CometSource, type FastifyCometOptions } from './index.js'
+import fastifyComet, { fastifyComet as named, CometChannel, CometPush, type CometSource, type FastifyCometOptions } from './index.js'
 
 const app = Fastify()
 
@@ -33,3 +33,32 @@ app.get('/comet', (request, reply) => {
 
 expect<CometSource<string>>().type.toBeAssignableFrom(['a'])
 expect<CometSource<string>>().type.not.toBeAssignableFrom([1])
+
+interface Tick { time: string }
+
+app.after(() => {
+  const channel = app.comet.channel<Tick>({ maxQueue: 10, id: tick => tick.time })
+  expect(channel).type.toBe<CometChannel<Tick>>()
+  expect(channel.publish({ time: 'now' })).type.toBe<void>()
+  expect(channel.publish({ time: 1 })).type.toRaiseError()
+  expect(channel.publish('text')).type.toRaiseError()
+  expect(channel.size).type.toBe<number>()
+  expect(app.comet.channel({ maxQueue: '10' })).type.toRaiseError()
+
+  const out = app.comet.push<Tick>()
+  expect(out.push({ time: 'now' })).type.toBe<boolean>()
+  expect(out.push(42)).type.toRaiseError()
+  expect(out.signal).type.toBe<AbortSignal>()
+
+  app.get('/channel', (request, reply) => {
+    expect(reply.comet(channel, 'cb')).type.toBe<Promise<void>>()
+    expect(reply.comet(out, { callback: 'cb', id: tick => tick.time })).type.not.toRaiseError()
+    expect(reply.comet(({ lastEventId }) => {
+      expect(lastEventId).type.toBe<string | undefined>()
+      return channel
+    }, 'cb')).type.not.toRaiseError()
+  })
+})
+
+expect(new CometChannel<number>()).type.toBe<CometChannel<number>>()
+expect(new CometPush<string>({ maxQueue: 1 })).type.toBe<CometPush<string>>()

@@ -1,0 +1,122 @@
+// Push sources: callback-style code pushes messages, reply.comet() writes them out.
+import t from 'tap'
+import { once } from 'node:events'
+import { CometPush } from '../lib/index.js'
+import { build, listen, open, messages, replay, firstBlockedWrite } from './helpers.js'
+
+t.test('what is pushed before and after reply.comet() arrives in order; end() ends cleanly', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  const out = app.comet.push<string>()
+  t.equal(out.push('early'), true)
+  app.get('/comet', (request, reply) => reply.comet(out, 'cb'))
+  const client = await open(`${await listen(app)}/comet`)
+  await client.waitFor('early')
+  t.equal(out.push('late'), true)
+  out.end()
+  await client.ended
+  t.same(messages(client.body(), 'cb'), ['early', 'late'])
+  t.equal(out.push('after end'), false, 'nothing more is taken after end()')
+})
+
+t.test('error() ends the stream and logs the error once', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  const out = new CometPush<number>({ id: n => String(n) })
+  app.get('/comet', (request, reply) => reply.comet(out, 'cb'))
+  const client = await open(`${await listen(app)}/comet`)
+  out.push(1)
+  out.error(new Error('producer failed'))
+  await client.ended
+  t.same(replay(client.body(), 'cb'), [[1, '1']])
+  const errors = logs.filter(line => line.level >= 50)
+  t.equal(errors.length, 1)
+  t.match(errors[0].err?.message, /producer failed/)
+})
+
+t.test('end() before reply.comet() still delivers what was pushed', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  app.get('/comet', (request, reply) => {
+    const out = app.comet.push()
+    out.push({ a: 1 })
+    out.end()
+    return reply.comet(out, 'cb')
+  })
+  const res = await app.inject('/comet')
+  t.same(messages(res.body, 'cb'), [{ a: 1 }])
+})
+
+t.test('when the client leaves, push() returns false and the signal aborts', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  const out = app.comet.push<string>()
+  let settled!: Promise<void>
+  app.get('/comet', (request, reply) => {
+    settled = reply.comet(out, 'cb')
+    return settled
+  })
+  const client = await open(`${await listen(app)}/comet`)
+  out.push('hello')
+  await client.waitFor('hello')
+  client.req.destroy()
+  await once(out.signal, 'abort')
+  await settled
+  t.equal(out.push('nobody listens'), false)
+  t.notOk(logs.some(line => line.level >= 40))
+})
+
+t.test('a push source serves one stream only', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  const out = app.comet.push()
+  app.get('/comet', (request, reply) => reply.comet(out, 'cb'))
+  const first = await open(`${await listen(app)}/comet`)
+  const second = await app.inject('/comet')
+  t.equal(second.statusCode, 500)
+  t.equal(second.json().code, 'FST_COMET_INVALID_SOURCE')
+  out.end()
+  await first.ended
+})
+
+t.test('a client that stops reading is ended past maxQueue, with a warning', async t => {
+  const { app, logs } = await build({ padding: 0, maxBytes: Infinity })
+  t.teardown(() => app.close())
+  const out = app.comet.push<string>({ maxQueue: 8 })
+  let settled!: Promise<void>
+  let blocked!: Promise<void>
+  app.get('/comet', (request, reply) => {
+    blocked = firstBlockedWrite(reply.raw)
+    settled = reply.comet(out, 'cb')
+    return settled
+  })
+  const client = await open(`${await listen(app)}/comet`)
+  client.res.pause()
+  const payload = 'q'.repeat(8192)
+  const socket = { full: false }
+  blocked.then(() => { socket.full = true })
+  while (!socket.full) {
+    out.push(payload)
+    await new Promise(setImmediate)
+  }
+  // The socket is full: what follows queues up until the stream gives up on this client.
+  let pushed = 0
+  while (out.push(payload)) pushed++
+  t.ok(pushed <= 8, `${pushed} more were taken before the stream ended`)
+  await settled
+  t.ok(out.signal.aborted)
+  t.ok(logs.some(line => line.level === 40 && /fell too far behind/.test(line.msg)))
+  client.req.destroy()
+})
+
+t.test('pushing before reply.comet() is bounded by maxQueue too', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  const out = app.comet.push<number>({ maxQueue: 4 })
+  for (let i = 0; i < 100; i++) out.push(i)
+  app.get('/comet', (request, reply) => reply.comet(out, 'cb'))
+  const res = await app.inject('/comet')
+  // Replayed at once into the stream, so the queue overflows on the fifth before any write.
+  t.same(messages(res.body, 'cb'), [0, 1, 2, 3])
+  t.ok(logs.some(line => line.level === 40 && /fell too far behind/.test(line.msg)))
+})
