@@ -96,10 +96,10 @@ t.test('a subscriber that stops reading is ended past maxQueue; the others get e
   const fast = await open(`${url}/comet`)
   const payload = 'z'.repeat(8192)
   let published = 0
-  const slow = { ended: false }
-  ends[0].then(() => { slow.ended = true })
+  const slowState = { ended: false }
+  ends[0].then(() => { slowState.ended = true })
   // Publish at the pace a reading client keeps up with, until the slow one has been cut loose.
-  while (!slow.ended) {
+  while (!slowState.ended) {
     channel.publish(`${published++} ${payload}`)
     await new Promise(setImmediate)
   }
