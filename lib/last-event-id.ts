@@ -8,7 +8,8 @@ import type { FastifyRequest } from 'fastify'
 const VALID_ID = /^[\x20-\x7e]{1,256}$/
 
 export function lastEventIdOf (request: FastifyRequest): string | undefined {
-  const query = request.query as Record<string, unknown> | undefined
-  const value = query?.lastEventId ?? request.headers['last-event-id']
+  const query = (request.query as Record<string, unknown> | undefined)?.lastEventId
+  // A repeated query parameter arrives as an array: not an id, so the header is read instead.
+  const value = typeof query === 'string' ? query : request.headers['last-event-id']
   return typeof value === 'string' && VALID_ID.test(value) ? value : undefined
 }

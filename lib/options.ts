@@ -77,12 +77,18 @@ function readIdOption<T> (options: { id?: unknown }): ((message: T) => unknown) 
 }
 
 function readStreamOptions (options: Record<string, unknown>, defaults: StreamDefaults): StreamDefaults {
-  return {
+  const settings = {
     padding: readInteger(options, 'padding', defaults.padding, MAX_PADDING, 'bytes'),
     heartbeat: readInteger(options, 'heartbeat', defaults.heartbeat, MAX_DELAY, 'milliseconds (0 turns it off)'),
     maxBytes: options.maxBytes === Infinity ? Infinity : readInteger(options, 'maxBytes', defaults.maxBytes, Number.MAX_SAFE_INTEGER, 'bytes, or Infinity', 1),
     maxDuration: readInteger(options, 'maxDuration', defaults.maxDuration, MAX_DELAY, 'milliseconds (0 turns it off)')
   }
+  // maxBytes counts the whole document, padding included: at or below the padding, every stream
+  // would end after its first message.
+  if (settings.maxBytes <= settings.padding) {
+    throw new FST_COMET_INVALID_OPTION('maxBytes', `must be larger than padding (${settings.padding} bytes)`)
+  }
+  return settings
 }
 
 function assertObject (value: unknown, name: string): asserts value is Record<string, unknown> {

@@ -1,0 +1,90 @@
+'use strict'
+// The fastify-comet example: Play's Comet clock and a small chat on one page.
+//   npm run example             http://127.0.0.1:3000
+//   PORT=8080 HOST=0.0.0.0 npm run example
+const { EventEmitter, on } = require('node:events')
+const { readFile } = require('node:fs/promises')
+const { join } = require('node:path')
+const { setInterval } = require('node:timers/promises')
+const Fastify = require('fastify')
+const fastifyComet = require('..')
+
+// Served as files: helmet's CSP (nonce-only inline scripts and styles) allows no inline code.
+const PUBLIC_FILES = {
+  '/': ['index.html', 'text/html; charset=utf-8'],
+  '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
+  '/app.css': ['app.css', 'text/css; charset=utf-8']
+}
+
+const chatBody = {
+  type: 'object',
+  required: ['text'],
+  properties: {
+    text: { type: 'string', minLength: 1, maxLength: 500, pattern: '\\S' }
+  }
+}
+
+/** The example app, not listening yet: `build({ logger: true }).listen(...)`. */
+function build (options = {}) {
+  const app = Fastify(options)
+  app.register(fastifyComet)
+
+  // Chat fan-out: every POST /chat is emitted here, every open /chat stream listens.
+  const room = new EventEmitter()
+  room.setMaxListeners(0) // one listener per open stream
+
+  for (const [url, [file, type]] of Object.entries(PUBLIC_FILES)) {
+    app.get(url, async (request, reply) => reply.type(type).send(await readFile(join(__dirname, 'public', file))))
+  }
+
+  // The time every 100 ms until the client leaves (the signal aborts).
+  app.get('/clock', (request, reply) => reply.comet(({ signal }) => clock(signal), 'parent.clock'))
+
+  // Subscribe when the stream opens, so no message posted from then on is missed.
+  app.get('/chat', (request, reply) => reply.comet(({ signal }) => firstArguments(on(room, 'message', { signal })), 'parent.chat'))
+
+  // Accepts JSON and plain HTML form posts ({ text }).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body)))
+  })
+  app.post('/chat', { schema: { body: chatBody } }, async (request, reply) => {
+    room.emit('message', { text: request.body.text, time: new Date().toISOString() })
+    reply.code(204)
+  })
+
+  return app
+}
+
+// The timer belongs to the signal: when the stream ends, it stops and the generator ends with it.
+async function * clock (signal) {
+  const ticks = setInterval(100, undefined, { signal })
+  for (;;) {
+    await ticks.next()
+    yield formatTime(new Date())
+  }
+}
+
+// events.on() yields the arguments of each emit as an array.
+async function * firstArguments (events) {
+  for await (const [message] of events) yield message
+  /* c8 ignore next: never reached, events.on() only ends by the stream's signal (an AbortError) */
+}
+
+// 14:05:09.3: hours, minutes, seconds and tenths, in the server's time zone.
+function formatTime (date) {
+  const pad = number => String(number).padStart(2, '0')
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${Math.floor(date.getMilliseconds() / 100)}`
+}
+
+/* c8 ignore start: the command line entry point, run by `npm run example` */
+if (require.main === module) {
+  const app = build({ logger: true })
+  app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
+    .catch(err => {
+      app.log.error(err)
+      process.exit(1)
+    })
+}
+/* c8 ignore stop */
+
+module.exports = { build }

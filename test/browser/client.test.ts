@@ -1,0 +1,215 @@
+// The browser client (client/comet-client.js) in Chromium, against a real server with the plugin's
+// defaults (helmet, CSP nonces): the page loads the client and its own script, both external.
+import t from 'tap'
+import { EventEmitter, once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import type FastifyCometClient from '../../client/comet-client.js'
+import { build, listen } from '../helpers.js'
+import { useChromium } from './browser.js'
+
+interface ClientTestState {
+  received: Array<{ message: unknown, id: string | undefined }>
+  events: Array<'open' | FastifyCometClient.CloseInfo>
+  stream: FastifyCometClient.Stream
+}
+
+declare global {
+  interface Window {
+    clientTest: ClientTestState
+    FastifyComet: typeof FastifyCometClient
+  }
+}
+
+const CLIENT_PATH = '/comet/client.js'
+
+const HTML = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>comet client</title><link rel="icon" href="data:,">
+<script src="${CLIENT_PATH}"></script><script src="/app.js"></script></head>
+<body></body>
+</html>
+`
+
+// The page's own script: connects to ?stream= with the delays given in the query.
+const APP = `'use strict'
+const params = new URLSearchParams(location.search)
+const state = window.clientTest = { received: [], events: [] }
+state.stream = FastifyComet.connect(params.get('stream'), {
+  minDelay: Number(params.get('minDelay') || 500),
+  maxDelay: Number(params.get('maxDelay') || 30000),
+  onMessage (message, id) { state.received.push({ message, id }) },
+  onOpen () { state.events.push('open') },
+  onClose (info) { state.events.push(info) }
+})
+`
+
+async function server (t: Test): Promise<{ app: FastifyInstance, origin: () => Promise<string> }> {
+  const { app } = await build({ clientPath: CLIENT_PATH })
+  t.teardown(() => app.close())
+  app.get('/page', (request, reply) => reply.type('text/html; charset=utf-8').send(HTML))
+  app.get('/app.js', (request, reply) => reply.type('text/javascript; charset=utf-8').send(APP))
+  return { app, origin: () => listen(app) }
+}
+
+function pageUrl (origin: string, stream: string, delays: { minDelay?: number, maxDelay?: number } = {}): string {
+  const query = new URLSearchParams({ stream })
+  for (const [name, value] of Object.entries(delays)) query.set(name, String(value))
+  return `${origin}/page?${query.toString()}`
+}
+
+const chromium = useChromium(t)
+
+if (chromium !== undefined) {
+  t.test('rotation: every message exactly once, in order, across reconnects', async t => {
+    const { app, origin } = await server(t)
+    const TOTAL = 50
+    // The producer: one message every 15 ms, kept in a log that reconnecting clients replay.
+    const log: Array<{ n: number }> = []
+    const produced = new EventEmitter()
+    let producer: NodeJS.Timeout | undefined
+    t.teardown(() => clearInterval(producer))
+    const resumedFrom: Array<string | undefined> = []
+    app.get('/seq', (request, reply) => {
+      producer ??= setInterval(() => {
+        if (log.length === TOTAL) return clearInterval(producer)
+        log.push({ n: log.length + 1 })
+        produced.emit('message')
+      }, 15)
+      return reply.comet(async function * ({ lastEventId, signal }) {
+        resumedFrom.push(lastEventId)
+        let next = lastEventId === undefined ? 0 : Number(lastEventId)
+        while (next < TOTAL) {
+          while (next >= log.length) await once(produced, 'message', { signal })
+          yield log[next++]
+        }
+      }, { callback: 'parent.cometMessage', id: (m: { n: number }) => String(m.n), maxBytes: 600, padding: 0 })
+    })
+    const { page, problems } = await chromium.page(t)
+    // goto waits for the page's load event: the client opens its frame only after it.
+    await page.goto(pageUrl(await origin(), '/seq', { minDelay: 50, maxDelay: 200 }))
+    await page.waitForFunction(n => window.clientTest.received.length >= n, TOTAL)
+    const received = await page.evaluate(() => window.clientTest.received)
+    const expected = Array.from({ length: TOTAL }, (_, i) => ({ message: { n: i + 1 }, id: String(i + 1) }))
+    t.same(received, expected, 'each message once, in order')
+    t.ok(resumedFrom.length > 2, `reconnected ${resumedFrom.length - 1} times`)
+    t.equal(resumedFrom[0], undefined, 'the first connection starts from the beginning')
+    t.same(await page.evaluate(() => window.clientTest.stream.lastEventId), String(TOTAL))
+    const closes = (await page.evaluate(() => window.clientTest.events)).filter(event => event !== 'open')
+    t.ok(closes.length >= resumedFrom.length - 1, 'onClose for each connection that ended')
+    t.ok(closes.every(info => info.reason === 'ended'), 'ended by the server')
+    t.same(problems, [], 'no console errors or CSP violations')
+  })
+
+  t.test('close(): the connection ends, the frame and the global go, nothing reconnects', async t => {
+    const { app, origin } = await server(t)
+    let requests = 0
+    const ended: Array<Promise<void>> = []
+    app.get('/ticks', (request, reply) => {
+      requests++
+      const done = reply.comet(async function * ({ signal }) {
+        for (let n = 0; ; n++) {
+          yield n
+          await sleep(20, undefined, { signal })
+        }
+      }, 'parent.cometMessage')
+      ended.push(done)
+      return done
+    })
+    const { page, problems } = await chromium.page(t)
+    await page.goto(pageUrl(await origin(), '/ticks', { minDelay: 20, maxDelay: 40 }))
+    await page.waitForFunction(() => window.clientTest.received.length >= 3)
+    t.equal(await page.locator('iframe').count(), 1)
+    await page.evaluate(() => window.clientTest.stream.close())
+    await Promise.all(ended) // the server saw the client leave
+    const after = await page.evaluate(() => ({
+      frames: document.querySelectorAll('iframe').length,
+      callback: typeof (window as unknown as Record<string, unknown>).cometMessage,
+      received: window.clientTest.received.length,
+      closed: window.clientTest.stream.closed,
+      last: window.clientTest.events[window.clientTest.events.length - 1]
+    }))
+    t.match(after, { frames: 0, callback: 'undefined', closed: true, last: { reason: 'closed', delay: undefined } })
+    await sleep(300) // several times maxDelay
+    t.equal(requests, 1, 'no request after close()')
+    t.equal(await page.evaluate(() => window.clientTest.received.length), after.received, 'no message after close()')
+    t.same(problems, [], 'no console errors or CSP violations')
+  })
+
+  t.test('close() while waiting to reconnect clears the timer', async t => {
+    const { app, origin } = await server(t)
+    let requests = 0
+    app.get('/empty', (request, reply) => {
+      requests++
+      return reply.comet([], 'parent.cometMessage')
+    })
+    const { page, problems } = await chromium.page(t)
+    await page.goto(pageUrl(await origin(), '/empty', { minDelay: 20, maxDelay: 40 }))
+    await page.waitForFunction(() => window.clientTest.events.length >= 3)
+    await page.evaluate(() => window.clientTest.stream.close())
+    const count = requests
+    await sleep(300)
+    t.equal(requests, count, 'no request after close()')
+    t.equal(await page.locator('iframe').count(), 0)
+    t.same(problems, [], 'no console errors or CSP violations')
+  })
+
+  t.test('backoff: a failing server is asked less and less often, not in a hot loop', async t => {
+    const { app, origin } = await server(t)
+    const requests = { down: 0, empty: 0 }
+    app.get('/down', (request, reply) => {
+      requests.down++
+      return reply.code(503).send('down for maintenance')
+    })
+    app.get('/empty', (request, reply) => {
+      requests.empty++
+      return reply.comet([], 'parent.cometMessage')
+    })
+    const base = await origin()
+    const pages = await Promise.all([chromium.page(t), chromium.page(t)])
+    await Promise.all([
+      pages[0].page.goto(pageUrl(base, '/down', { minDelay: 100 })),
+      pages[1].page.goto(pageUrl(base, '/empty', { minDelay: 100 }))
+    ])
+    // Delays of up to 100, 200, 400, 800, 1600 ms...: a handful of requests in 2 s, where an
+    // immediate reconnect would make hundreds.
+    await sleep(2000)
+    for (const [route, count] of Object.entries(requests)) {
+      t.ok(count >= 3 && count < 10, `${route}: ${count} requests in 2 s`)
+    }
+    for (const { page } of pages) {
+      const closes = await page.evaluate(() => window.clientTest.events) as FastifyCometClient.CloseInfo[]
+      t.ok(closes.every((info, i) => info.attempt === i && info.messages === 0), 'attempts count up')
+      t.ok(closes.every(info => info.delay! >= 0 && info.delay! < Math.min(30000, 100 * 2 ** info.attempt)), 'delays within the capped exponential bound')
+      await page.evaluate(() => window.clientTest.stream.close())
+    }
+    // Chromium logs each failed frame load; nothing else may go wrong.
+    t.same(pages[0].problems.filter(problem => !problem.includes('status of 503')), [], 'only the 503s')
+    t.same(pages[1].problems, [], 'no console errors or CSP violations')
+  })
+
+  t.test('delivered scripts are removed from the comet document', async t => {
+    const { app, origin } = await server(t)
+    const COUNT = 200
+    app.get('/many', (request, reply) => reply.comet(async function * ({ signal }) {
+      for (let n = 1; n <= COUNT; n++) {
+        yield { n, text: 'x'.repeat(100) }
+        if (n % 20 === 0) await sleep(5, undefined, { signal }) // several writes, not one
+      }
+      await once(signal, 'abort') // keep the document open
+    }, { callback: 'parent.cometMessage', heartbeat: 10 }))
+    const { page, problems } = await chromium.page(t)
+    await page.goto(pageUrl(await origin(), '/many'))
+    await page.waitForFunction(n => window.clientTest.received.length === n, COUNT)
+    const frame = page.frames().find(frame => frame.url().endsWith('/many'))
+    t.ok(frame, 'the comet frame is still open')
+    const left = await frame!.evaluate(() => ({ scripts: document.scripts.length, nodes: document.body.childNodes.length }))
+    t.ok(left.scripts <= 2, `${left.scripts} script elements left`)
+    t.ok(left.nodes <= 5, `${left.nodes} nodes left in the body`)
+    t.same((await page.evaluate(() => window.clientTest.received)).map(({ message }) => (message as { n: number }).n),
+      Array.from({ length: COUNT }, (_, i) => i + 1))
+    await page.evaluate(() => window.clientTest.stream.close())
+    t.same(problems, [], 'no console errors or CSP violations')
+  })
+}

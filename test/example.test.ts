@@ -1,0 +1,105 @@
+// The example server (example/server.js): its page carries no inline code, /clock and /chat are
+// comet streams, and POST /chat validates its body and reaches every open /chat stream. The last
+// test runs it as `npm run example` does. The browser side is in test/browser/example.test.ts.
+import t, { type Test } from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import fastifyComet from '../lib/index.js'
+import { messages, open } from './helpers.js'
+
+// The example requires the built package ('..'); in this process it gets lib/ itself, so the tests
+// run the current source and coverage never counts dist/.
+const { build } = t.mockRequire('../example/server.js', { '../dist/index.js': fastifyComet }) as {
+  build: (options?: FastifyServerOptions) => FastifyInstance
+}
+
+async function start (t: Test): Promise<string> {
+  const app = build()
+  t.teardown(() => app.close())
+  return await app.listen({ port: 0, host: '127.0.0.1' })
+}
+
+const TIME = /^\d\d:\d\d:\d\d\.\d$/
+
+t.test('the page and its files are served, and the page holds no inline script or style', async t => {
+  const app = build()
+  t.teardown(() => app.close())
+  const page = await app.inject('/')
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.headers['content-security-policy'], /script-src 'self' 'nonce-/, "under helmet's CSP")
+  t.notMatch(page.body, /<script(?![^>]*\bsrc=)[^>]*>/, 'every script is external')
+  t.notMatch(page.body, /<style|\sstyle=|\son\w+=/i, 'no inline style or event handler')
+  t.match(page.body, /<script src="\/app\.js" defer><\/script>/)
+  t.match(page.body, /<link rel="stylesheet" href="\/app\.css">/)
+
+  for (const [url, type] of [['/app.js', /^text\/javascript/], ['/app.css', /^text\/css/]] as const) {
+    const file = await app.inject(url)
+    t.equal(file.statusCode, 200, url)
+    t.match(file.headers['content-type'], type, `${url} content type`)
+    t.ok(file.body.length > 0, `${url} has content`)
+  }
+  t.notMatch((await app.inject('/app.js')).body, /innerHTML|insertAdjacentHTML|document\.write/, 'app.js never writes markup')
+})
+
+t.test('GET /clock streams the time, a new value every 100 ms', async t => {
+  const stream = await open(`${await start(t)}/clock`)
+  t.equal(stream.res.headers['content-type'], 'text/html; charset=utf-8')
+  await stream.waitFor('<script nonce="')
+  while (messages(stream.body(), 'parent.clock').length < 3) await once(stream.res, 'data')
+  const times = messages(stream.body(), 'parent.clock') as string[]
+  t.ok(times.every(time => TIME.test(time)), `times look like 14:05:09.3: ${times.join(', ')}`)
+  t.equal(new Set(times).size, times.length, 'each one differs from the last')
+  stream.req.destroy()
+})
+
+t.test('POST /chat reaches every open /chat stream, as JSON or as a form post', async t => {
+  const origin = await start(t)
+  const streams = [await open(`${origin}/chat`), await open(`${origin}/chat`)]
+  t.teardown(() => { for (const stream of streams) stream.req.destroy() })
+  // Headers are written after the stream subscribed: from here on no message is missed.
+  const post = (type: string, body: string): Promise<Response> => fetch(`${origin}/chat`, { method: 'POST', headers: { 'content-type': type }, body })
+
+  t.equal((await post('application/json', JSON.stringify({ text: 'hello </script><!--' }))).status, 204)
+  t.equal((await post('application/x-www-form-urlencoded', 'text=from+a+form+%26+more')).status, 204)
+  for (const stream of streams) {
+    await stream.waitFor('from a form')
+    const received = messages(stream.body(), 'parent.chat') as Array<{ text: string, time: string }>
+    t.same(received.map(message => message.text), ['hello </script><!--', 'from a form & more'])
+    t.ok(received.every(message => !Number.isNaN(Date.parse(message.time))), 'each with its time')
+  }
+})
+
+t.test('POST /chat refuses a body without a sensible text', async t => {
+  const app = build()
+  t.teardown(() => app.close())
+  const bodies = [{}, { text: '' }, { text: ' \n\t ' }, { text: 'x'.repeat(501) }, { text: { nested: 1 } }, ['text']]
+  for (const body of bodies) {
+    const res = await app.inject({ method: 'POST', url: '/chat', payload: body })
+    t.equal(res.statusCode, 400, JSON.stringify(body).slice(0, 40))
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/chat', payload: { text: 'x'.repeat(500) } })).statusCode, 204, '500 characters are fine')
+})
+
+t.test('`node example/server.js` listens on PORT and HOST with the built package', async t => {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1' }
+  delete env.NODE_OPTIONS // no tap hooks or coverage in the child: it runs dist/, as users do
+  delete env.NODE_V8_COVERAGE
+  const child = spawn(process.execPath, [resolve(__dirname, '../example/server.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill() })
+  let origin: string | undefined
+  for await (const line of createInterface({ input: child.stdout })) {
+    origin = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(JSON.parse(line).msg)?.[1]
+    if (origin !== undefined) break
+  }
+  if (origin === undefined) throw new Error('the example never listened')
+  const page = await fetch(origin)
+  t.equal(page.status, 200)
+  t.match(await page.text(), /<title>fastify-comet example<\/title>/)
+  const clock = await open(`${origin}/clock`)
+  await clock.waitFor('parent.clock("')
+  clock.req.destroy()
+})
