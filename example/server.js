@@ -2,7 +2,6 @@
 // The fastify-comet example: Play's Comet clock and a small chat on one page.
 //   npm run example             http://127.0.0.1:3000
 //   PORT=8080 HOST=0.0.0.0 npm run example
-const { EventEmitter, on } = require('node:events')
 const { readFile } = require('node:fs/promises')
 const { join } = require('node:path')
 const { setInterval } = require('node:timers/promises')
@@ -27,28 +26,27 @@ const chatBody = {
 /** The example app, not listening yet: `build({ logger: true }).listen(...)`. */
 function build (options = {}) {
   const app = Fastify(options)
-  app.register(fastifyComet)
+  // clientPath serves the browser client, which reconnects when a stream rotates or fails.
+  app.register(fastifyComet, { clientPath: '/comet/client.js' })
 
-  // Chat fan-out: every POST /chat is emitted here, every open /chat stream listens.
-  const room = new EventEmitter()
-  room.setMaxListeners(0) // one listener per open stream
+  // Chat fan-out: every POST /chat is published here, to every open /chat stream.
+  const room = new fastifyComet.CometChannel({ maxQueue: 256 })
 
   for (const [url, [file, type]] of Object.entries(PUBLIC_FILES)) {
     app.get(url, async (request, reply) => reply.type(type).send(await readFile(join(__dirname, 'public', file))))
   }
 
   // The time every 100 ms until the client leaves (the signal aborts).
-  app.get('/clock', (request, reply) => reply.comet(({ signal }) => clock(signal), 'parent.clock'))
+  app.get('/clock', (request, reply) => reply.comet(({ signal }) => clock(signal), 'parent.clockTick'))
 
-  // Subscribe when the stream opens, so no message posted from then on is missed.
-  app.get('/chat', (request, reply) => reply.comet(({ signal }) => firstArguments(on(room, 'message', { signal })), 'parent.chat'))
+  app.get('/chat', (request, reply) => reply.comet(room, 'parent.chatMessage'))
 
   // Accepts JSON and plain HTML form posts ({ text }).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body)))
   })
   app.post('/chat', { schema: { body: chatBody } }, async (request, reply) => {
-    room.emit('message', { text: request.body.text, time: new Date().toISOString() })
+    room.publish({ text: request.body.text, time: new Date().toISOString() })
     reply.code(204)
   })
 
@@ -62,12 +60,6 @@ async function * clock (signal) {
     await ticks.next()
     yield formatTime(new Date())
   }
-}
-
-// events.on() yields the arguments of each emit as an array.
-async function * firstArguments (events) {
-  for await (const [message] of events) yield message
-  /* c8 ignore next: never reached, events.on() only ends by the stream's signal (an AbortError) */
 }
 
 // 14:05:09.3: hours, minutes, seconds and tenths, in the server's time zone.

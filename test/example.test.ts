@@ -49,8 +49,8 @@ t.test('GET /clock streams the time, a new value every 100 ms', async t => {
   const stream = await open(`${await start(t)}/clock`)
   t.equal(stream.res.headers['content-type'], 'text/html; charset=utf-8')
   await stream.waitFor('<script nonce="')
-  while (messages(stream.body(), 'parent.clock').length < 3) await once(stream.res, 'data')
-  const times = messages(stream.body(), 'parent.clock') as string[]
+  while (messages(stream.body(), 'parent.clockTick').length < 3) await once(stream.res, 'data')
+  const times = messages(stream.body(), 'parent.clockTick') as string[]
   t.ok(times.every(time => TIME.test(time)), `times look like 14:05:09.3: ${times.join(', ')}`)
   t.equal(new Set(times).size, times.length, 'each one differs from the last')
   stream.req.destroy()
@@ -67,7 +67,7 @@ t.test('POST /chat reaches every open /chat stream, as JSON or as a form post', 
   t.equal((await post('application/x-www-form-urlencoded', 'text=from+a+form+%26+more')).status, 204)
   for (const stream of streams) {
     await stream.waitFor('from a form')
-    const received = messages(stream.body(), 'parent.chat') as Array<{ text: string, time: string }>
+    const received = messages(stream.body(), 'parent.chatMessage') as Array<{ text: string, time: string }>
     t.same(received.map(message => message.text), ['hello </script><!--', 'from a form & more'])
     t.ok(received.every(message => !Number.isNaN(Date.parse(message.time))), 'each with its time')
   }
@@ -100,6 +100,6 @@ t.test('`node example/server.js` listens on PORT and HOST with the built package
   t.equal(page.status, 200)
   t.match(await page.text(), /<title>fastify-comet example<\/title>/)
   const clock = await open(`${origin}/clock`)
-  await clock.waitFor('parent.clock("')
+  await clock.waitFor('parent.clockTick("')
   clock.req.destroy()
 })

@@ -1,34 +1,31 @@
 'use strict'
-// The page's only script. The hidden iframes load /clock and /chat, whose comet scripts call
-// parent.clock(time) and parent.chat(message), defined here.
+/* global FastifyComet */
+// The page's own script: shows the clock and the chat, and posts what is typed.
 ;(function () {
   const clock = document.getElementById('clock')
   const log = document.getElementById('chat-log')
   const form = document.getElementById('chat-form')
   const status = document.getElementById('chat-status')
 
-  window.clock = function (time) {
-    clock.textContent = time
-  }
+  // FastifyComet (from /comet/client.js) defines window.clockTick and window.chatMessage, which the comet
+  // scripts call as parent.clockTick(time) and parent.chatMessage(message); it inserts the hidden iframes
+  // after the page's load event and reconnects when a stream rotates, fails or the server restarts.
+  FastifyComet.connect('/clock', {
+    callback: 'clockTick',
+    onMessage: function (time) { clock.textContent = time }
+  })
 
   // textContent only: a message is text, never markup.
-  window.chat = function (message) {
-    const item = document.createElement('li')
-    const time = document.createElement('time')
-    time.dateTime = message.time
-    time.textContent = new Date(message.time).toLocaleTimeString()
-    item.append(time, document.createTextNode(message.text))
-    log.append(item)
-    log.scrollTop = log.scrollHeight
-  }
-
-  // After load: a page with a forever iframe in its markup would never finish loading.
-  window.addEventListener('load', function () {
-    for (const src of ['/clock', '/chat']) {
-      const frame = document.createElement('iframe')
-      frame.hidden = true
-      frame.src = src
-      document.body.append(frame)
+  FastifyComet.connect('/chat', {
+    callback: 'chatMessage',
+    onMessage: function (message) {
+      const item = document.createElement('li')
+      const time = document.createElement('time')
+      time.dateTime = message.time
+      time.textContent = new Date(message.time).toLocaleTimeString()
+      item.append(time, document.createTextNode(message.text))
+      log.append(item)
+      log.scrollTop = log.scrollHeight
     }
   })
 
