@@ -68,7 +68,7 @@ export class CometStream {
     reply.hijack()
     registry.add(this)
     this.log.debug({ callback: settings.callback, source: source.kind }, 'comet stream opened')
-    if (raw.destroyed === true) { // the client left before the handler got here
+    if (clientGone(raw)) { // the client left before the handler got here
       this.end('client-gone')
       return
     }
@@ -281,6 +281,11 @@ function setHeaders (raw: ServerResponse, replyHeaders: ReturnType<FastifyReply[
   }
   raw.setHeader('content-type', CONTENT_TYPE)
   raw.removeHeader('content-length') // a stream has no length; chunked encoding frames it
+}
+
+// An HTTP/2 response has no `destroyed` of its own: its stream has.
+function clientGone (raw: ServerResponse): boolean {
+  return raw.destroyed === true || (raw as { stream?: { destroyed: boolean } }).stream?.destroyed === true
 }
 
 // Module-level callbacks: timers and ticks take the stream as an argument instead of a closure each.

@@ -1,0 +1,237 @@
+// An idle stream gets a keep-alive newline every `heartbeat` milliseconds, so proxies do not close
+// it; a message counts as activity; nothing is written while the socket is full or after the end.
+// Time passes in these tests by events only: a second, idle stream (the "clock") whose heartbeats
+// the client counts shows that several heartbeat periods went by.
+import t from 'tap'
+import { EventEmitter, on } from 'node:events'
+import { setInterval as every } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
+import type { ServerResponse } from 'node:http'
+import { build, listen, open, messages, type OpenStream } from './helpers.js'
+
+const PAGE = '<html><body>'
+const CLOCK_PERIOD = 20
+
+/** The body without CSP nonces, which change on every response. */
+function plain (stream: OpenStream): string {
+  return stream.body().replace(/<script nonce="[^"]*">/g, '<script>')
+}
+
+/** Counts the newlines a stream received after its page opened. */
+function newlines (stream: OpenStream): number {
+  return (stream.body().split(PAGE)[1] ?? '').split('\n').length - 1
+}
+
+/** Resolves once `stream` received `count` more heartbeats. */
+function heartbeats (stream: OpenStream, count: number): Promise<void> {
+  const target = newlines(stream) + count
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (newlines(stream) < target) return
+      stream.res.removeListener('data', check)
+      resolve()
+    }
+    stream.res.on('data', check)
+    stream.ended.then(() => reject(new Error('the stream ended before its heartbeats')), reject)
+    check()
+  })
+}
+
+/** An idle stream with a short heartbeat on route /clock: its heartbeats measure time. */
+function clockRoute (app: FastifyInstance): void {
+  const never = new EventEmitter()
+  app.get('/clock', (request, reply) => reply.comet(({ signal }) => on(never, 'never', { signal }), { callback: 'cb', heartbeat: CLOCK_PERIOD }))
+}
+
+/** Wraps raw.write and raw.end to record every call and whether it came after 'finish' or 'close'. */
+function recordWrites (raw: ServerResponse): { all: string[], whileBlocked: string[], afterFinish: string[] } {
+  const record = { all: [] as string[], whileBlocked: [] as string[], afterFinish: [] as string[] }
+  let finished = false
+  raw.once('finish', () => { finished = true })
+  raw.once('close', () => { finished = true })
+  const write = raw.write
+  raw.write = function (this: ServerResponse, ...args: Parameters<typeof write>) {
+    const text = String(args[0])
+    record.all.push(text)
+    if (raw.writableNeedDrain) record.whileBlocked.push(text)
+    if (finished) record.afterFinish.push(text)
+    return write.apply(this, args)
+  } as typeof write
+  return record
+}
+
+t.test('an idle stream receives newline heartbeats (plugin-wide option)', async t => {
+  const { app } = await build({ padding: 0, heartbeat: 30 })
+  t.teardown(() => app.close())
+  const release = new EventEmitter()
+  app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
+    yield 'hello'
+    await EventEmitter.once(release, 'go', { signal })
+    yield 'bye'
+  }, 'cb'))
+  const stream = await open(`${await listen(app)}/comet`)
+  await heartbeats(stream, 3)
+  t.match(plain(stream), /^<html><body><script>cb\("hello"\);<\/script>\n\n\n+$/, 'only newlines after the message')
+  t.ok(stream.chunks.slice(2).every(chunk => /^\n+$/.test(chunk)), 'each heartbeat is a bare newline chunk')
+  release.emit('go')
+  await stream.ended
+  t.same(messages(stream.body(), 'cb'), ['hello', 'bye'], 'heartbeats do not disturb the messages')
+})
+
+t.test('the per-call heartbeat overrides the plugin-wide one', async t => {
+  const { app } = await build({ padding: 0, heartbeat: 0 })
+  t.teardown(() => app.close())
+  clockRoute(app)
+  const clock = await open(`${await listen(app)}/clock`)
+  await heartbeats(clock, 2)
+  t.pass('a stream with heartbeat: 20 under a plugin-wide heartbeat: 0 beats')
+  clock.req.destroy()
+})
+
+t.test('heartbeat 0: an idle stream gets no newline at all', async t => {
+  const { app } = await build({ padding: 0, heartbeat: 0 })
+  t.teardown(() => app.close())
+  clockRoute(app)
+  const release = new EventEmitter()
+  app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
+    await EventEmitter.once(release, 'go', { signal })
+    yield 'bye'
+  }, 'cb'))
+  const url = await listen(app)
+  const stream = await open(`${url}/comet`)
+  const clock = await open(`${url}/clock`)
+  await heartbeats(clock, 5) // well over five periods of the other stream's heartbeat
+  release.emit('go')
+  await stream.ended
+  t.equal(plain(stream), '<html><body><script>cb("bye");</script>', 'no newline in the whole body')
+  clock.req.destroy()
+})
+
+t.test('the default heartbeat is 20 seconds', async t => {
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  const delays: number[] = []
+  app.get('/comet', (request, reply) => {
+    const original = globalThis.setTimeout
+    globalThis.setTimeout = function (this: unknown, ...args: Parameters<typeof original>) {
+      delays.push(args[1] ?? 0)
+      return original.apply(this, args)
+    } as typeof original
+    try {
+      return reply.comet(['one'], 'cb')
+    } finally {
+      globalThis.setTimeout = original
+    }
+  })
+  const stream = await open(`${await listen(app)}/comet`)
+  await stream.ended
+  t.ok(delays.includes(20000), `a 20000 ms timer was armed (delays: ${delays.join(', ')})`)
+})
+
+t.test('no heartbeat is written while the socket is full', async t => {
+  const { app } = await build({ padding: 0, maxBytes: Infinity, heartbeat: CLOCK_PERIOD })
+  t.teardown(() => app.close())
+  clockRoute(app)
+  let writes!: ReturnType<typeof recordWrites>
+  let raw!: ServerResponse
+  let blocked!: () => void
+  const firstBlock = new Promise<void>(resolve => { blocked = resolve })
+  const state = { stop: false }
+  const payload = 'x'.repeat(8000)
+  app.get('/comet', (request, reply) => {
+    raw = reply.raw
+    writes = recordWrites(raw)
+    const write = raw.write
+    raw.write = function (this: ServerResponse, ...args: Parameters<typeof write>) {
+      const ok = write.apply(this, args)
+      if (!ok) blocked()
+      return ok
+    } as typeof write
+    return reply.comet(async function * () {
+      for (let i = 0; !state.stop; i++) yield { i, payload }
+    }, 'cb')
+  })
+  const url = await listen(app)
+  const stream = await open(`${url}/comet`)
+  stream.res.pause()
+  await firstBlock
+  const clock = await open(`${url}/clock`)
+  await heartbeats(clock, 10) // ten heartbeat periods of both streams
+  t.ok(raw.writableNeedDrain, 'the stream is still blocked')
+  t.same(writes.whileBlocked, [], 'nothing at all was written while blocked, heartbeats included')
+  state.stop = true
+  stream.res.resume()
+  await stream.ended
+  const received = messages(stream.body(), 'cb') as Array<{ i: number }>
+  t.ok(received.length > 0 && received.every((message, index) => message.i === index), 'every message, in order')
+  clock.req.destroy()
+})
+
+t.test('no heartbeat is written after the response ended', async t => {
+  const { app } = await build({ padding: 0, heartbeat: CLOCK_PERIOD })
+  t.teardown(() => app.close())
+  clockRoute(app)
+  let writes!: ReturnType<typeof recordWrites>
+  let settled!: Promise<void>
+  const release = new EventEmitter()
+  app.get('/comet', (request, reply) => {
+    writes = recordWrites(reply.raw)
+    settled = reply.comet(async function * ({ signal }) {
+      yield 'one'
+      await EventEmitter.once(release, 'go', { signal })
+    }, 'cb')
+    return settled
+  })
+  const url = await listen(app)
+  const stream = await open(`${url}/comet`)
+  await heartbeats(stream, 1)
+  release.emit('go')
+  await stream.ended
+  await settled
+  const clock = await open(`${url}/clock`)
+  await heartbeats(clock, 5)
+  t.ok(writes.all.includes('\n'), 'heartbeats were written while the stream was open')
+  t.same(writes.afterFinish, [], 'no write after the response finished')
+  clock.req.destroy()
+})
+
+t.test('no heartbeat is written after the client left', async t => {
+  const { app } = await build({ padding: 0, heartbeat: CLOCK_PERIOD })
+  t.teardown(() => app.close())
+  clockRoute(app)
+  let writes!: ReturnType<typeof recordWrites>
+  let settled!: Promise<void>
+  const never = new EventEmitter()
+  app.get('/comet', (request, reply) => {
+    writes = recordWrites(reply.raw)
+    settled = reply.comet(({ signal }) => on(never, 'tick', { signal }), 'cb')
+    return settled
+  })
+  const url = await listen(app)
+  const stream = await open(`${url}/comet`)
+  await heartbeats(stream, 1)
+  stream.req.destroy()
+  await settled
+  const clock = await open(`${url}/clock`)
+  await heartbeats(clock, 5)
+  t.same(writes.afterFinish, [], 'no write after the connection closed')
+  clock.req.destroy()
+})
+
+t.test('a message resets the idle timer: a steady stream of messages gets no heartbeat', async t => {
+  const HEARTBEAT = 300
+  const COUNT = 25 // at least 25 x 20 ms = 500 ms: more than one heartbeat period in all
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
+    const ticks = every(20, undefined, { signal })
+    for (let i = 0; i < COUNT; i++) {
+      await ticks.next()
+      yield i
+    }
+  }, { callback: 'cb', heartbeat: HEARTBEAT }))
+  const stream = await open(`${await listen(app)}/comet`)
+  await stream.ended
+  t.equal(messages(stream.body(), 'cb').length, COUNT)
+  t.notOk(stream.body().includes('\n'), 'no heartbeat between messages that come faster than the heartbeat')
+})
