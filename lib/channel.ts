@@ -50,11 +50,8 @@ export class CometChannel<T = unknown> implements CometFeed, PublicCometChannel<
   }
 
   subscribe (subscriber: CometSubscriber): () => void {
-    if (this.closed) {
-      subscriber.end('done')
-      return noop
-    }
-    this.subscribers.add(subscriber)
+    if (this.closed) subscriber.end('done')
+    else this.subscribers.add(subscriber)
     return () => { this.subscribers.delete(subscriber) }
   }
 
@@ -62,5 +59,3 @@ export class CometChannel<T = unknown> implements CometFeed, PublicCometChannel<
     return this
   }
 }
-
-function noop (): void {}

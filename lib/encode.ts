@@ -1,6 +1,6 @@
 // Pure text work: which callback names are allowed, and how a message becomes script-safe text.
 // Nothing here touches a socket, so every rule can be tested (and fuzzed) on its own.
-import { FST_COMET_INVALID_CALLBACK, FST_COMET_INVALID_MESSAGE_ID, FST_COMET_UNSERIALIZABLE_MESSAGE } from './errors.js'
+import { describeValue, FST_COMET_INVALID_CALLBACK, FST_COMET_INVALID_MESSAGE_ID, FST_COMET_UNSERIALIZABLE_MESSAGE } from './errors.js'
 
 export const MAX_CALLBACK_LENGTH = 200
 
@@ -68,10 +68,10 @@ export function encodeMessage (message: unknown): string {
       json = JSON.stringify(message)
     } catch (err) {
       // BigInt, circular structures, a throwing toJSON
-      throw new FST_COMET_UNSERIALIZABLE_MESSAGE(describe(message), (err as Error).message, { cause: err })
+      throw new FST_COMET_UNSERIALIZABLE_MESSAGE(describeValue(message), (err as Error).message, { cause: err })
     }
     if (json === undefined) {
-      throw new FST_COMET_UNSERIALIZABLE_MESSAGE(describe(message), 'JSON has no representation for it')
+      throw new FST_COMET_UNSERIALIZABLE_MESSAGE(describeValue(message), 'JSON has no representation for it')
     }
     // In a JavaScript object literal, a "__proto__" key sets the prototype instead of making an own
     // property, so such a message is sent as JSON text for the browser's JSON.parse to read.
@@ -85,12 +85,6 @@ export function encodeMessageId (id: unknown): string | undefined {
   if (id === undefined) return undefined
   if (typeof id !== 'string') throw new FST_COMET_INVALID_MESSAGE_ID(typeof id)
   return encodeMessage(id)
-}
-
-function describe (message: unknown): string {
-  if (message === null) return 'null'
-  if (typeof message === 'object') return `of type ${message.constructor?.name ?? 'Object'}`
-  return `of type ${typeof message}`
 }
 
 /** Opens one script element and the call, e.g. `<script nonce="…">parent.cometMessage(`. */

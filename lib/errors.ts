@@ -1,6 +1,12 @@
 // Every error this plugin throws, made in one place with a stable FST_COMET_* code.
 import createError from '@fastify/error'
 
+/** What kind of value was rejected, for error messages that must not echo the value itself. */
+export function describeValue (value: unknown): string {
+  if (value === null) return 'null'
+  return typeof value === 'object' ? Object.prototype.toString.call(value).slice(8, -1) : typeof value
+}
+
 // 400: the callback name usually comes from the query string, so a bad one is the client's fault.
 // The message never repeats the rejected name, so it cannot be reflected back into a page.
 export const FST_COMET_INVALID_CALLBACK = createError(
@@ -24,7 +30,7 @@ export const FST_COMET_INVALID_SOURCE = createError(
 // Logged, never thrown at the caller: the stream has started, so it ends instead.
 export const FST_COMET_UNSERIALIZABLE_MESSAGE = createError(
   'FST_COMET_UNSERIALIZABLE_MESSAGE',
-  'Comet message %s cannot be sent as JSON: %s',
+  'Comet message of type %s cannot be sent as JSON: %s',
   500
 )
 

@@ -89,10 +89,12 @@ function serveClient (fastify: FastifyInstance, path: string): void {
 
 const fastifyComet = fp(plugin, { fastify: '5.x', name: 'fastify-comet' })
 
-export { fastifyComet, fastifyComet as default, CometChannel, CometPush }
+export { fastifyComet, fastifyComet as default }
 
 // The CommonJS shape Fastify plugins share: require() gives the plugin itself. Node reads the named
-// exports of these assignments statically, so `import fastifyComet, { fastifyComet }` works from ESM.
+// exports of these assignments statically, so `import fastifyComet, { fastifyComet, CometChannel }`
+// works from ESM. (The classes are not in the TypeScript export list above: it would compile to
+// getters on an exports object that this assignment replaces.)
 module.exports = fastifyComet
 module.exports.default = fastifyComet
 module.exports.fastifyComet = fastifyComet

@@ -14,7 +14,7 @@ export class CometPush<T = unknown> implements CometFeed, PublicCometPush<T> {
   private readonly controller = new AbortController()
   private subscriber: CometSubscriber | undefined
   /** What was pushed before reply.comet() subscribed; one past maxQueue is kept so the stream sees the overflow. */
-  private early: Delivery[] | undefined = []
+  private early: Delivery[] = []
   private ending: { failure: unknown } | undefined
   private consumed = false
 
@@ -40,7 +40,7 @@ export class CometPush<T = unknown> implements CometFeed, PublicCometPush<T> {
     const id = this.idOf === undefined ? undefined : encodeMessageId(this.idOf(message))
     if (this.subscriber !== undefined) {
       this.subscriber.deliver(encoded, id)
-    } else if (this.early !== undefined && this.early.length <= this.maxQueue) {
+    } else if (this.early.length <= this.maxQueue) {
       this.early.push([encoded, id])
     }
     return !this.controller.signal.aborted
@@ -69,8 +69,8 @@ export class CometPush<T = unknown> implements CometFeed, PublicCometPush<T> {
 
   subscribe (subscriber: CometSubscriber): () => void {
     this.subscriber = subscriber
-    const early = this.early ?? []
-    this.early = undefined
+    const early = this.early
+    this.early = []
     for (const [encoded, id] of early) subscriber.deliver(encoded, id)
     if (this.ending !== undefined) this.settle(subscriber)
     return () => {

@@ -1,7 +1,7 @@
 // Turns what the user passed to reply.comet() into something the stream can read: an iterator
 // (with an AbortController when the source is a function that asked for a signal) or a push feed.
 // Checked synchronously, before anything is written.
-import { FST_COMET_INVALID_SOURCE } from './errors.js'
+import { describeValue, FST_COMET_INVALID_SOURCE } from './errors.js'
 import { isFeedSource, kCometFeed, type CometFeed } from './feed.js'
 import type { CometIterable, CometSource, CometSourceContext } from '../types/index.js'
 
@@ -26,7 +26,7 @@ const NOTHING: CometIterable<unknown> = []
 
 /** Resolves a source to an iterable or a feed; throws FST_COMET_INVALID_SOURCE when it is neither. */
 export function openSource (source: CometSource<unknown>, lastEventId: string | undefined): OpenedSource {
-  if (typeof source !== 'function') return fromValue(source, undefined, isFeedSource(source) ? 'feed' : undefined)
+  if (typeof source !== 'function') return fromValue(source, undefined, undefined)
   const controller = new AbortController()
   const context: CometSourceContext = { signal: controller.signal, lastEventId }
   let produced: unknown
@@ -60,13 +60,7 @@ function assertIterable (value: unknown): CometIterable<unknown> {
        typeof (value as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function')) {
     return value as CometIterable<unknown>
   }
-  throw new FST_COMET_INVALID_SOURCE(kindOf(value))
-}
-
-function kindOf (value: unknown): string {
-  if (value === null) return 'null'
-  if (typeof value === 'object') return value.constructor?.name ?? 'object'
-  return typeof value
+  throw new FST_COMET_INVALID_SOURCE(describeValue(value))
 }
 
 /** The iterator behind an iterable, preferring the asynchronous protocol when both exist. */

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import { CometChannel } from '../lib/index.js'
+import { CometChannel } from '../lib/channel.js'
 import { build, listen, open, replay, messages, firstBlockedWrite, type OpenStream } from './helpers.js'
 
 t.test('publish reaches every subscriber; size follows subscriptions', async t => {

@@ -20,17 +20,18 @@ t.test('require() gives the plugin, with .default and .fastifyComet', async t =>
     console.log(JSON.stringify({
       type: typeof plugin,
       same: plugin === plugin.default && plugin === plugin.fastifyComet,
+      classes: typeof plugin.CometChannel + ' ' + typeof plugin.CometPush,
       name: meta.name,
       fastify: meta.fastify
     }))`])
-  t.same(JSON.parse(out), { type: 'function', same: true, name: 'fastify-comet', fastify: '5.x' })
+  t.same(JSON.parse(out), { type: 'function', same: true, classes: 'function function', name: 'fastify-comet', fastify: '5.x' })
 })
 
 t.test('import default and { fastifyComet } from ESM', async t => {
   const out = run(['--input-type=module', '-e', `
-    import fastifyComet, { fastifyComet as named } from 'fastify-comet'
-    console.log(typeof fastifyComet, fastifyComet === named)`])
-  t.equal(out, 'function true')
+    import fastifyComet, { fastifyComet as named, CometChannel, CometPush } from 'fastify-comet'
+    console.log(typeof fastifyComet, fastifyComet === named, new CometChannel().size, typeof new CometPush().push)`])
+  t.equal(out, 'function true 0 function')
 })
 
 t.test('the built plugin decorates the reply in a real app', async t => {

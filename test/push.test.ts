@@ -1,7 +1,7 @@
 // Push sources: callback-style code pushes messages, reply.comet() writes them out.
 import t from 'tap'
 import { once } from 'node:events'
-import { CometPush } from '../lib/index.js'
+import { CometPush } from '../lib/push.js'
 import { build, listen, open, messages, replay, firstBlockedWrite } from './helpers.js'
 
 t.test('what is pushed before and after reply.comet() arrives in order; end() ends cleanly', async t => {
@@ -119,4 +119,22 @@ t.test('pushing before reply.comet() is bounded by maxQueue too', async t => {
   // Replayed at once into the stream, so the queue overflows on the fifth before any write.
   t.same(messages(res.body, 'cb'), [0, 1, 2, 3])
   t.ok(logs.some(line => line.level === 40 && /fell too far behind/.test(line.msg)))
+})
+
+t.test('error() without a reason still fails the stream; a second end or error is ignored', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  app.get('/comet', (request, reply) => {
+    const out = app.comet.push()
+    out.push('before')
+    out.error(undefined)
+    out.end()
+    out.error(new Error('too late'))
+    return reply.comet(out, 'cb')
+  })
+  const res = await app.inject('/comet')
+  t.same(messages(res.body, 'cb'), ['before'])
+  const errors = logs.filter(line => line.level >= 50)
+  t.equal(errors.length, 1)
+  t.match(errors[0].err?.message, /push source failed/)
 })

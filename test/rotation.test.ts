@@ -116,6 +116,20 @@ t.test('invalid maxBytes values are rejected with FST_COMET_INVALID_OPTION', asy
   }
 })
 
+t.test('maxBytes at or below the padding is rejected: every stream would end after one message', async t => {
+  for (const [padding, maxBytes] of [[1000, 1000], [1000, 10]]) {
+    const app = Fastify()
+    app.register(fastifyComet, { padding, maxBytes })
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_COMET_INVALID_OPTION', message: /larger than padding/ })
+  }
+  const { app } = await build({ padding: 100 })
+  t.teardown(() => app.close())
+  app.get('/comet', (request, reply) => reply.comet(['unsent'], { callback: 'cb', maxBytes: 50 }))
+  const res = await app.inject('/comet')
+  t.equal(res.statusCode, 500)
+  t.match(res.json(), { code: 'FST_COMET_INVALID_OPTION' })
+})
+
 t.test('maxDuration ends an endless stream cleanly', async t => {
   for (const where of ['per call', 'plugin-wide']) {
     t.test(where, async t => {

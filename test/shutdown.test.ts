@@ -83,3 +83,26 @@ t.test('a comet stream that starts while the server closes ends at once', { time
   t.equal(ended.length, 1, 'one end line')
   t.match(ended[0], { reason: 'shutdown', messages: 0 })
 })
+
+t.test('a stream that fails at once during shutdown is ended and logged once', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  const gate = new EventEmitter()
+  let handlerWaiting!: () => void
+  const waiting = new Promise<void>(resolve => { handlerWaiting = resolve })
+  app.get('/comet', async (request, reply) => {
+    const released = once(gate, 'open')
+    handlerWaiting()
+    await released
+    await reply.comet(() => { throw new Error('no source during shutdown') }, 'cb')
+  })
+  app.addHook('preClose', async () => { gate.emit('open') })
+  const opening = open(`${await listen(app)}/comet`)
+  await waiting
+  await app.close()
+  const stream = await opening
+  await stream.ended
+  const ended = logs.filter(line => line.msg === 'comet stream ended')
+  t.equal(ended.length, 1, 'ended once, by its failure')
+  t.match(ended[0], { reason: 'error' })
+  t.equal(logs.filter(line => line.level >= 50).length, 1)
+})

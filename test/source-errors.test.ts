@@ -171,6 +171,59 @@ t.test('a socket destroyed under a running stream ends it without an error log',
   t.equal(await (await fetch(`${url}/ok`)).text(), 'still serving')
 })
 
+t.test('a sync generator is closed when one of its messages cannot be sent', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  let finalized = false
+  app.get('/comet', (request, reply) => reply.comet((function * () {
+    try {
+      yield 'ok'
+      yield () => 'not JSON'
+      yield 'never'
+    } finally {
+      finalized = true
+    }
+  })(), 'cb'))
+  const res = await app.inject('/comet')
+  t.same(messages(res.body, 'cb'), ['ok'])
+  t.ok(finalized, "the generator's finally block ran")
+  t.equal(errorsOf(logs).length, 1)
+})
+
+t.test("an iterator whose return() throws or rejects does not disturb the stream's end", async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  let returns = 0
+  const iterable = (fails: () => unknown): AsyncIterable<unknown> => ({
+    [Symbol.asyncIterator]: () => ({
+      next: async () => ({ done: false, value: 10n }), // unserializable: the stream closes the iterator
+      return: () => {
+        returns++
+        return fails() as Promise<IteratorResult<unknown>>
+      }
+    })
+  })
+  app.get('/rejects', (request, reply) => reply.comet(iterable(() => Promise.reject(new Error('return rejected'))), 'cb'))
+  app.get('/throws', (request, reply) => reply.comet(iterable(() => { throw new Error('return threw') }), 'cb'))
+  for (const url of ['/rejects', '/throws']) {
+    const res = await app.inject(url)
+    t.equal(res.statusCode, 200)
+    t.same(messages(res.body, 'cb'), [])
+  }
+  await new Promise(setImmediate)
+  t.equal(returns, 2)
+  t.equal(errorsOf(logs).length, 2, 'only the unserializable messages are logged')
+})
+
+t.test('a source function that throws a non-error still ends the stream as failed', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  app.get('/comet', (request, reply) => reply.comet(() => { throw undefined }, 'cb')) // eslint-disable-line no-throw-literal
+  const res = await app.inject('/comet')
+  t.equal(res.statusCode, 200)
+  t.equal(errorsOf(logs).length, 1)
+})
+
 // Registered last, so it runs after every stream above has ended.
 t.test('no unhandled rejection or uncaught exception escaped', async t => {
   await new Promise(setImmediate)
