@@ -43,6 +43,8 @@ export function assertCallback (callback: unknown): string {
 // that swallows the rest of the document, or end a JavaScript line (U+2028/U+2029 in old engines).
 // Each becomes a \uXXXX escape, which JSON.parse and the JS parser read back as the same character.
 const SCRIPT_UNSAFE = /[<>&\u2028\u2029]/g
+// Most messages have none of them: a plain test is much cheaper than a replace that finds nothing.
+const HAS_SCRIPT_UNSAFE = /[<>&\u2028\u2029]/
 const SCRIPT_ESCAPES: Record<string, string> = {
   '<': '\\u003c',
   '>': '\\u003e',
@@ -77,7 +79,7 @@ export function encodeMessage (message: unknown): string {
     // property, so such a message is sent as JSON text for the browser's JSON.parse to read.
     if (json.includes('"__proto__":')) json = `JSON.parse(${JSON.stringify(json)})`
   }
-  return json.replace(SCRIPT_UNSAFE, escapeUnsafe)
+  return HAS_SCRIPT_UNSAFE.test(json) ? json.replace(SCRIPT_UNSAFE, escapeUnsafe) : json
 }
 
 /** What an `id` option returned, encoded like a message; undefined when the message has no id. */

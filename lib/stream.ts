@@ -78,6 +78,7 @@ export class CometStream {
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
     raw.on('close', this.onClose)
     this.write(paddingChunk(settings.padding))
+    flattenHeaderBlock(raw)
     if (settings.heartbeat > 0) this.heartbeatTimer = setTimeout(beat, settings.heartbeat, this).unref()
     if (settings.maxDuration > 0) this.durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
 
@@ -286,6 +287,15 @@ function setHeaders (raw: ServerResponse, replyHeaders: ReturnType<FastifyReply[
 // An HTTP/2 response has no `destroyed` of its own: its stream has.
 function clientGone (raw: ServerResponse): boolean {
   return raw.destroyed === true || (raw as { stream?: { destroyed: boolean } }).stream?.destroyed === true
+}
+
+// Node keeps the rendered header block for the whole life of the response, as a string built
+// from one piece per header line. ToNumber flattens a string in place (the trick behind pino's
+// flatstr), so one copy stays: about 1.2 KB less per open stream with helmet's headers (measured
+// with 2,000 idle streams; see BENCHMARKS.md).
+function flattenHeaderBlock (raw: ServerResponse): void {
+  const header: unknown = (raw as unknown as { _header?: unknown })._header
+  if (typeof header === 'string') void Number(header)
 }
 
 // Module-level callbacks: timers and ticks take the stream as an argument instead of a closure each.

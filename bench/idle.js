@@ -1,0 +1,94 @@
+'use strict'
+
+// 3. Idle streams: N open streams that send nothing. The server runs in its own process with
+// --expose-gc; it is measured after GC before and after the streams open, and the difference is
+// divided by N. The client's sockets live in this process and are not counted.
+
+const { startServer, openStream, median, orderFor, table, fmt, fmtInt, fdLimit, log } = require('./common.js')
+
+const COMPETITORS = [
+  'plain node:http',
+  'fastify hijack (no plugin)',
+  'fastify-comet',
+  'fastify-comet (helmet: false)',
+  'fastify-comet (signal source)',
+  '@fastify/sse'
+]
+const BASELINE = 'plain node:http'
+// 'plain node:http' holds the open response and nothing else: the per-message server's idle mode
+const SERVER_OF = { 'plain node:http': 'per-message' }
+const CONCURRENCY = 200
+
+async function measure (competitor, { n }) {
+  const server = await startServer(
+    { competitor: SERVER_OF[competitor] ?? competitor, scenario: 'idle', params: {} },
+    { execArgv: ['--expose-gc'] }
+  )
+  const sockets = []
+  try {
+    // one stream opened and closed first, so lazily loaded code is not counted per stream
+    const warm = await openStream(server.port)
+    warm.destroy()
+    await waitFor(async () => await server.call('open') === 0)
+    const before = await server.call('memory')
+    for (let i = 0; i < n; i += CONCURRENCY) {
+      const batch = []
+      for (let j = i; j < Math.min(n, i + CONCURRENCY); j++) batch.push(openStream(server.port))
+      sockets.push(...await Promise.all(batch))
+    }
+    const open = await server.call('open')
+    if (open !== n) throw new Error(`${competitor}: ${open} of ${n} streams open on the server`)
+    const after = await server.call('memory')
+    const per = (key) => (after[key] - before[key]) / n
+    return { heap: per('heapUsed'), rss: per('rss'), external: per('external') }
+  } finally {
+    for (const socket of sockets) socket.destroy()
+    await server.close()
+  }
+}
+
+async function waitFor (check) {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  throw new Error('timed out')
+}
+
+async function run ({ quick, rounds: roundsOpt }) {
+  const n = quick ? 500 : 10000
+  const rounds = roundsOpt ?? (quick ? 1 : 3)
+  const limit = fdLimit()
+  if (limit < n + 200) {
+    throw new Error(`idle needs ${n + 200} open files in this process, ulimit -n is ${limit}: raise it (ulimit -n ${n + 1000})`)
+  }
+  const results = Object.fromEntries(COMPETITORS.map(c => [c, { heap: [], rss: [], external: [] }]))
+  for (let round = 0; round < rounds; round++) {
+    for (const competitor of orderFor(COMPETITORS, round)) {
+      const r = await measure(competitor, { n })
+      for (const key of Object.keys(r)) results[competitor][key].push(r[key])
+      log(`  idle round ${round + 1}/${rounds} ${competitor}: heap ${fmtInt(r.heap)} B/stream, rss ${fmtInt(r.rss)} B/stream`)
+    }
+  }
+  const med = (c, key) => median(results[c][key])
+  const rows = COMPETITORS.map(c => [
+    c,
+    fmtInt(med(c, 'heap')),
+    `${fmt(med(c, 'heap') / med(BASELINE, 'heap'))}x`,
+    fmtInt(med(c, 'rss')),
+    `${fmt(med(c, 'rss') / med(BASELINE, 'rss'))}x`,
+    fmtInt(med(c, 'external'))
+  ])
+  return [
+    `### Idle streams: ${fmtInt(n)} open streams, server process only, after GC, median of ${rounds} round(s)`,
+    '',
+    table(['competitor', 'heap B/stream', `heap vs ${BASELINE}`, 'RSS B/stream', `RSS vs ${BASELINE}`, 'external B/stream'], rows),
+    '',
+    ...COMPETITORS.filter(c => c.startsWith('fastify-comet')).map(c => {
+      const ratio = med(c, 'heap') / med(BASELINE, 'heap')
+      return `- Target for ${c}: heap per stream <= 1.5x ${BASELINE}: ${fmt(ratio)}x ${ratio <= 1.5 ? 'MET' : 'MISSED'}`
+    })
+  ].join('\n')
+}
+
+module.exports = { name: 'idle', run, COMPETITORS }

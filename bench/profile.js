@@ -1,0 +1,117 @@
+'use strict'
+
+// CPU profile of one competitor's server in the throughput scenario, and a summary of where its
+// self time goes.
+//
+//   node bench/profile.js                         fastify-comet, profile in /tmp/fastify-comet-prof
+//   node bench/profile.js 'fastify-comet (helmet: false)' --streams 10 --out /tmp/p
+//   node bench/profile.js --summarise FILE.cpuprofile
+//
+// The server runs in a child process under --cpu-prof and exits normally so the profile is
+// written; the client (this process) is not profiled. COMET_DIST picks another build, as in run.js.
+
+const fs = require('node:fs')
+const path = require('node:path')
+const { startServer, fetchStream, terminatorOf, fmt, log } = require('./common.js')
+const { COMET_DIST } = require('./servers.js')
+
+function parseArgs (argv) {
+  const options = { competitor: 'fastify-comet', n: 200000, streams: 10, out: '/tmp/fastify-comet-prof', summarise: undefined, top: 15 }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--n') options.n = Number(argv[++i])
+    else if (arg === '--streams') options.streams = Number(argv[++i])
+    else if (arg === '--out') options.out = argv[++i]
+    else if (arg === '--top') options.top = Number(argv[++i])
+    else if (arg === '--summarise') options.summarise = argv[++i]
+    else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`)
+    else options.competitor = arg
+  }
+  return options
+}
+
+async function record ({ competitor, n, streams, out }) {
+  fs.mkdirSync(out, { recursive: true })
+  const before = new Set(fs.readdirSync(out))
+  const server = await startServer(
+    { competitor, scenario: 'throughput', params: { n } },
+    { execArgv: ['--cpu-prof', '--cpu-prof-dir', out] }
+  )
+  const terminator = terminatorOf(competitor)
+  let total = 0
+  try {
+    for (let i = 0; i < streams; i++) {
+      const result = await fetchStream(server.port, { terminator })
+      if (result.messages !== n) throw new Error(`received ${result.messages} of ${n} messages`)
+      total += result.ms
+    }
+  } finally {
+    await server.close()
+  }
+  log(`${competitor}: ${streams} x ${n} messages, ${fmt((streams * n) / (total / 1000), 0)} msg/s under the profiler`)
+  const written = fs.readdirSync(out).filter(f => f.endsWith('.cpuprofile') && !before.has(f))
+  if (written.length !== 1) throw new Error(`expected one new profile in ${out}, found ${written.length}`)
+  return path.join(out, written[0])
+}
+
+/** Self time per function (name, file, line), in ms and as a share of all samples. */
+function selfTimes (profile) {
+  const byId = new Map(profile.nodes.map(node => [node.id, node]))
+  const self = new Map()
+  // timeDeltas[i + 1] is how long sample i was current
+  for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i + 1] ?? 0
+    const id = profile.samples[i]
+    self.set(id, (self.get(id) ?? 0) + delta)
+  }
+  const totals = new Map()
+  let all = 0
+  for (const [id, us] of self) {
+    const { functionName, url, lineNumber } = byId.get(id).callFrame
+    const file = url.replace(/^file:\/\//, '')
+    const key = `${functionName || '(anonymous)'} ${file ? `${shorten(file)}:${lineNumber + 1}` : ''}`.trim()
+    totals.set(key, (totals.get(key) ?? 0) + us)
+    all += us
+  }
+  return { all, entries: [...totals].sort((a, b) => b[1] - a[1]) }
+}
+
+// Plugin code shows as dist/FILE wherever the build lives (see COMET_DIST in servers.js).
+function shorten (file) {
+  const dist = COMET_DIST + path.sep
+  if (file.startsWith(dist)) return 'dist/' + file.slice(dist.length)
+  const root = path.join(__dirname, '..') + path.sep
+  return file.startsWith(root) ? file.slice(root.length) : file
+}
+
+function summarise (file, top) {
+  const { all, entries } = selfTimes(JSON.parse(fs.readFileSync(file, 'utf8')))
+  const row = ([key, us]) => `| ${key} | ${fmt(us / 1000, 1)} | ${fmt((100 * us) / all, 1)}% |`
+  const header = '| function (file:line) | self ms | share |\n| --- | ---: | ---: |'
+  const dist = entries.filter(([key]) => / dist\/[^ ]*$/.test(key))
+  const distTotal = dist.reduce((sum, [, us]) => sum + us, 0)
+  return [
+    `Profile: ${file} (${fmt(all / 1000, 0)} ms sampled)`,
+    '',
+    `Top ${top} self-time functions overall:`,
+    '',
+    header,
+    ...entries.slice(0, top).map(row),
+    '',
+    `Self time in dist/ (lib/) code: ${fmt(distTotal / 1000, 1)} ms, ${fmt((100 * distTotal) / all, 1)}% of samples:`,
+    '',
+    header,
+    ...dist.slice(0, top).map(row)
+  ].join('\n')
+}
+
+async function main () {
+  const options = parseArgs(process.argv.slice(2))
+  const file = options.summarise ?? await record(options)
+  process.stdout.write(summarise(file, options.top) + '\n')
+}
+
+main().catch(err => {
+  console.error(err)
+  process.exitCode = 1
+})

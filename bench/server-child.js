@@ -1,0 +1,28 @@
+'use strict'
+
+// Runs one competitor (servers.js) in its own process and answers the parent over IPC:
+//   { id, cmd: 'start', spec }  -> { id, result: { port } }
+//   { id, cmd: 'exit' }         -> closes and exits 0 (so --cpu-prof can write its profile)
+//   { id, cmd }                 -> whatever servers.js answers (stats, memory, samples)
+
+const { start } = require('./servers.js')
+
+let server
+
+process.on('message', async ({ id, cmd, spec }) => {
+  try {
+    if (cmd === 'start') {
+      server = await start(spec)
+      process.send({ id, result: { port: server.port, pid: process.pid } })
+    } else if (cmd === 'exit') {
+      await server?.close()
+      process.send({ id, result: true }, () => process.exit(0))
+    } else {
+      process.send({ id, result: await server.command(cmd) })
+    }
+  } catch (err) {
+    process.send({ id, error: err.stack })
+  }
+})
+
+process.on('disconnect', () => process.exit(0))

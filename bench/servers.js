@@ -1,0 +1,302 @@
+'use strict'
+
+// The competitors: one HTTP server per call to start(), serving GET / for one scenario.
+// Used inside a child process (server-child.js) or in the client's own process (--inproc).
+//
+// Scenarios (spec.scenario) and their sources:
+//   throughput  params.n messages, yielded as fast as they are pulled
+//   latency     params.n messages, one every params.interval ms; the yield time of each is kept
+//   slow        never ends; counts the items pulled
+//   idle        never yields anything
+
+const http = require('node:http')
+const path = require('node:path')
+const { once } = require('node:events')
+const { setTimeout: sleep } = require('node:timers/promises')
+
+const CALLBACK = 'cb'
+const SCRIPT_PREFIX = `<script>${CALLBACK}(`
+const SCRIPT_SUFFIX = ');</script>'
+const BATCH_CHARS = 16384
+
+// The same escaping as lib/encode.ts, so the node:http baselines send byte-identical scripts.
+const SCRIPT_UNSAFE = /[<>&\u2028\u2029]/g
+const SCRIPT_ESCAPES = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' }
+const escapeUnsafe = (char) => SCRIPT_ESCAPES[char]
+
+function formatScript (message) {
+  return SCRIPT_PREFIX + JSON.stringify(message).replace(SCRIPT_UNSAFE, escapeUnsafe) + SCRIPT_SUFFIX
+}
+
+const COMET_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-cache, no-store, no-transform, must-revalidate, max-age=0',
+  'x-accel-buffering': 'no'
+}
+
+/** Message i of every scenario: a short string and a small object, alternating. */
+function messageAt (i) {
+  return (i & 1) === 0 ? 'hello' : { n: i, text: 'hello' }
+}
+
+const identity = (message) => message
+
+/**
+ * The async generator every competitor consumes. `wrap` turns a message into what the plugin
+ * expects (an SSE event object); `state` collects what the client asks for afterwards.
+ */
+function makeSource (scenario, params, state, wrap = identity) {
+  switch (scenario) {
+    case 'throughput': return (async function * throughput () {
+      for (let i = 0; i < params.n; i++) yield wrap(messageAt(i))
+    })()
+    case 'latency': return (async function * latency () {
+      for (let i = 0; i < params.n; i++) {
+        await sleep(params.interval)
+        state.yields.push(process.hrtime.bigint())
+        yield wrap(messageAt(i))
+      }
+    })()
+    case 'slow': return (async function * slow () {
+      for (let i = 0; ; i++) {
+        state.pulled++
+        yield wrap(messageAt(i))
+      }
+    })()
+    case 'idle': return pendingSource()
+    default: throw new Error(`unknown scenario ${scenario}`)
+  }
+}
+
+/** An async iterable whose first next() never settles: the cheapest possible idle source. */
+function pendingSource () {
+  return { [Symbol.asyncIterator] () { return { next: () => new Promise(noop) } } }
+}
+
+/** The idiomatic idle source: a generator that waits for the stream's AbortSignal. */
+async function * untilAborted (signal) {
+  if (!signal.aborted) await new Promise(resolve => signal.addEventListener('abort', resolve, { once: true }))
+}
+
+function noop () {}
+
+/** Remembers the newest response (for the slow-consumer sampler) and every open one. */
+function track (state, res) {
+  state.last = res
+  state.open.add(res)
+  res.on('close', () => state.open.delete(res))
+}
+
+// ---------------------------------------------------------------------------------------------
+// node:http competitors
+
+function perMessageHandler (spec, state) {
+  return async (req, res) => {
+    track(state, res)
+    res.writeHead(200, COMET_HEADERS)
+    res.write('<html><body>')
+    if (spec.scenario === 'idle') return // hold the open response, nothing else
+    let closed = false
+    res.on('close', () => { closed = true })
+    for await (const message of makeSource(spec.scenario, spec.params, state)) {
+      if (closed) break
+      if (!res.write(formatScript(message))) await waitDrain(res)
+    }
+    res.end()
+  }
+}
+
+function handCoalescedHandler (spec, state) {
+  return async (req, res) => {
+    track(state, res)
+    res.writeHead(200, COMET_HEADERS)
+    let pending = '<html><body>'
+    if (spec.scenario === 'idle') { res.write(pending); return }
+    let closed = false
+    res.on('close', () => { closed = true })
+    for await (const message of makeSource(spec.scenario, spec.params, state)) {
+      if (closed) break
+      pending += formatScript(message)
+      if (pending.length >= BATCH_CHARS) {
+        const ok = res.write(pending)
+        pending = ''
+        if (!ok) await waitDrain(res)
+      }
+    }
+    if (pending !== '') res.write(pending)
+    res.end()
+  }
+}
+
+/** Resolves on 'drain', or on 'close' so a gone client cannot leave the loop waiting forever. */
+function waitDrain (res) {
+  return new Promise(resolve => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}
+
+async function startNodeHttp (handler) {
+  const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
+    handler(req, res).catch(err => {
+      console.error(err)
+      res.destroy()
+    })
+  })
+  server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
+  await once(server, 'listening')
+  return {
+    port: server.address().port,
+    close: () => { server.closeAllConnections(); server.close() }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fastify competitors
+
+async function startFastify (setup) {
+  const Fastify = require('fastify')
+  const app = Fastify({ logger: false })
+  await setup(app)
+  await app.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
+  return {
+    port: app.server.address().port,
+    close: () => { app.server.closeAllConnections(); return app.close() }
+  }
+}
+
+/**
+ * The built plugin, as a user would load it: ../dist (`npm run build` first), or the build in
+ * $COMET_DIST, to measure another version (e.g. a commit exported and built elsewhere).
+ */
+const COMET_DIST = path.resolve(process.env.COMET_DIST || path.join(__dirname, '..', 'dist'))
+
+const COMET_OPTIONS = { padding: 0, maxBytes: Infinity }
+
+/** A Fastify app with the built plugin. */
+function cometServer (options, idleSource) {
+  return (spec, state) => startFastify(async app => {
+    await app.register(require(path.join(COMET_DIST, 'index.js')), options)
+    app.get('/', (request, reply) => {
+      track(state, reply.raw)
+      const source = spec.scenario === 'idle' && idleSource !== undefined
+        ? idleSource
+        : makeSource(spec.scenario, spec.params, state)
+      return reply.comet(source, CALLBACK)
+    })
+  })
+}
+
+const COMPETITORS = {
+  // (a) baseline: one res.write per message
+  'per-message': (spec, state) => startNodeHttp(perMessageHandler(spec, state)),
+
+  // (b) the loop an expert would write by hand
+  'hand-coalesced': (spec, state) => startNodeHttp(handCoalescedHandler(spec, state)),
+
+  // (c) the plugin under test, with its defaults (it registers @fastify/helmet: security headers
+  // and a CSP nonce on every script; 20 s heartbeat) except: no padding, and no maxBytes
+  // rotation (by default a stream ends after 128 KiB and the browser reconnects), since every
+  // scenario here is about one long stream
+  'fastify-comet': cometServer(COMET_OPTIONS),
+
+  // the same without helmet: byte-identical scripts to the node:http baselines
+  'fastify-comet (helmet: false)': cometServer({ ...COMET_OPTIONS, helmet: false }),
+
+  // the idiomatic idle source: a generator that waits for the stream's AbortSignal
+  'fastify-comet (signal source)': cometServer(COMET_OPTIONS, ({ signal }) => untilAborted(signal)),
+
+  // Fastify without any plugin, holding the hijacked response: separates Fastify's cost from ours
+  'fastify hijack (no plugin)': (spec, state) => startFastify(async app => {
+    app.get('/', (request, reply) => {
+      reply.hijack()
+      track(state, reply.raw)
+      reply.raw.writeHead(200, COMET_HEADERS)
+      reply.raw.write('<html><body>')
+    })
+  }),
+
+  // (d) @fastify/sse with its defaults (30 s heartbeat): reply.sse.send(asyncIterable) of
+  // { data } events, JSON.stringify serializer
+  '@fastify/sse': (spec, state) => startFastify(async app => {
+    await app.register(require('@fastify/sse'))
+    app.get('/', { sse: 'only' }, async (request, reply) => {
+      track(state, reply.raw)
+      if (spec.scenario === 'idle') {
+        // the documented way to hold a live connection open after the handler returns
+        reply.sse.keepAlive()
+        await reply.sse.send({ data: 'open' })
+        return
+      }
+      await reply.sse.send(makeSource(spec.scenario, spec.params, state, message => ({ data: message })))
+    })
+  }),
+
+  // (e) fastify-sse-v2: reply.sse(asyncIterable) of { data: string } events
+  'fastify-sse-v2': (spec, state) => startFastify(async app => {
+    await app.register(require('fastify-sse-v2').FastifySSEPlugin, { retryDelay: false })
+    app.get('/', (request, reply) => {
+      track(state, reply.raw)
+      reply.sse(makeSource(spec.scenario, spec.params, state, message => ({ data: JSON.stringify(message) })))
+    })
+  })
+}
+
+/**
+ * Starts one competitor. Returns its port, a command function the client drives it with
+ * (stats, memory, sample) and close().
+ */
+async function start (spec) {
+  const factory = COMPETITORS[spec.competitor]
+  if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
+  const state = { yields: [], pulled: 0, last: undefined, open: new Set() }
+  const server = await factory(spec, state)
+  return {
+    port: server.port,
+    close: server.close,
+    command: (cmd) => command(cmd, state)
+  }
+}
+
+async function command (cmd, state) {
+  switch (cmd) {
+    case 'reset':
+      state.yields = []
+      state.pulled = 0
+      return true
+    case 'yields': return state.yields.map(String)
+    case 'open': return state.open.size
+    case 'cpu': {
+      const { user, system } = process.cpuUsage()
+      return user + system // µs, this whole process (with --inproc: the client too)
+    }
+    case 'sample': {
+      const res = state.last
+      const socketQueued = res?.socket ? res.socket.writableLength : 0
+      return {
+        pulled: state.pulled,
+        // ServerResponse#writableLength already includes the socket's queue
+        buffered: res ? res.writableLength : 0,
+        socketQueued,
+        heapUsed: process.memoryUsage().heapUsed
+      }
+    }
+    case 'memory': {
+      if (typeof global.gc !== 'function') throw new Error('memory needs --expose-gc')
+      for (let i = 0; i < 4; i++) {
+        global.gc()
+        await new Promise(setImmediate)
+      }
+      const { heapUsed, rss, external, arrayBuffers } = process.memoryUsage()
+      return { heapUsed, rss, external, arrayBuffers }
+    }
+    default: throw new Error(`unknown command ${cmd}`)
+  }
+}
+
+module.exports = { start, COMPETITORS, COMET_DIST, formatScript, messageAt }
