@@ -152,3 +152,67 @@ t.test('invalid channel options fail with FST_COMET_INVALID_OPTION', async t => 
   t.throws(() => new CometChannel({ maxQeue: 1 } as never), { code: 'FST_COMET_INVALID_OPTION' })
   t.throws(() => new CometChannel(null as never), { code: 'FST_COMET_INVALID_OPTION' })
 })
+
+t.test('a burst published in one tick is written in a few large writes', async t => {
+  const { app } = await build({ padding: 0, maxBytes: Infinity })
+  t.teardown(() => app.close())
+  const channel = app.comet.channel<string>({ maxQueue: 1000 })
+  let writes = 0
+  app.get('/comet', (request, reply) => {
+    const raw = reply.raw
+    const write = raw.write
+    raw.write = function (this: ServerResponse, ...args: Parameters<typeof write>) {
+      writes++
+      return write.apply(this, args)
+    } as typeof write
+    return reply.comet(channel, 'cb')
+  })
+  const client = await open(`${await listen(app)}/comet`)
+  const before = writes
+  for (let i = 0; i < 200; i++) channel.publish(`${i} ${'b'.repeat(1000)}`)
+  channel.close()
+  await client.ended
+  const received = messages(client.body(), 'cb') as string[]
+  t.equal(received.length, 200)
+  t.ok(received.every((message, i) => message.startsWith(`${i} `)), 'in order')
+  t.ok(writes - before <= 2 + Math.ceil(client.body().length / 16384), `${writes - before} writes for 200 messages`)
+})
+
+t.test('a feed that delivers after its stream ended is ignored', async t => {
+  // The contract a broker-backed source relies on: late deliveries after unsubscribe are harmless.
+  const { app } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  let subscriber: { deliver: (encoded: string, id: string | undefined) => void } | undefined
+  const unsubscribed = { count: 0 }
+  const feed = {
+    [Symbol.for('fastify-comet.feed')]: () => ({
+      maxQueue: 10,
+      subscribe: (s: typeof subscriber) => {
+        subscriber = s
+        return () => { unsubscribed.count++ }
+      }
+    })
+  }
+  let settled!: Promise<void>
+  let raw!: ServerResponse
+  app.get('/comet', (request, reply) => {
+    raw = reply.raw
+    settled = reply.comet(feed as never, 'cb')
+    return settled
+  })
+  const client = await open(`${await listen(app)}/comet`)
+  subscriber?.deliver('"first"', undefined)
+  await client.waitFor('cb("first")')
+  client.req.destroy()
+  await settled
+  t.equal(unsubscribed.count, 1)
+  const write = raw.write
+  let lateWrites = 0
+  raw.write = function (this: ServerResponse, ...args: Parameters<typeof write>) {
+    lateWrites++
+    return write.apply(this, args)
+  } as typeof write
+  subscriber?.deliver('"late"', undefined)
+  await new Promise(setImmediate)
+  t.equal(lateWrites, 0, 'nothing written for a late delivery')
+})
