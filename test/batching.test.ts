@@ -1,25 +1,13 @@
 // Messages that are ready together leave in few writes; a lone message is never held back.
 import t from 'tap'
-import type { FastifyReply } from 'fastify'
-import { build, listen, open, messages } from './helpers.js'
-
-function countWrites (reply: FastifyReply): () => number {
-  const raw = reply.raw
-  const write = raw.write
-  let writes = 0
-  raw.write = function (this: typeof raw, ...args: Parameters<typeof write>) {
-    writes++
-    return write.apply(this, args)
-  } as typeof write
-  return () => writes
-}
+import { build, listen, open, messages, countWrites } from './helpers.js'
 
 t.test('messages yielded in one go are coalesced into a few large writes', async t => {
   const { app } = await build({ padding: 0 })
   t.teardown(() => app.close())
   let writes = (): number => 0
   app.get('/comet', async (request, reply) => {
-    writes = countWrites(reply)
+    writes = countWrites(reply.raw)
     async function * burst (): AsyncGenerator<string> {
       for (let i = 0; i < 1000; i++) yield `message ${i}`
     }
@@ -39,7 +27,7 @@ t.test('a synchronous source is batched the same way', async t => {
   t.teardown(() => app.close())
   let writes = (): number => 0
   app.get('/comet', async (request, reply) => {
-    writes = countWrites(reply)
+    writes = countWrites(reply.raw)
     await reply.comet(Array.from({ length: 1000 }, (_, i) => i), 'cb')
   })
   const res = await app.inject('/comet')

@@ -7,7 +7,7 @@ import { EventEmitter, on } from 'node:events'
 import { setInterval as every } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { ServerResponse } from 'node:http'
-import { build, listen, open, messages, type OpenStream } from './helpers.js'
+import { build, listen, open, messages, onWrite, firstBlockedWrite, type OpenStream } from './helpers.js'
 
 const PAGE = '<html><body>'
 const CLOCK_PERIOD = 20
@@ -49,14 +49,12 @@ function recordWrites (raw: ServerResponse): { all: string[], whileBlocked: stri
   let finished = false
   raw.once('finish', () => { finished = true })
   raw.once('close', () => { finished = true })
-  const write = raw.write
-  raw.write = function (this: ServerResponse, ...args: Parameters<typeof write>) {
-    const text = String(args[0])
+  onWrite(raw, (chunk, ok, wasBlocked) => {
+    const text = String(chunk)
     record.all.push(text)
-    if (raw.writableNeedDrain) record.whileBlocked.push(text)
+    if (wasBlocked) record.whileBlocked.push(text)
     if (finished) record.afterFinish.push(text)
-    return write.apply(this, args)
-  } as typeof write
+  })
   return record
 }
 
@@ -141,12 +139,7 @@ t.test('no heartbeat is written while the socket is full', async t => {
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     writes = recordWrites(raw)
-    const write = raw.write
-    raw.write = function (this: ServerResponse, ...args: Parameters<typeof write>) {
-      const ok = write.apply(this, args)
-      if (!ok) blocked()
-      return ok
-    } as typeof write
+    firstBlockedWrite(raw).then(blocked)
     return reply.comet(async function * () {
       for (let i = 0; !state.stop; i++) yield { i, payload }
     }, 'cb')

@@ -1,7 +1,7 @@
 // Shared test tools: a server on a real socket, a raw HTTP client that sees every chunk, a log
 // recorder, and a script evaluator that replays comet scripts the way a browser would.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import http from 'node:http'
+import http, { type ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import vm from 'node:vm'
 import fastifyComet from '../lib/index.js'
@@ -99,16 +99,30 @@ export function countScripts (html: string): number {
   return html.split('</script>').length - 1
 }
 
+/**
+ * Calls `record` after every write to `raw` with what was written, what write() returned, and
+ * whether the response was already waiting for 'drain' before this write.
+ */
+export function onWrite (raw: ServerResponse, record: (chunk: unknown, ok: boolean, wasBlocked: boolean) => void): void {
+  const write = raw.write
+  raw.write = function (this: ServerResponse, ...args: Parameters<typeof write>) {
+    const wasBlocked = raw.writableNeedDrain
+    const ok = write.apply(this, args)
+    record(args[0], ok, wasBlocked)
+    return ok
+  } as typeof write
+}
+
+/** Counts the writes to `raw` from now on. */
+export function countWrites (raw: ServerResponse): () => number {
+  let writes = 0
+  onWrite(raw, () => { writes++ })
+  return () => writes
+}
+
 /** Resolves the first time a write to `raw` returns false, that is when backpressure starts. */
-export function firstBlockedWrite (raw: import('node:http').ServerResponse): Promise<void> {
-  return new Promise(resolve => {
-    const write = raw.write
-    raw.write = function (this: typeof raw, ...args: Parameters<typeof write>) {
-      const ok = write.apply(this, args)
-      if (!ok) resolve()
-      return ok
-    } as typeof write
-  })
+export function firstBlockedWrite (raw: ServerResponse): Promise<void> {
+  return new Promise(resolve => onWrite(raw, (chunk, ok) => { if (!ok) resolve() }))
 }
 
 /** Resolves after `count` trips round the event loop: long enough for pending I/O callbacks to run. */
