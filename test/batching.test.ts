@@ -1,6 +1,6 @@
 // Messages that are ready together leave in few writes; a lone message is never held back.
 import t from 'tap'
-import { build, listen, open, messages, countWrites } from './helpers.js'
+import { build, listen, open, messages, countWrites, loneMessageSource } from './helpers.js'
 
 t.test('messages yielded in one go are coalesced into a few large writes', async t => {
   const { app } = await build({ padding: 0 })
@@ -38,19 +38,12 @@ t.test('a synchronous source is batched the same way', async t => {
 t.test('a lone message is written before the source yields again', async t => {
   const { app } = await build({ padding: 0 })
   t.teardown(() => app.close())
-  let received!: () => void
-  const clientHasFirst = new Promise<void>(resolve => { received = resolve })
-  app.get('/comet', (request, reply) => reply.comet((async function * () {
-    yield 'first'
-    // If batching held 'first' back waiting for more, the client would never see it and this
-    // generator would wait forever: the test would time out instead of passing.
-    await clientHasFirst
-    yield 'second'
-  }()), 'cb'))
+  const lone = loneMessageSource()
+  app.get('/comet', (request, reply) => reply.comet(lone.source(), 'cb'))
   const stream = await open(`${await listen(app)}/comet`)
   await stream.waitFor('cb("first")')
   t.notOk(stream.body().includes('second'), 'the second message was not produced yet')
-  received()
+  lone.release()
   await stream.ended
   t.same(messages(stream.body(), 'cb'), ['first', 'second'])
 })

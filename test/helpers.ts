@@ -129,3 +129,19 @@ export function firstBlockedWrite (raw: ServerResponse): Promise<void> {
 export async function turns (count: number): Promise<void> {
   for (let i = 0; i < count; i++) await new Promise(setImmediate)
 }
+
+/**
+ * A source that yields 'first', then waits for `release()` before it yields 'second'. Anything
+ * that held 'first' back (batching, a buffering proxy) would keep the client from ever seeing
+ * it, so a test waiting for it times out: the deadlock is the failure.
+ */
+export function loneMessageSource (): { source: () => AsyncGenerator<string>, release: () => void } {
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  async function * source (): AsyncGenerator<string> {
+    yield 'first'
+    await released
+    yield 'second'
+  }
+  return { source, release }
+}

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import http2 from 'node:http2'
 import { EventEmitter, on, once } from 'node:events'
 import fastifyComet from '../lib/index.js'
-import { messages, turns, type LogLine } from './helpers.js'
+import { messages, turns, loneMessageSource, type LogLine } from './helpers.js'
 import type { CometSource } from '../types/index.js'
 
 async function serve (t: Test, source: () => CometSource, options: { maxBytes?: number } = {}): Promise<{ url: string, logs: LogLine[], raw: () => http2.Http2ServerResponse }> {
@@ -77,18 +77,12 @@ t.test('HTTP/2: a comet document with the right headers and none of HTTP/1\'s', 
 })
 
 t.test('HTTP/2: a lone message arrives before the source yields the next', async t => {
-  let received!: () => void
-  const clientHasFirst = new Promise<void>(resolve => { received = resolve })
-  const { url } = await serve(t, () => (async function * () {
-    yield 'first'
-    // Deadlocks (and the test times out) if the message were held back on the server.
-    await clientHasFirst
-    yield 'second'
-  }()))
+  const lone = loneMessageSource()
+  const { url } = await serve(t, lone.source)
   const client = await request(t, url)
   await client.waitFor('cb("first")')
   t.notOk(client.body().includes('second'), 'the second message was not produced yet')
-  received()
+  lone.release()
   await client.ended
   t.same(messages(client.body(), 'cb'), ['first', 'second'])
 })

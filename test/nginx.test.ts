@@ -15,7 +15,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { build, listen, open, messages } from './helpers.js'
+import { build, listen, open, messages, loneMessageSource } from './helpers.js'
 
 const NGINX = '/usr/sbin/nginx'
 
@@ -108,19 +108,13 @@ if (!existsSync(NGINX)) {
     t.test(`through nginx (proxy_http_version ${httpVersion}, proxy_buffering on), a lone message arrives before the next is produced`, { timeout: 10000 }, async t => {
       const { app } = await build({ padding: 0 })
       t.teardown(() => app.close())
-      let received!: () => void
-      const clientHasFirst = new Promise<void>(resolve => { received = resolve })
-      app.get('/comet', (request, reply) => reply.comet((async function * () {
-        yield 'first'
-        // Deadlocks (and the test times out) if nginx held the message back in its buffers.
-        await clientHasFirst
-        yield 'second'
-      }()), 'cb'))
+      const lone = loneMessageSource() // deadlocks if nginx held a message back in its buffers
+      app.get('/comet', (request, reply) => reply.comet(lone.source(), 'cb'))
       const proxy = await startNginx(t, await listen(app), httpVersion)
       const stream = await open(`${proxy}/comet`)
       await stream.waitFor('cb("first")')
       t.notOk(stream.body().includes('second'), 'the second message was not produced yet')
-      received()
+      lone.release()
       await stream.ended
       t.same(messages(stream.body(), 'cb'), ['first', 'second'], 'the body ends cleanly through the proxy')
       t.equal(stream.res.headers['content-type'], 'text/html; charset=utf-8')
