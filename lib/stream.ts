@@ -89,6 +89,9 @@ export class CometStream {
     if (source.feed !== undefined) {
       this.maxQueue = source.feed.maxQueue
       this.unsubscribe = source.feed.subscribe(this)
+      // A feed may end the stream while subscribing (what a push source held overflowed, or it
+      // had already ended): tell it now, since end() could not.
+      if (this.ended) this.unsubscribe()
       return
     }
     try {
@@ -109,6 +112,7 @@ export class CometStream {
       if (this.ended) return
       if (result.done === true) return this.end('done')
       this.push(result.value)
+      if (this.ended) return // this message reached maxBytes
       if (this.pending.length >= BATCH_CHARS) await this.flushAndYield()
       else if (this.blocked) await this.drained() // a queued flush filled the socket
       if (this.ended) return
