@@ -73,3 +73,35 @@ t.test('a sync source is paused by backpressure too', async t => {
   stream.req.destroy()
   await once(raw, 'close')
 })
+
+t.test('a source that yields one message per tick stops being pulled once its writes fill the socket', async t => {
+  const { app } = await build({ padding: 0, maxBytes: Infinity })
+  t.teardown(() => app.close())
+  let pulled = 0
+  let pulledWhileBlocked = 0
+  let raw!: ServerResponse
+  let firstBlock!: Promise<void>
+  app.get('/comet', (request, reply) => {
+    raw = reply.raw
+    firstBlock = firstBlockedWrite(raw)
+    return reply.comet(async function * () {
+      for (;;) {
+        // One message per turn of the event loop: each leaves in its own small write.
+        await new Promise(setImmediate)
+        pulled++
+        if (raw.writableNeedDrain) pulledWhileBlocked++
+        yield PAYLOAD
+      }
+    }, 'cb')
+  })
+  const stream = await open(`${await listen(app)}/comet`)
+  stream.res.pause()
+  await firstBlock
+  await turns(50)
+  const pulledAtBlock = pulled
+  await turns(200)
+  t.equal(pulled, pulledAtBlock, 'nothing more was pulled while the socket was full')
+  t.ok(pulledWhileBlocked <= 1, `${pulledWhileBlocked} pulled while blocked`)
+  stream.req.destroy()
+  await once(raw, 'close')
+})
