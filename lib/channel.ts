@@ -1,5 +1,5 @@
 // Broadcast: one message, encoded once, delivered to every subscribed stream.
-import { encodeMessage, encodeMessageId } from './encode.js'
+import { encodeMessage, encodeId } from './encode.js'
 import { kCometFeed, type CometFeed, type CometSubscriber } from './feed.js'
 import { resolveFeedOptions } from './options.js'
 import type { CometChannelOptions, CometChannel as PublicCometChannel } from '../types/index.js'
@@ -28,18 +28,18 @@ export class CometChannel<T = unknown> implements CometFeed, PublicCometChannel<
 
   /** Sends `message` to every subscriber. Throws FST_COMET_UNSERIALIZABLE_MESSAGE, delivering nothing, when JSON cannot represent it. */
   publish (message: T): void {
-    this.deliver(message)
+    this.dispatch(message)
   }
 
   /**
    * Sends to this process's subscribers only. A broker-backed subclass overrides publish() to go
-   * through the broker, and calls deliver() for each message the broker hands back.
+   * through the broker, and calls dispatch() for each message the broker hands back.
    */
-  deliver (message: T): void {
+  dispatch (message: T): void {
     if (this.closed || this.subscribers.size === 0) return
     const encoded = encodeMessage(message)
-    const id = this.idOf === undefined ? undefined : encodeMessageId(this.idOf(message))
-    for (const subscriber of this.subscribers) subscriber.deliver(encoded, id)
+    const encodedId = encodeId(this.idOf, message)
+    for (const subscriber of this.subscribers) subscriber.deliver(encoded, encodedId)
   }
 
   /** Ends every subscriber's stream cleanly; later subscribers end at once. */
@@ -54,6 +54,9 @@ export class CometChannel<T = unknown> implements CometFeed, PublicCometChannel<
     else this.subscribers.add(subscriber)
     return () => { this.subscribers.delete(subscriber) }
   }
+
+  // A channel keeps nothing for a stream that never subscribed.
+  release (): void {}
 
   [kCometFeed] (): CometFeed {
     return this

@@ -23,7 +23,7 @@ const REFUSED_SEGMENTS = new Set([
   '__defineSetter__', '__lookupGetter__', '__lookupSetter__', 'setTimeout', 'setInterval',
   'setImmediate', 'execScript', 'importScripts', 'write', 'writeln', 'open', 'assign', 'replace',
   'insertAdjacentHTML', 'createContextualFragment', 'parseFromString', 'innerHTML', 'outerHTML',
-  'srcdoc'
+  'srcdoc', 'setHTMLUnsafe', 'parseHTMLUnsafe', 'navigate'
 ])
 
 /** Returns the callback when it is a safe dotted identifier path; throws FST_COMET_INVALID_CALLBACK otherwise. */
@@ -82,8 +82,10 @@ export function encodeMessage (message: unknown): string {
   return HAS_SCRIPT_UNSAFE.test(json) ? json.replace(SCRIPT_UNSAFE, escapeUnsafe) : json
 }
 
-/** What an `id` option returned, encoded like a message; undefined when the message has no id. */
-export function encodeMessageId (id: unknown): string | undefined {
+/** The id that `idOf` gives a message, encoded like a message; undefined without an id. */
+export function encodeId<T> (idOf: ((message: T) => unknown) | undefined, message: T): string | undefined {
+  if (idOf === undefined) return undefined
+  const id = idOf(message)
   if (id === undefined) return undefined
   if (typeof id !== 'string') throw new FST_COMET_INVALID_MESSAGE_ID(typeof id)
   return encodeMessage(id)

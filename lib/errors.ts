@@ -34,6 +34,12 @@ export const FST_COMET_UNSERIALIZABLE_MESSAGE = createError(
   500
 )
 
+export const FST_COMET_SOURCE_CONSUMED = createError(
+  'FST_COMET_SOURCE_CONSUMED',
+  'This comet push source already feeds another stream: create one push source per response',
+  500
+)
+
 export const FST_COMET_REPLY_SENT = createError(
   'FST_COMET_REPLY_SENT',
   'reply.comet() needs a reply that was neither sent nor hijacked',

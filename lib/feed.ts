@@ -11,6 +11,8 @@ export interface CometSubscriber {
   deliver (encoded: string, encodedId: string | undefined): void
   /** The feed is over: the stream writes what it has and ends cleanly. */
   end (reason: 'done'): void
+  /** The feed held more than maxQueue messages for this subscriber: the stream ends, logged at warn. */
+  overflow (): void
   /** The feed failed: the stream logs the error and ends. */
   fail (err: unknown): void
 }
@@ -20,6 +22,8 @@ export interface CometFeed {
   readonly maxQueue: number
   /** Starts delivering to `subscriber`; returns the function that stops it. */
   subscribe (subscriber: CometSubscriber): () => void
+  /** The stream that opened this feed ended before it could subscribe. */
+  release (): void
 }
 
 export interface CometFeedSource {

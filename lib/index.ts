@@ -1,16 +1,15 @@
 // The plugin: validates options once, then wires everything up: helmet, the reply decorator, the
 // shutdown hook and the optional client script route. The stream itself lives in stream.ts.
 import fp from 'fastify-plugin'
-import fastifyHelmet from '@fastify/helmet'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { CometChannelOptions, FastifyCometOptions } from '../types/index.js'
-import { FST_COMET_REPLY_SENT } from './errors.js'
+import { FST_COMET_INVALID_OPTION, FST_COMET_REPLY_SENT } from './errors.js'
 import { lastEventIdOf } from './last-event-id.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
-import { blocksInlineScripts, helmetOptions, scriptNonce } from './security.js'
-import { openSource } from './source.js'
+import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
+import { openSource, releaseSource } from './source.js'
 import { CometStream, type StreamRegistry } from './stream.js'
 import { CometChannel } from './channel.js'
 import { CometPush } from './push.js'
@@ -28,13 +27,17 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
     const settings = resolveReplyOptions(defaults, callback)
     if (this.sent) throw new FST_COMET_REPLY_SENT()
     const opened = openSource(source, lastEventIdOf(this.request))
-    const nonce = scriptNonce(this)
-    if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
     let stream: CometStream
     try {
+      // A channel or push source gives its messages their ids itself.
+      if (settings.id !== undefined && opened.feed !== undefined) {
+        throw new FST_COMET_INVALID_OPTION('id', 'set it on the channel or push source, which encodes each message once')
+      }
+      const nonce = scriptNonce(this)
+      if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
       stream = new CometStream(this, settings, opened, nonce, open)
     } catch (err) {
-      opened.controller?.abort() // nothing was sent: let the source function clean up
+      releaseSource(opened) // nothing was sent: let the source clean up
       throw err
     }
     // A stream that starts while the server shuts down ends at once; the client reconnects elsewhere.
@@ -55,25 +58,6 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
   })
 
   if (clientPath !== undefined) serveClient(fastify, clientPath)
-}
-
-function registerHelmet (fastify: FastifyInstance, helmet: FastifyCometOptions['helmet']): void {
-  if (helmet === false) return
-  if (fastify.hasPlugin('@fastify/helmet')) {
-    fastify.log.info('fastify-comet: @fastify/helmet is already registered, so its configuration applies; ' +
-      'comet scripts carry its CSP nonce (reply.cspNonce.script) when it sets one')
-    return
-  }
-  fastify.register(fastifyHelmet, helmetOptions(helmet, fastify.initialConfig.https === true))
-}
-
-function warnIfBlocked (reply: FastifyReply, warnedRoutes: WeakSet<object>): void {
-  const route = reply.request.routeOptions.config
-  if (warnedRoutes.has(route) || !blocksInlineScripts(reply.getHeader('content-security-policy'))) return
-  warnedRoutes.add(route)
-  reply.log.warn('fastify-comet: this response has a Content-Security-Policy that blocks inline scripts and no ' +
-    'CSP nonce, so the browser will refuse every comet message. Enable nonces (@fastify/helmet ' +
-    'enableCSPNonces, the default when fastify-comet registers helmet) or allow the scripts in script-src.')
 }
 
 // The browser client ships in the package (client/comet-client.js); read once, served as is.

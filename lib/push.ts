@@ -1,20 +1,22 @@
 // A single-consumer push source for callback-style code (Play's older Comet API had sendMessage
 // and close): push messages in, reply.comet(source, callback) writes them out.
-import { encodeMessage, encodeMessageId } from './encode.js'
-import { FST_COMET_INVALID_SOURCE } from './errors.js'
+import { encodeMessage, encodeId } from './encode.js'
+import { FST_COMET_SOURCE_CONSUMED } from './errors.js'
 import { kCometFeed, type CometFeed, type CometSubscriber } from './feed.js'
 import { resolveFeedOptions } from './options.js'
 import type { CometPushOptions, CometPush as PublicCometPush } from '../types/index.js'
 
-type Delivery = [encoded: string, id: string | undefined]
+type Delivery = [encoded: string, encodedId: string | undefined]
 
 export class CometPush<T = unknown> implements CometFeed, PublicCometPush<T> {
   readonly maxQueue: number
   private readonly idOf: ((message: T) => unknown) | undefined
   private readonly controller = new AbortController()
   private subscriber: CometSubscriber | undefined
-  /** What was pushed before reply.comet() subscribed; one past maxQueue is kept so the stream sees the overflow. */
+  /** What was pushed before reply.comet() subscribed, at most maxQueue messages. */
   private early: Delivery[] = []
+  /** More than maxQueue messages were pushed before the stream started: it ends as overflowed. */
+  private overflowed = false
   private ending: { failure: unknown } | undefined
   private consumed = false
 
@@ -30,18 +32,21 @@ export class CometPush<T = unknown> implements CometFeed, PublicCometPush<T> {
   }
 
   /**
-   * Queues one message for the stream. Returns false once the stream is over (client gone, ended,
-   * overflowed), when there is no point in pushing more. Throws FST_COMET_UNSERIALIZABLE_MESSAGE
-   * when JSON cannot represent the message.
+   * Queues one message for the stream. Returns false once there is no point in pushing more:
+   * the stream is over (client gone, ended, overflowed), or the queue is full before it started.
+   * Throws FST_COMET_UNSERIALIZABLE_MESSAGE when JSON cannot represent the message.
    */
   push (message: T): boolean {
-    if (this.ending !== undefined || this.controller.signal.aborted) return false
+    if (this.ending !== undefined || this.overflowed || this.controller.signal.aborted) return false
     const encoded = encodeMessage(message)
-    const id = this.idOf === undefined ? undefined : encodeMessageId(this.idOf(message))
+    const encodedId = encodeId(this.idOf, message)
     if (this.subscriber !== undefined) {
-      this.subscriber.deliver(encoded, id)
-    } else if (this.early.length <= this.maxQueue) {
-      this.early.push([encoded, id])
+      this.subscriber.deliver(encoded, encodedId)
+    } else if (this.early.length < this.maxQueue) {
+      this.early.push([encoded, encodedId])
+    } else {
+      this.overflowed = true // said by the stream, which logs it with its request id
+      return false
     }
     return !this.controller.signal.aborted
   }
@@ -71,17 +76,20 @@ export class CometPush<T = unknown> implements CometFeed, PublicCometPush<T> {
     this.subscriber = subscriber
     const early = this.early
     this.early = []
-    for (const [encoded, id] of early) subscriber.deliver(encoded, id)
-    if (this.ending !== undefined) this.settle(subscriber)
-    return () => {
-      this.subscriber = undefined
-      this.controller.abort()
-    }
+    for (const [encoded, encodedId] of early) subscriber.deliver(encoded, encodedId)
+    if (this.overflowed) subscriber.overflow()
+    else if (this.ending !== undefined) this.settle(subscriber)
+    return () => this.release()
+  }
+
+  release (): void {
+    this.subscriber = undefined
+    this.controller.abort()
   }
 
   [kCometFeed] (): CometFeed {
     // One stream only: a second one would steal half the messages of the first.
-    if (this.consumed) throw new FST_COMET_INVALID_SOURCE('a push source that another stream already consumes')
+    if (this.consumed) throw new FST_COMET_SOURCE_CONSUMED()
     this.consumed = true
     return this
   }

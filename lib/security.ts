@@ -2,9 +2,34 @@
 // that tell whether a comet <script> will be allowed to run under the response's CSP.
 import fastifyHelmet from '@fastify/helmet'
 import type { FastifyHelmetOptions } from '@fastify/helmet'
-import type { FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 
 type Directives = Record<string, Iterable<string> | null>
+
+/**
+ * Registers @fastify/helmet with our options, unless the application turned it off or registered
+ * helmet itself (then its configuration applies, and its nonces when it makes them).
+ */
+export function registerHelmet (fastify: FastifyInstance, helmet: FastifyHelmetOptions | false | undefined): void {
+  if (helmet === false) return
+  if (fastify.hasPlugin('@fastify/helmet')) {
+    fastify.log.info('fastify-comet: @fastify/helmet is already registered, so its configuration applies; ' +
+      'comet scripts carry its CSP nonce (reply.cspNonce.script) when it sets one')
+    return
+  }
+  // initialConfig.https is true, or an object such as { allowHTTP1: true }, on an HTTPS server.
+  fastify.register(fastifyHelmet, helmetOptions(helmet, Boolean(fastify.initialConfig.https)))
+}
+
+/** Warns once per route when the response's CSP will make the browser refuse every comet script. */
+export function warnIfBlocked (reply: FastifyReply, warnedRoutes: WeakSet<object>): void {
+  const route = reply.request.routeOptions.config
+  if (warnedRoutes.has(route) || !blocksInlineScripts(reply.getHeader('content-security-policy'))) return
+  warnedRoutes.add(route)
+  reply.log.warn('fastify-comet: this response has a Content-Security-Policy that blocks inline scripts and no ' +
+    'CSP nonce, so the browser will refuse every comet message. Enable nonces (@fastify/helmet ' +
+    'enableCSPNonces, the default when fastify-comet registers helmet) or allow the scripts in script-src.')
+}
 
 /**
  * Our helmet options: the iframe may be framed by its own origin only, the page may open
@@ -24,11 +49,12 @@ export function helmetOptions (user: FastifyHelmetOptions | undefined, https: bo
     options.contentSecurityPolicy = false
     return options as FastifyHelmetOptions
   }
-  const userCspOptions = (typeof userCsp === 'object' && userCsp !== null ? userCsp : {}) as { directives?: Directives }
+  const userCspOptions = (typeof userCsp === 'object' && userCsp !== null ? userCsp : {}) as { directives?: Directives, useDefaults?: boolean }
   const directives: Directives = {
     // Helmet's defaults are spelled out: @fastify/helmet adds the nonce to whatever script-src it
     // is given, so a list without script-src would leave a nonce-only policy that drops 'self'.
-    ...fastifyHelmet.contentSecurityPolicy.getDefaultDirectives(),
+    // With useDefaults: false the application wants its own list: only script-src 'self' is kept.
+    ...(userCspOptions.useDefaults === false ? { 'script-src': ["'self'"] } : fastifyHelmet.contentSecurityPolicy.getDefaultDirectives()),
     'connect-src': ["'self'"],
     'frame-ancestors': ["'self'"],
     // Over plain HTTP on any host but loopback, this directive makes browsers upgrade the iframe's

@@ -63,6 +63,12 @@ function assertIterable (value: unknown): CometIterable<unknown> {
   throw new FST_COMET_INVALID_SOURCE(describeValue(value))
 }
 
+/** Lets a source that was opened but will never be read clean up: aborts its signal, releases its feed. */
+export function releaseSource (opened: OpenedSource): void {
+  opened.controller?.abort()
+  opened.feed?.release()
+}
+
 /** The iterator behind an iterable, preferring the asynchronous protocol when both exist. */
 export function iteratorOf (iterable: CometIterable<unknown>, sync: boolean): CometIterator {
   return sync

@@ -2,8 +2,9 @@
 // backpressure, heartbeats and limits, and the single place where a stream ends, whatever the reason.
 import type { FastifyReply, FastifyBaseLogger } from 'fastify'
 import { validateHeaderValue, type ServerResponse } from 'node:http'
-import { encodeMessage, encodeMessageId, paddingChunk, scriptPrefix, SCRIPT_SUFFIX } from './encode.js'
+import { encodeMessage, encodeId, paddingChunk, scriptPrefix, SCRIPT_SUFFIX } from './encode.js'
 import { iteratorOf, type CometIterator, type OpenedSource } from './source.js'
+import type { CometSubscriber } from './feed.js'
 import type { StreamSettings } from './options.js'
 
 // Scripts are gathered into one write until this many characters are waiting. It matches the
@@ -18,12 +19,12 @@ const CONTENT_TYPE = 'text/html; charset=utf-8'
 // Whitespace between scripts is an invisible text node: harmless to the page, traffic to a proxy.
 const HEARTBEAT = '\n'
 
-export type EndReason = 'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow'
+export type EndReason = 'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head'
 
 /** The open streams of one plugin instance, so that shutdown can end them. */
 export type StreamRegistry = Set<CometStream>
 
-export class CometStream {
+export class CometStream implements CometSubscriber {
   private readonly raw: ServerResponse
   private readonly log: FastifyBaseLogger
   private readonly prefix: string
@@ -37,12 +38,14 @@ export class CometStream {
   private durationTimer: NodeJS.Timeout | undefined
   /** Encoded scripts waiting for the next write. */
   private pending = ''
+  /** UTF-8 size of `pending`, kept only when maxBytes is finite (it costs a count per message). */
+  private pendingBytes = 0
   /** Messages in `pending`: a push source may not run further ahead than its queue allows. */
   private queued = 0
   private maxQueue = Infinity
   private messages = 0
   private bytes = 0
-  private flushQueued = false
+  private flushScheduled = false
   /** The last write returned false: write and pull nothing more until 'drain'. */
   private blocked = false
   private ended = false
@@ -57,6 +60,9 @@ export class CometStream {
     this.registry = registry
     this.prefix = scriptPrefix(settings.callback, nonce)
     this.controller = source.controller
+    // Until it subscribes, ending the stream must still tell a feed that its consumer is gone.
+    const feed = source.feed
+    if (feed !== undefined) this.unsubscribe = () => feed.release()
     this.done = new Promise(resolve => { this.resolveEnded = resolve })
     this.onClose = this.onClose.bind(this)
     this.onDrain = this.onDrain.bind(this)
@@ -73,11 +79,17 @@ export class CometStream {
       return
     }
     raw.writeHead(raw.statusCode)
+    // Node drops the body of a HEAD response without a word; the source would run for nothing.
+    if (reply.request.method === 'HEAD') {
+      this.end('head')
+      return
+    }
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
     raw.on('close', this.onClose)
-    this.write(paddingChunk(settings.padding))
+    const padding = paddingChunk(settings.padding)
+    this.write(padding, padding.length) // ASCII: one byte a character
     flattenHeaderBlock(raw)
     if (settings.heartbeat > 0) this.heartbeatTimer = setTimeout(beat, settings.heartbeat, this).unref()
     if (settings.maxDuration > 0) this.durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
@@ -134,58 +146,62 @@ export class CometStream {
   }
 
   private push (message: unknown): void {
-    const idOf = this.settings.id
-    this.append(encodeMessage(message), idOf === undefined ? undefined : encodeMessageId(idOf(message)))
+    this.append(encodeMessage(message), encodeId(this.settings.id, message))
   }
 
-  /**
-   * Takes one message from a push feed, already encoded (a channel encodes once for all its
-   * subscribers), with its encoded id if it has one.
-   */
   deliver (encoded: string, encodedId: string | undefined): void {
     if (this.ended) return
-    if (this.queued >= this.maxQueue) {
-      this.log.warn({ maxQueue: this.maxQueue }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
-      return this.end('overflow')
-    }
+    // While the socket takes what we write, the queue is simply written out; it only fills up
+    // while the socket is full.
+    if (this.queued >= this.maxQueue && !this.blocked) this.flush()
+    if (this.queued >= this.maxQueue) return this.overflow()
     this.append(encoded, encodedId)
-    // A burst published in one tick is written in batches, so only a socket that is really
-    // behind makes the queue grow.
+    // A burst published in one tick is written in batches, not held until the next tick.
     if (!this.blocked && this.pending.length >= BATCH_CHARS) this.flush()
   }
 
+  overflow (): void {
+    this.log.warn({ maxQueue: this.maxQueue }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
+    this.end('overflow')
+  }
+
   private append (encoded: string, encodedId: string | undefined): void {
-    this.pending += encodedId === undefined
+    const script = encodedId === undefined
       ? this.prefix + encoded + SCRIPT_SUFFIX
       : this.prefix + encoded + ',' + encodedId + SCRIPT_SUFFIX
+    this.pending += script
     this.messages++
     this.queued++
-    // Rotation: end after the message that crosses the limit (the pending text is a lower bound
-    // of its UTF-8 size, so this never ends early).
-    if (this.bytes + this.pending.length >= this.settings.maxBytes) return this.end('max-bytes')
+    // Rotation: end after the message that crosses the limit.
+    if (this.settings.maxBytes !== Infinity) {
+      this.pendingBytes += Buffer.byteLength(script)
+      if (this.bytes + this.pendingBytes >= this.settings.maxBytes) return this.end('max-bytes')
+    }
     // A lone message must not wait for a full batch: write it once the current tick's work is done.
-    if (!this.flushQueued) {
-      this.flushQueued = true
-      process.nextTick(flushQueued, this)
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      process.nextTick(flushScheduled, this)
     }
   }
 
   /** Runs on the tick after a push, so messages yielded in one go leave in one write. */
-  flushQueuedScripts (): void {
-    this.flushQueued = false
+  flushScheduledScripts (): void {
+    this.flushScheduled = false
     if (!this.blocked) this.flush()
   }
 
   private flush (): void {
     if (this.pending === '' || this.ended) return
     const chunk = this.pending
+    const bytes = this.settings.maxBytes !== Infinity ? this.pendingBytes : Buffer.byteLength(chunk)
     this.pending = ''
+    this.pendingBytes = 0
     this.queued = 0
-    this.write(chunk)
+    this.write(chunk, bytes)
   }
 
-  private write (chunk: string): void {
-    this.bytes += Buffer.byteLength(chunk)
+  private write (chunk: string, bytes: number): void {
+    this.bytes += bytes
     this.heartbeatTimer?.refresh()
     // Listen for 'drain' at once: waiting for it later could miss it.
     if (!this.raw.write(chunk) && !this.blocked) {
@@ -220,7 +236,7 @@ export class CometStream {
 
   /** Keeps proxies from closing an idle stream; never writes while the socket is full. */
   heartbeat (): void {
-    if (!this.blocked) this.write(HEARTBEAT)
+    if (!this.blocked) this.write(HEARTBEAT, HEARTBEAT.length)
     else this.heartbeatTimer?.refresh()
   }
 
@@ -304,8 +320,8 @@ function flattenHeaderBlock (raw: ServerResponse): void {
 }
 
 // Module-level callbacks: timers and ticks take the stream as an argument instead of a closure each.
-function flushQueued (stream: CometStream): void {
-  stream.flushQueuedScripts()
+function flushScheduled (stream: CometStream): void {
+  stream.flushScheduledScripts()
 }
 
 function beat (stream: CometStream): void {

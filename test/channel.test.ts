@@ -206,3 +206,29 @@ t.test('a feed that delivers after its stream ended is ignored', async t => {
   await new Promise(setImmediate)
   t.equal(lateWrites(), 0, 'nothing written for a late delivery')
 })
+
+t.test('a subscriber that keeps up is never ended, even for bursts longer than maxQueue', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  const channel = app.comet.channel<number>({ maxQueue: 10 })
+  app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
+  const client = await open(`${await listen(app)}/comet`)
+  for (let i = 0; i < 50; i++) channel.publish(i)
+  channel.close()
+  await client.ended
+  t.same(messages(client.body(), 'cb'), Array.from({ length: 50 }, (_, i) => i))
+  t.notOk(logs.some(line => line.level >= 40), 'no overflow was reported')
+})
+
+t.test('a HEAD request to a comet route gets the headers, and the stream never subscribes', async t => {
+  const { app, logs } = await build({ padding: 0 })
+  t.teardown(() => app.close())
+  const channel = app.comet.channel()
+  app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
+  const res = await app.inject({ method: 'HEAD', url: '/comet' })
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['content-type'], 'text/html; charset=utf-8')
+  t.equal(res.body, '')
+  t.equal(channel.size, 0)
+  t.match(logs.find(line => line.msg === 'comet stream ended'), { reason: 'head' })
+})

@@ -47,3 +47,12 @@ t.test('a stream over HTTP/2 with TLS', async t => {
   await ended
   t.same(messages(body, 'cb'), ['first', 'second'])
 })
+
+t.test('an HTTPS server that also speaks HTTP/1 keeps upgrade-insecure-requests too', async t => {
+  const app = Fastify({ http2: true, https: { allowHTTP1: true, key, cert } })
+  await app.register(fastifyComet)
+  app.get('/', async () => 'ok')
+  const res = await app.inject('/')
+  t.match(res.headers['content-security-policy'], /upgrade-insecure-requests/)
+  await app.close()
+})

@@ -171,3 +171,13 @@ t.test('maxDuration is off by default', async t => {
   t.same(endLines(logs).map(line => line.reason), ['max-duration'], 'only the stream with a maxDuration ended')
   unlimited.req.destroy()
 })
+
+t.test('maxBytes counts UTF-8 bytes, not characters', async t => {
+  const { app } = await build({ padding: 0, helmet: false })
+  t.teardown(() => app.close())
+  // The first script is 64 characters but 104 bytes ('é' is two bytes): counted in characters,
+  // the second message would go out too.
+  app.get('/comet', (request, reply) => reply.comet(['é'.repeat(40), '😀'.repeat(20), 'third'], { callback: 'cb', maxBytes: 100 }))
+  const res = await app.inject('/comet')
+  t.same(messages(res.body, 'cb'), ['é'.repeat(40)], 'the first message already crosses the limit')
+})

@@ -191,3 +191,16 @@ t.test('blocksInlineScripts reads script-src-elem, script-src, then default-src'
   t.equal(blocksInlineScripts("script-src 'unsafe-inline', script-src 'self'"), true, 'every policy must allow it')
   t.equal(blocksInlineScripts(["script-src 'unsafe-inline'", "default-src 'self'"]), true)
 })
+
+t.test("useDefaults: false gives the application's own list, plus what comet needs", async t => {
+  const { app } = await build({ padding: 0, helmet: { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"] } } } })
+  app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
+  const res = await app.inject('/comet')
+  const csp = directives(res.headers['content-security-policy'])
+  t.same(csp.get('default-src'), ["'none'"])
+  t.same(csp.get('connect-src'), ["'self'"])
+  t.equal(csp.get('script-src')?.[0], "'self'")
+  t.notOk(csp.has('object-src'), "helmet's other defaults are left out")
+  t.equal(nonceOf(res.body).length, 1)
+  await app.close()
+})

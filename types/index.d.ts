@@ -86,9 +86,9 @@ declare namespace fastifyComet {
     close (): void
     /**
      * Sends `message` to this process's subscribers only. `publish()` calls it; a broker-backed
-     * subclass overrides `publish()` to go through the broker and calls `deliver()` for what comes back.
+     * subclass overrides `publish()` to go through the broker and calls `dispatch()` for what comes back.
      */
-    deliver (message: T): void
+    dispatch (message: T): void
   }
 
   /** A single-consumer push source for callback-style code: `reply.comet(out, callback)`. */
@@ -96,7 +96,7 @@ declare namespace fastifyComet {
     constructor (options?: CometPushOptions<T>)
     /** Aborts when the consuming stream has ended. */
     readonly signal: AbortSignal
-    /** Queues a message; false once the stream is over and pushing is pointless. */
+    /** Queues a message; false once pushing is pointless: the stream is over, or more than `maxQueue` messages wait for it to start. */
     push (message: T): boolean
     /** Ends the stream cleanly once what was pushed is written. */
     end (): void
