@@ -68,7 +68,7 @@ async function startServer (spec, { inproc = false, execArgv = [] } = {}) {
     await close() // a server that failed to start must not keep this process alive
     throw err
   }
-  return { port: started.port, pid: started.pid, call: (cmd) => send({ cmd }), close }
+  return { port: started.port, pid: started.pid, call: (cmd, args) => send({ cmd, args }), close }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 'use strict'
 
-// CPU profile of one competitor's server in the throughput scenario, and a summary of where its
-// self time goes.
+// CPU profile of one competitor's server in the throughput (or fan-out) scenario, and a summary
+// of where its self time goes.
 //
 //   node bench/profile.js                         fastify-comet, profile in /tmp/fastify-comet-prof
 //   node bench/profile.js 'fastify-comet (helmet: false)' --streams 10 --out /tmp/p
+//   node bench/profile.js --fanout [competitor] [--clients 2000] [--messages 1000] [--streams 5]
+//                                                 fan-out: --streams measured publishes of
+//                                                 --messages each to --clients streams
 //   node bench/profile.js --summarise FILE.cpuprofile
 //
 // The server runs in a child process under --cpu-prof and exits normally so the profile is
@@ -14,9 +17,20 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { startServer, fetchStream, terminatorOf, fmt, log } = require('./common.js')
 const { COMET_DIST } = require('./servers.js')
+const fanout = require('./fanout.js')
 
 function parseArgs (argv) {
-  const options = { competitor: 'fastify-comet', n: 200000, streams: 10, out: '/tmp/fastify-comet-prof', summarise: undefined, top: 15 }
+  const options = {
+    competitor: 'fastify-comet',
+    n: 200000,
+    streams: undefined,
+    out: '/tmp/fastify-comet-prof',
+    summarise: undefined,
+    top: 15,
+    fanout: false,
+    clients: 2000,
+    messages: 1000
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     if (arg === '--n') options.n = Number(argv[++i])
@@ -24,15 +38,28 @@ function parseArgs (argv) {
     else if (arg === '--out') options.out = argv[++i]
     else if (arg === '--top') options.top = Number(argv[++i])
     else if (arg === '--summarise') options.summarise = argv[++i]
+    else if (arg === '--fanout') options.fanout = true
+    else if (arg === '--clients') options.clients = Number(argv[++i])
+    else if (arg === '--messages') options.messages = Number(argv[++i])
     else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`)
     else options.competitor = arg
   }
+  options.streams ??= options.fanout ? 5 : 10
   return options
 }
 
-async function record ({ competitor, n, streams, out }) {
+async function record ({ competitor, n, streams, out, fanout: isFanout, clients, messages }) {
   fs.mkdirSync(out, { recursive: true })
   const before = new Set(fs.readdirSync(out))
+  if (isFanout) {
+    // only the measured publishes are profiled (through the inspector), not opening the streams
+    const file = path.join(out, `fanout-${competitor.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`)
+    const results = await fanout.measure(competitor, { clients, messages, repeat: streams, profile: file })
+    const ms = results.reduce((sum, r) => sum + r.ms, 0)
+    log(`${competitor}: ${streams} x ${clients} clients x ${messages} messages (after one warm-up), ` +
+      `${fmt((streams * clients * messages) / (ms / 1000), 0)} deliveries/s under the profiler`)
+    return file
+  }
   const server = await startServer(
     { competitor, scenario: 'throughput', params: { n } },
     { execArgv: ['--cpu-prof', '--cpu-prof-dir', out] }
@@ -49,6 +76,10 @@ async function record ({ competitor, n, streams, out }) {
     await server.close()
   }
   log(`${competitor}: ${streams} x ${n} messages, ${fmt((streams * n) / (total / 1000), 0)} msg/s under the profiler`)
+  return newProfile(out, before)
+}
+
+function newProfile (out, before) {
   const written = fs.readdirSync(out).filter(f => f.endsWith('.cpuprofile') && !before.has(f))
   if (written.length !== 1) throw new Error(`expected one new profile in ${out}, found ${written.length}`)
   return path.join(out, written[0])
@@ -86,19 +117,23 @@ function shorten (file) {
 
 function summarise (file, top) {
   const { all, entries } = selfTimes(JSON.parse(fs.readFileSync(file, 'utf8')))
-  const row = ([key, us]) => `| ${key} | ${fmt(us / 1000, 1)} | ${fmt((100 * us) / all, 1)}% |`
-  const header = '| function (file:line) | self ms | share |\n| --- | ---: | ---: |'
+  // (idle) is the event loop waiting (for the client, or between publishes): shares of busy time
+  // say where the work goes
+  const busy = all - entries.filter(([key]) => key === '(idle)').reduce((sum, [, us]) => sum + us, 0)
+  const row = ([key, us]) => `| ${key} | ${fmt(us / 1000, 1)} | ${fmt((100 * us) / all, 1)}% | ${key === '(idle)' ? '' : fmt((100 * us) / busy, 1) + '%'} |`
+  const header = '| function (file:line) | self ms | share | share of busy |\n| --- | ---: | ---: | ---: |'
   const dist = entries.filter(([key]) => / dist\/[^ ]*$/.test(key))
   const distTotal = dist.reduce((sum, [, us]) => sum + us, 0)
   return [
-    `Profile: ${file} (${fmt(all / 1000, 0)} ms sampled)`,
+    `Profile: ${file} (${fmt(all / 1000, 0)} ms sampled, ${fmt(busy / 1000, 0)} ms busy)`,
     '',
     `Top ${top} self-time functions overall:`,
     '',
     header,
     ...entries.slice(0, top).map(row),
     '',
-    `Self time in dist/ (lib/) code: ${fmt(distTotal / 1000, 1)} ms, ${fmt((100 * distTotal) / all, 1)}% of samples:`,
+    `Self time in dist/ (lib/) code: ${fmt(distTotal / 1000, 1)} ms, ${fmt((100 * distTotal) / all, 1)}% of samples, ` +
+      `${fmt((100 * distTotal) / busy, 1)}% of busy samples:`,
     '',
     header,
     ...dist.slice(0, top).map(row)

@@ -10,7 +10,8 @@
 //
 // `npm run bench` builds dist/ first; `npm run bench -- --quick` passes the flag through.
 // COMET_DIST=/some/dist node bench/run.js measures another build of the plugin.
-// The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200.
+// The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200
+// (fanout: 2,000 sockets, above 2,200).
 //
 // A new benchmark is a module exporting { name, run(options) } that resolves to markdown; add
 // it to BENCHMARKS below.
@@ -25,7 +26,8 @@ const BENCHMARKS = {
   throughput: require('./throughput.js'),
   latency: require('./latency.js'),
   idle: require('./idle.js'),
-  'slow-consumer': require('./slow-consumer.js')
+  'slow-consumer': require('./slow-consumer.js'),
+  fanout: require('./fanout.js')
 }
 
 function parseArgs (argv) {

@@ -3,13 +3,13 @@
 // Runs one competitor (servers.js) in its own process and answers the parent over IPC:
 //   { id, cmd: 'start', spec }  -> { id, result: { port } }
 //   { id, cmd: 'exit' }         -> closes and exits 0 (so --cpu-prof can write its profile)
-//   { id, cmd }                 -> whatever servers.js answers (stats, memory, samples)
+//   { id, cmd, args }           -> whatever servers.js answers (stats, memory, samples, publish)
 
 const { start } = require('./servers.js')
 
 let server
 
-process.on('message', async ({ id, cmd, spec }) => {
+process.on('message', async ({ id, cmd, spec, args }) => {
   try {
     if (cmd === 'start') {
       server = await start(spec)
@@ -18,7 +18,7 @@ process.on('message', async ({ id, cmd, spec }) => {
       await server?.close()
       process.send({ id, result: true }, () => process.exit(0))
     } else {
-      process.send({ id, result: await server.command(cmd) })
+      process.send({ id, result: await server.command(cmd, args) })
     }
   } catch (err) {
     process.send({ id, error: err.stack })

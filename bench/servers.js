@@ -8,6 +8,8 @@
 //   latency     params.n messages, one every params.interval ms; the yield time of each is kept
 //   slow        never ends; counts the items pulled
 //   idle        never yields anything
+//   fanout      no source: every open response subscribes to one broadcaster, and the client
+//               drives publishing with the `publish` command (publishFanout below)
 
 const http = require('node:http')
 const path = require('node:path')
@@ -34,7 +36,12 @@ const COMET_HEADERS = {
   'x-accel-buffering': 'no'
 }
 
-/** Message i of every scenario: a short string and a small object, alternating. */
+/** Message i of the fan-out scenario: always a small object. */
+function fanoutMessage (i) {
+  return { n: i, text: 'hello' }
+}
+
+/** Message i of every other scenario: a short string and a small object, alternating. */
 function messageAt (i) {
   return (i & 1) === 0 ? 'hello' : { n: i, text: 'hello' }
 }
@@ -91,6 +98,7 @@ function track (state, res) {
 // node:http competitors
 
 function perMessageHandler (spec, state) {
+  if (spec.scenario === 'fanout') return fanoutHandler(state)
   return async (req, res) => {
     track(state, res)
     res.writeHead(200, COMET_HEADERS)
@@ -126,6 +134,41 @@ function handCoalescedHandler (spec, state) {
     if (pending !== '') res.write(pending)
     res.end()
   }
+}
+
+// Fan-out baseline: the loop one would write by hand. Each message is encoded once into a Buffer
+// (byte-identical to the plugin's scripts without helmet) and written to every open response.
+// No backpressure: a slow client's response buffers in memory (the plugin bounds it with maxQueue).
+function fanoutHandler (state) {
+  const subscribers = new Set()
+  state.subscribers = () => subscribers.size
+  state.broadcast = (message) => {
+    const buf = Buffer.from(formatScript(message))
+    for (const res of subscribers) res.write(buf)
+  }
+  return async (req, res) => {
+    track(state, res)
+    res.writeHead(200, COMET_HEADERS)
+    res.write('<html><body>')
+    subscribers.add(res)
+    res.on('close', () => subscribers.delete(res))
+  }
+}
+
+/**
+ * Publishes messages from..from+count-1 through state.broadcast, `burst` of them per turn of the
+ * event loop (setImmediate in between, so I/O runs), as fast as the broadcaster takes them.
+ * Resolves with the hrtime (as strings) just before the first publish and just after the last.
+ */
+async function publishFanout (state, { from, count, burst }) {
+  const broadcast = state.broadcast
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < count; i += burst) {
+    if (i > 0) await new Promise(setImmediate)
+    const end = Math.min(count, i + burst)
+    for (let j = i; j < end; j++) broadcast(fanoutMessage(from + j))
+  }
+  return { start: String(start), end: String(process.hrtime.bigint()) }
 }
 
 /** Resolves on 'drain', or on 'close' so a gone client cannot leave the loop waiting forever. */
@@ -182,6 +225,17 @@ const COMET_OPTIONS = { padding: 0, maxBytes: Infinity }
 function cometServer (options, idleSource) {
   return (spec, state) => startFastify(async app => {
     await app.register(require(path.join(COMET_DIST, 'index.js')), options)
+    if (spec.scenario === 'fanout') {
+      // one channel, default maxQueue (1,024 messages a subscriber may hold unwritten)
+      const channel = app.comet.channel()
+      state.subscribers = () => channel.size
+      state.broadcast = (message) => channel.publish(message)
+      app.get('/', (request, reply) => {
+        track(state, reply.raw)
+        return reply.comet(channel, CALLBACK)
+      })
+      return
+    }
     app.get('/', (request, reply) => {
       track(state, reply.raw)
       const source = spec.scenario === 'idle' && idleSource !== undefined
@@ -193,7 +247,8 @@ function cometServer (options, idleSource) {
 }
 
 const COMPETITORS = {
-  // (a) baseline: one res.write per message
+  // (a) baseline: one res.write per message (fanout scenario: the hand-written broadcast loop,
+  // fanoutHandler; bench/fanout.js calls it `node:http loop`)
   'per-message': (spec, state) => startNodeHttp(perMessageHandler(spec, state)),
 
   // (b) the loop an expert would write by hand
@@ -225,6 +280,25 @@ const COMPETITORS = {
   // { data } events, JSON.stringify serializer
   '@fastify/sse': (spec, state) => startFastify(async app => {
     await app.register(require('@fastify/sse'))
+    if (spec.scenario === 'fanout') {
+      // Broadcasting as its API allows: keep each reply open, send every message to every reply.
+      // send() serializes per reply; its promise is not awaited (one slow client must not hold
+      // up the others), only caught.
+      const subscribers = new Set()
+      state.subscribers = () => subscribers.size
+      state.broadcast = (message) => {
+        const event = { data: message }
+        for (const reply of subscribers) reply.sse.send(event).catch(noop)
+      }
+      app.get('/', { sse: 'only' }, async (request, reply) => {
+        track(state, reply.raw)
+        reply.sse.keepAlive()
+        await reply.sse.send({ data: 'open' }) // commits the headers: the client counts this event
+        subscribers.add(reply)
+        reply.sse.onClose(() => subscribers.delete(reply))
+      })
+      return
+    }
     app.get('/', { sse: 'only' }, async (request, reply) => {
       track(state, reply.raw)
       if (spec.scenario === 'idle') {
@@ -254,17 +328,21 @@ const COMPETITORS = {
 async function start (spec) {
   const factory = COMPETITORS[spec.competitor]
   if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
-  const state = { yields: [], pulled: 0, last: undefined, open: new Set() }
+  const state = { yields: [], pulled: 0, last: undefined, open: new Set(), subscribers: undefined, broadcast: undefined }
   const server = await factory(spec, state)
   return {
     port: server.port,
     close: server.close,
-    command: (cmd) => command(cmd, state)
+    command: (cmd, args) => command(cmd, state, args)
   }
 }
 
-async function command (cmd, state) {
+async function command (cmd, state, args) {
   switch (cmd) {
+    case 'subscribers': return state.subscribers?.() ?? 0
+    case 'publish': return publishFanout(state, args)
+    case 'profile-start': return profileStart(state)
+    case 'profile-stop': return profileStop(state, args)
     case 'reset':
       state.yields = []
       state.pulled = 0
@@ -299,4 +377,27 @@ async function command (cmd, state) {
   }
 }
 
-module.exports = { start, COMPETITORS, COMET_DIST, formatScript, messageAt }
+// A CPU profile of a span the client chooses (e.g. only the publishes), through the inspector.
+async function profileStart (state) {
+  const { Session } = require('node:inspector')
+  const session = new Session()
+  session.connect()
+  const post = (method, params) => new Promise((resolve, reject) => {
+    session.post(method, params, (err, result) => err ? reject(err) : resolve(result))
+  })
+  await post('Profiler.enable')
+  await post('Profiler.start')
+  state.profiler = { session, post }
+  return true
+}
+
+async function profileStop (state, { file }) {
+  const { session, post } = state.profiler
+  const { profile } = await post('Profiler.stop')
+  session.disconnect()
+  state.profiler = undefined
+  require('node:fs').writeFileSync(file, JSON.stringify(profile))
+  return file
+}
+
+module.exports = { start, COMPETITORS, COMET_DIST, formatScript, messageAt, fanoutMessage }
