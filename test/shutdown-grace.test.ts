@@ -1,0 +1,82 @@
+// app.close() settles promptly even while a client has stopped reading: a stream whose end cannot
+// be flushed (the socket is full and the client reads nothing) is destroyed after a short grace
+// period instead of holding the shutdown until the client leaves. A hang fails as a timeout.
+// (HTTP/1 settles today: Fastify's closeIdleConnections counts a connection whose request was
+// fully read as idle, streaming response or not. HTTP/2 has no such shortcut.)
+import t from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import http from 'node:http'
+import http2 from 'node:http2'
+import type { ServerResponse } from 'node:http'
+import fastifyComet from '../lib/index.js'
+import { firstBlockedWrite } from './helpers.js'
+
+const PAYLOAD = 'x'.repeat(65536)
+
+/** A route whose source yields big messages until its signal aborts; resolves once the socket is full. */
+function fillingRoute (app: FastifyInstance): { blocked: Promise<void>, finished: Promise<void>, signal: () => AbortSignal | undefined } {
+  let markBlocked!: () => void
+  const blocked = new Promise<void>(resolve => { markBlocked = resolve })
+  let markFinished!: () => void
+  const finished = new Promise<void>(resolve => { markFinished = resolve })
+  let seen: AbortSignal | undefined
+  app.get('/comet', (request, reply) => {
+    firstBlockedWrite(reply.raw as ServerResponse).then(markBlocked, markBlocked)
+    return reply.comet(async function * ({ signal }) {
+      seen = signal
+      try {
+        for (let i = 0; !signal.aborted; i++) yield { i, payload: PAYLOAD }
+      } finally {
+        markFinished()
+      }
+    }, 'cb')
+  })
+  return { blocked, finished, signal: () => seen }
+}
+
+t.test('HTTP/1: app.close() settles while a client has stopped reading', { timeout: 15000 }, async t => {
+  const app = Fastify()
+  await app.register(fastifyComet, { padding: 0, maxBytes: Infinity })
+  const route = fillingRoute(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const req = http.get({ host: '127.0.0.1', port, path: '/comet', agent: false })
+  req.on('error', () => {})
+  req.on('response', res => {
+    res.on('error', () => {})
+    res.pause() // reads nothing from here on
+  })
+  t.teardown(() => { req.destroy() })
+  await route.blocked
+  t.pass('the server socket is full')
+
+  await app.close()
+  t.pass('app.close() settled with the client still connected and not reading')
+  t.ok(route.signal()?.aborted, "the source's signal aborted")
+  await route.finished
+  t.pass("the source's finally ran")
+})
+
+t.test('HTTP/2: app.close() settles while a client has stopped reading', { timeout: 15000 }, async t => {
+  // On Node < 24, Fastify closes HTTP/2 sessions at shutdown only with forceCloseConnections;
+  // without it, close() waits for every client session to hang up, whatever the plugin does.
+  const app = Fastify({ http2: true, forceCloseConnections: true })
+  await app.register(fastifyComet, { padding: 0, maxBytes: Infinity })
+  const route = fillingRoute(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const session = http2.connect(`http://127.0.0.1:${port}`)
+  session.on('error', () => {})
+  t.teardown(() => { session.destroy() })
+  const stream = session.request({ ':path': '/comet' })
+  stream.on('error', () => {})
+  stream.pause() // flow control stops the server once the windows are full
+  await route.blocked
+  t.pass('the server stream is full')
+
+  await app.close()
+  t.pass('app.close() settled with the client still connected and not reading')
+  t.ok(route.signal()?.aborted, "the source's signal aborted")
+  await route.finished
+  t.pass("the source's finally ran")
+})
