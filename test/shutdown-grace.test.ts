@@ -4,40 +4,44 @@
 // (HTTP/1 settles today: on Node 20, server.close() destroys "idle" connections, and a connection
 // whose request was fully read counts as idle, streaming response or not. HTTP/2 has no such shortcut.)
 import t from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify from 'fastify'
 import http from 'node:http'
 import http2 from 'node:http2'
 import type { ServerResponse } from 'node:http'
 import fastifyComet from '../lib/index.js'
 import { firstBlockedWrite } from './helpers.js'
+import type { CometSource, CometSourceContext } from '../types/index.js'
 
 const PAYLOAD = 'x'.repeat(65536)
 
-/** A route whose source yields big messages until its signal aborts; resolves once the socket is full. */
-function fillingRoute (app: FastifyInstance): { blocked: Promise<void>, finished: Promise<void>, signal: () => AbortSignal | undefined } {
+/** A source that yields big messages until its signal aborts, and a way to know when the socket is full. */
+function filling (): { source: CometSource, watch: (raw: unknown) => void, blocked: Promise<void>, finished: Promise<void>, signal: () => AbortSignal | undefined } {
   let markBlocked!: () => void
   const blocked = new Promise<void>(resolve => { markBlocked = resolve })
   let markFinished!: () => void
   const finished = new Promise<void>(resolve => { markFinished = resolve })
   let seen: AbortSignal | undefined
-  app.get('/comet', (request, reply) => {
-    firstBlockedWrite(reply.raw as ServerResponse).then(markBlocked, markBlocked)
-    return reply.comet(async function * ({ signal }) {
-      seen = signal
-      try {
-        for (let i = 0; !signal.aborted; i++) yield { i, payload: PAYLOAD }
-      } finally {
-        markFinished()
-      }
-    }, 'cb')
-  })
-  return { blocked, finished, signal: () => seen }
+  async function * source ({ signal }: CometSourceContext): AsyncGenerator<unknown> {
+    seen = signal
+    try {
+      for (let i = 0; !signal.aborted; i++) yield { i, payload: PAYLOAD }
+    } finally {
+      markFinished()
+    }
+  }
+  // Http2ServerResponse.write() returns false under flow control just as ServerResponse's does.
+  const watch = (raw: unknown): void => { firstBlockedWrite(raw as ServerResponse).then(markBlocked, markBlocked) }
+  return { source, watch, blocked, finished, signal: () => seen }
 }
 
 t.test('HTTP/1: app.close() settles while a client has stopped reading', { timeout: 15000 }, async t => {
   const app = Fastify()
   await app.register(fastifyComet, { padding: 0, maxBytes: Infinity })
-  const route = fillingRoute(app)
+  const route = filling()
+  app.get('/comet', (request, reply) => {
+    route.watch(reply.raw)
+    return reply.comet(route.source, 'cb')
+  })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const req = http.get({ host: '127.0.0.1', port, path: '/comet', agent: false })
@@ -62,7 +66,11 @@ t.test('HTTP/2: app.close() settles while a client has stopped reading', { timeo
   // without it, close() waits for every client session to hang up, whatever the plugin does.
   const app = Fastify({ http2: true, forceCloseConnections: true })
   await app.register(fastifyComet, { padding: 0, maxBytes: Infinity })
-  const route = fillingRoute(app)
+  const route = filling()
+  app.get('/comet', (request, reply) => {
+    route.watch(reply.raw)
+    return reply.comet(route.source, 'cb')
+  })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const session = http2.connect(`http://127.0.0.1:${port}`)
