@@ -1,64 +1,81 @@
 // Broadcast: one message, encoded once, delivered to every subscribed stream.
 import { encodeMessage, encodeId } from './encode.js'
-import { kCometFeed, type CometFeed, type CometSubscriber } from './feed.js'
+import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber } from './feed.js'
 import { resolveFeedOptions } from './options.js'
 import type { CometChannelOptions, CometChannel as PublicCometChannel } from '../types/index.js'
 
+/** What a channel shares with the feeds of its subscribers. */
+interface Subscribers {
+  readonly maxQueue: number
+  readonly streams: Set<CometSubscriber>
+  closed: boolean
+}
+
 /**
  * A fan-out source: `reply.comet(channel, callback)` subscribes a response until it ends, and
- * `publish()` sends a message to every subscriber. A broker-backed channel (several servers) can
- * extend this class: publish to the broker, and call `deliver()` for what the broker sends back.
+ * `publish()` sends a message to every subscriber.
  */
-export class CometChannel<T = unknown> implements CometFeed, PublicCometChannel<T> {
-  readonly maxQueue: number
-  private readonly idOf: ((message: T) => unknown) | undefined
-  private readonly subscribers = new Set<CometSubscriber>()
-  private closed = false
+export class CometChannel<T = unknown> implements CometFeedSource, PublicCometChannel<T> {
+  readonly #idOf: ((message: T) => unknown) | undefined
+  readonly #subscribers: Subscribers
 
   constructor (options: CometChannelOptions<T> = {}) {
     const { maxQueue, id } = resolveFeedOptions(options)
-    this.maxQueue = maxQueue
-    this.idOf = id
+    this.#idOf = id
+    this.#subscribers = { maxQueue, streams: new Set(), closed: false }
   }
 
   /** How many streams are subscribed. */
   get size (): number {
-    return this.subscribers.size
-  }
-
-  /** Sends `message` to every subscriber. Throws FST_COMET_UNSERIALIZABLE_MESSAGE, delivering nothing, when JSON cannot represent it. */
-  publish (message: T): void {
-    this.dispatch(message)
+    return this.#subscribers.streams.size
   }
 
   /**
-   * Sends to this process's subscribers only. A broker-backed subclass overrides publish() to go
-   * through the broker, and calls dispatch() for each message the broker hands back.
+   * Sends `message` to every subscriber. Throws FST_COMET_UNSERIALIZABLE_MESSAGE, delivering
+   * nothing, when JSON cannot represent it, whether or not anyone is subscribed.
    */
-  dispatch (message: T): void {
-    if (this.closed || this.subscribers.size === 0) return
+  publish (message: T): void {
     const encoded = encodeMessage(message)
-    const encodedId = encodeId(this.idOf, message)
-    for (const subscriber of this.subscribers) subscriber.deliver(encoded, encodedId)
+    const encodedId = encodeId(this.#idOf, message)
+    const { streams, closed } = this.#subscribers
+    if (closed) return
+    for (const stream of streams) stream.deliver(encoded, encodedId)
   }
 
   /** Ends every subscriber's stream cleanly; later subscribers end at once. */
   close (): void {
-    this.closed = true
-    for (const subscriber of this.subscribers) subscriber.end('done')
-    this.subscribers.clear()
+    const subscribers = this.#subscribers
+    subscribers.closed = true
+    for (const stream of subscribers.streams) stream.end('done')
+    subscribers.streams.clear()
   }
-
-  subscribe (subscriber: CometSubscriber): () => void {
-    if (this.closed) subscriber.end('done')
-    else this.subscribers.add(subscriber)
-    return () => { this.subscribers.delete(subscriber) }
-  }
-
-  // A channel keeps nothing for a stream that never subscribed.
-  release (): void {}
 
   [kCometFeed] (): CometFeed {
-    return this
+    return new ChannelFeed(this.#subscribers)
+  }
+}
+
+/** One stream's subscription. */
+class ChannelFeed implements CometFeed {
+  readonly #subscribers: Subscribers
+  #stream: CometSubscriber | undefined
+
+  constructor (subscribers: Subscribers) {
+    this.#subscribers = subscribers
+  }
+
+  get maxQueue (): number {
+    return this.#subscribers.maxQueue
+  }
+
+  start (stream: CometSubscriber): void {
+    if (this.#subscribers.closed) return stream.end('done')
+    this.#stream = stream
+    this.#subscribers.streams.add(stream)
+  }
+
+  stop (): void {
+    if (this.#stream !== undefined) this.#subscribers.streams.delete(this.#stream)
+    this.#stream = undefined
   }
 }

@@ -27,7 +27,8 @@ export const FST_COMET_INVALID_SOURCE = createError(
   500
 )
 
-// Logged, never thrown at the caller: the stream has started, so it ends instead.
+// Thrown by publish() and push(); for a message from an iterable the stream has started, so the
+// stream ends instead and the error is logged.
 export const FST_COMET_UNSERIALIZABLE_MESSAGE = createError(
   'FST_COMET_UNSERIALIZABLE_MESSAGE',
   'Comet message of type %s cannot be sent as JSON: %s',
@@ -40,13 +41,20 @@ export const FST_COMET_SOURCE_CONSUMED = createError(
   500
 )
 
+export const FST_COMET_INVALID_STATUS = createError(
+  'FST_COMET_INVALID_STATUS',
+  'A comet response needs a status that has a body, not %s',
+  500
+)
+
 export const FST_COMET_REPLY_SENT = createError(
   'FST_COMET_REPLY_SENT',
   'reply.comet() needs a reply that was neither sent nor hijacked',
   500
 )
 
-// Logged, never thrown at the caller: the `id` option returned something other than a string.
+// The `id` option returned something other than a string: thrown by publish() and push(), logged
+// (ending the stream) for a message from an iterable.
 export const FST_COMET_INVALID_MESSAGE_ID = createError(
   'FST_COMET_INVALID_MESSAGE_ID',
   'The comet id option must return a string or undefined, got %s',

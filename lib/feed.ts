@@ -1,33 +1,52 @@
-// The small interface between push sources (channels, push queues, and later broker-backed
-// channels) and the streams that subscribe to them. A feed hands each subscriber messages that are
-// already encoded, so a message published to many streams is serialized once.
+// The one way messages reach a stream. Every source becomes a feed: an iterable is pulled by the
+// iterator feed in source.ts, channels and push sources deliver what is published. A feed hands the
+// stream messages that are already encoded, so a message published to many streams is serialized once.
 
 /** Marks an object as a push source; reply.comet() subscribes to it instead of iterating it. */
 export const kCometFeed = Symbol.for('fastify-comet.feed')
 
-/** What a feed sees of one subscribed stream. */
+/** Why a feed ends its stream: its messages are over, or it held more than its queue allows. */
+export type FeedEndReason = 'done' | 'overflow'
+
+/** What a feed sees of the stream it feeds. */
 export interface CometSubscriber {
-  /** One message and its id (if it has one), each already encoded by encode.ts. */
+  /** One message and its id (if it has one), each already encoded by encode.ts. Ignored once the stream is over. */
   deliver (encoded: string, encodedId: string | undefined): void
-  /** The feed is over: the stream writes what it has and ends cleanly. */
-  end (reason: 'done'): void
-  /** The feed held more than maxQueue messages for this subscriber: the stream ends, logged at warn. */
-  overflow (): void
+  /**
+   * Backpressure, for a feed that can wait: false once the socket is full or a full batch was just
+   * written. The feed then waits for `whenReady()` before it delivers more. A feed that cannot
+   * wait (a channel) keeps delivering; the stream queues up to `maxQueue` messages for it.
+   */
+  readonly ready: boolean
+  /** Resolves when the socket has drained, or on the next turn of the event loop if it is not full. */
+  whenReady (): Promise<void>
+  /** The feed is over ('done') or overflowed: the stream writes what it has and ends. */
+  end (reason: FeedEndReason): void
   /** The feed failed: the stream logs the error and ends. */
   fail (err: unknown): void
 }
 
 export interface CometFeed {
-  /** How many messages a subscriber may hold unwritten before it is ended as too slow. */
+  /**
+   * Messages the stream may hold for this feed while its socket is full before it ends as too slow.
+   * Infinity for a feed that waits for `whenReady()` instead.
+   */
   readonly maxQueue: number
-  /** Starts delivering to `subscriber`; returns the function that stops it. */
-  subscribe (subscriber: CometSubscriber): () => void
-  /** The stream that opened this feed ended before it could subscribe. */
-  release (): void
+  /** Starts delivering to the stream. Called at most once, when the stream has started. */
+  start (subscriber: CometSubscriber): void
+  /** The stream is over, or will never start: stop producing and let go of everything. Idempotent. */
+  stop (): void
+}
+
+/** What the request tells a feed about the client. */
+export interface FeedContext {
+  /** The last message id the reconnecting client saw, validated (see last-event-id.ts). */
+  lastEventId: string | undefined
 }
 
 export interface CometFeedSource {
-  [kCometFeed] (): CometFeed
+  /** Hands out the feed for one stream. */
+  [kCometFeed] (context: FeedContext): CometFeed
 }
 
 export function isFeedSource (value: unknown): value is CometFeedSource {

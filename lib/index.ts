@@ -9,39 +9,46 @@ import { FST_COMET_INVALID_OPTION, FST_COMET_REPLY_SENT } from './errors.js'
 import { lastEventIdOf } from './last-event-id.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
-import { openSource, releaseSource } from './source.js'
-import { CometStream, type StreamRegistry } from './stream.js'
+import { abandonSource, openSource, sourceKind, unopenedSource } from './source.js'
+import { responseHead } from './response-head.js'
+import { CometStream } from './stream.js'
+import { OpenStreams } from './open-streams.js'
 import { CometChannel } from './channel.js'
 import { CometPush } from './push.js'
+import type { CometFeed } from './feed.js'
 
 const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options) => {
   const { defaults, clientPath } = resolvePluginOptions(options)
   registerHelmet(fastify, options.helmet)
   // Routes already told that their CSP blocks comet scripts (keyed by the route's config object).
   const warnedRoutes = new WeakSet<object>()
-  const open: StreamRegistry = new Set()
-  let closing = false
+  const streams = new OpenStreams()
 
   const comet: FastifyReply['comet'] = function (this: FastifyReply, source, callback) {
-    // Every check runs before anything is written, so Fastify's error handler can still answer.
-    const settings = resolveReplyOptions(defaults, callback)
-    if (this.sent) throw new FST_COMET_REPLY_SENT()
-    const opened = openSource(source, lastEventIdOf(this.request))
+    // Every check runs before anything is written, so Fastify's error handler can still answer,
+    // and a refused source is always released (a push source's signal aborts).
+    let feed: CometFeed | undefined
     let stream: CometStream
     try {
+      const settings = resolveReplyOptions(defaults, callback)
+      if (this.sent) throw new FST_COMET_REPLY_SENT()
+      const head = responseHead(this)
+      // During shutdown no source runs: the stream ends as soon as it has started.
+      feed = streams.closing ? unopenedSource(source) : openSource(source, { lastEventId: lastEventIdOf(this.request) }, settings.id)
       // A channel or push source gives its messages their ids itself.
-      if (settings.id !== undefined && opened.feed !== undefined) {
+      if (settings.id !== undefined && feed.maxQueue !== Infinity) {
         throw new FST_COMET_INVALID_OPTION('id', 'set it on the channel or push source, which encodes each message once')
       }
       const nonce = scriptNonce(this)
       if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
-      stream = new CometStream(this, settings, opened, nonce, open)
+      stream = new CometStream(this, settings, feed, nonce, streams)
+      this.log.debug({ callback: settings.callback, source: sourceKind(source) }, 'comet stream opened')
+      stream.start(this, head)
     } catch (err) {
-      releaseSource(opened) // nothing was sent: let the source clean up
+      if (feed === undefined) abandonSource(source)
+      else feed.stop()
       throw err
     }
-    // A stream that starts while the server shuts down ends at once; the client reconnects elsewhere.
-    if (closing) stream.end('shutdown')
     return stream.done
   }
   fastify.decorateReply('comet', comet)
@@ -53,8 +60,7 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
   // Fastify waits for in-flight responses before it closes, and a stream never finishes by
   // itself: end them all cleanly so that close() settles and every source's finally runs.
   fastify.addHook('preClose', async () => {
-    closing = true
-    for (const stream of open) stream.end('shutdown')
+    streams.shutdown()
   })
 
   if (clientPath !== undefined) serveClient(fastify, clientPath)

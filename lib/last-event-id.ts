@@ -10,6 +10,17 @@ const VALID_ID = /^[\x20-\x7e]{1,256}$/
 export function lastEventIdOf (request: FastifyRequest): string | undefined {
   const query = (request.query as Record<string, unknown> | undefined)?.lastEventId
   // A repeated query parameter arrives as an array: not an id, so the header is read instead.
-  const value = typeof query === 'string' ? query : request.headers['last-event-id']
-  return typeof value === 'string' && VALID_ID.test(value) ? value : undefined
+  const value = typeof query === 'string' ? query : singleHeader(request.raw.rawHeaders, 'last-event-id')
+  return value !== undefined && VALID_ID.test(value) ? value : undefined
+}
+
+// Node joins repeated headers into "7, 9", which names no message: a repeated header counts as none.
+function singleHeader (rawHeaders: string[], name: string): string | undefined {
+  let value: string | undefined
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length !== name.length || rawHeaders[i].toLowerCase() !== name) continue
+    if (value !== undefined) return undefined
+    value = rawHeaders[i + 1]
+  }
+  return value
 }

@@ -2,33 +2,36 @@
 // and close): push messages in, reply.comet(source, callback) writes them out.
 import { encodeMessage, encodeId } from './encode.js'
 import { FST_COMET_SOURCE_CONSUMED } from './errors.js'
-import { kCometFeed, type CometFeed, type CometSubscriber } from './feed.js'
+import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber } from './feed.js'
 import { resolveFeedOptions } from './options.js'
 import type { CometPushOptions, CometPush as PublicCometPush } from '../types/index.js'
 
-type Delivery = [encoded: string, encodedId: string | undefined]
+type Ending = { failure: unknown }
 
-export class CometPush<T = unknown> implements CometFeed, PublicCometPush<T> {
+export class CometPush<T = unknown> implements CometFeed, CometFeedSource, PublicCometPush<T> {
   readonly maxQueue: number
-  private readonly idOf: ((message: T) => unknown) | undefined
-  private readonly controller = new AbortController()
-  private subscriber: CometSubscriber | undefined
-  /** What was pushed before reply.comet() subscribed, at most maxQueue messages. */
-  private early: Delivery[] = []
-  /** More than maxQueue messages were pushed before the stream started: it ends as overflowed. */
-  private overflowed = false
-  private ending: { failure: unknown } | undefined
-  private consumed = false
+  readonly #idOf: ((message: T) => unknown) | undefined
+  #controller: AbortController | undefined
+  #subscriber: CometSubscriber | undefined
+  /** Encoded messages and ids pushed before the stream started: at most maxQueue of them. */
+  #early: Array<string | undefined> = []
+  /** More was pushed before the stream started than it may hold: it starts as overflowed. */
+  #overflowed = false
+  #ending: Ending | undefined
+  #claimed = false
+  #stopped = false
 
   constructor (options: CometPushOptions<T> = {}) {
     const { maxQueue, id } = resolveFeedOptions(options)
     this.maxQueue = maxQueue
-    this.idOf = id
+    this.#idOf = id
   }
 
-  /** Aborts when the stream that consumes this source has ended: stop producing then. */
+  /** Aborts when the stream that consumes this source has ended, or will never start. */
   get signal (): AbortSignal {
-    return this.controller.signal
+    this.#controller ??= new AbortController()
+    if (this.#stopped) this.#controller.abort()
+    return this.#controller.signal
   }
 
   /**
@@ -37,60 +40,62 @@ export class CometPush<T = unknown> implements CometFeed, PublicCometPush<T> {
    * Throws FST_COMET_UNSERIALIZABLE_MESSAGE when JSON cannot represent the message.
    */
   push (message: T): boolean {
-    if (this.ending !== undefined || this.overflowed || this.controller.signal.aborted) return false
+    if (this.#ending !== undefined || this.#overflowed || this.#stopped) return false
     const encoded = encodeMessage(message)
-    const encodedId = encodeId(this.idOf, message)
-    if (this.subscriber !== undefined) {
-      this.subscriber.deliver(encoded, encodedId)
-    } else if (this.early.length < this.maxQueue) {
-      this.early.push([encoded, encodedId])
-    } else {
-      this.overflowed = true // said by the stream, which logs it with its request id
-      return false
+    const encodedId = encodeId(this.#idOf, message)
+    if (this.#subscriber !== undefined) {
+      this.#subscriber.deliver(encoded, encodedId)
+      return !this.#stopped
     }
-    return !this.controller.signal.aborted
+    if (this.#early.length / 2 < this.maxQueue) {
+      this.#early.push(encoded, encodedId)
+      return true
+    }
+    this.#overflowed = true // said by the stream, which logs it with its request id
+    return false
   }
 
   /** Ends the stream cleanly once what was pushed is written. */
   end (): void {
-    this.finish({ failure: undefined })
+    this.#finish({ failure: undefined })
   }
 
   /** Ends the stream as failed: the error is logged through the request's logger. */
   error (err: unknown): void {
-    this.finish({ failure: err ?? new Error('comet push source failed') })
+    this.#finish({ failure: err ?? new Error('comet push source failed') })
   }
 
-  private finish (ending: { failure: unknown }): void {
-    if (this.ending !== undefined) return
-    this.ending = ending
-    if (this.subscriber !== undefined) this.settle(this.subscriber)
+  #finish (ending: Ending): void {
+    if (this.#ending !== undefined) return
+    this.#ending = ending
+    if (this.#subscriber !== undefined) settle(this.#subscriber, ending)
   }
 
-  private settle (subscriber: CometSubscriber): void {
-    if (this.ending?.failure === undefined) subscriber.end('done')
-    else subscriber.fail(this.ending.failure)
+  start (subscriber: CometSubscriber): void {
+    this.#subscriber = subscriber
+    const early = this.#early
+    this.#early = []
+    for (let i = 0; i < early.length; i += 2) subscriber.deliver(early[i] as string, early[i + 1])
+    if (this.#overflowed) subscriber.end('overflow')
+    else if (this.#ending !== undefined) settle(subscriber, this.#ending)
   }
 
-  subscribe (subscriber: CometSubscriber): () => void {
-    this.subscriber = subscriber
-    const early = this.early
-    this.early = []
-    for (const [encoded, encodedId] of early) subscriber.deliver(encoded, encodedId)
-    if (this.overflowed) subscriber.overflow()
-    else if (this.ending !== undefined) this.settle(subscriber)
-    return () => this.release()
-  }
-
-  release (): void {
-    this.subscriber = undefined
-    this.controller.abort()
+  stop (): void {
+    this.#stopped = true
+    this.#subscriber = undefined
+    this.#early = []
+    this.#controller?.abort()
   }
 
   [kCometFeed] (): CometFeed {
     // One stream only: a second one would steal half the messages of the first.
-    if (this.consumed) throw new FST_COMET_SOURCE_CONSUMED()
-    this.consumed = true
+    if (this.#claimed) throw new FST_COMET_SOURCE_CONSUMED()
+    this.#claimed = true
     return this
   }
+}
+
+function settle (subscriber: CometSubscriber, ending: Ending): void {
+  if (ending.failure === undefined) subscriber.end('done')
+  else subscriber.fail(ending.failure)
 }

@@ -1,55 +1,61 @@
-// Turns what the user passed to reply.comet() into something the stream can read: an iterator
-// (with an AbortController when the source is a function that asked for a signal) or a push feed.
-// Checked synchronously, before anything is written.
+// Turns what the user passed to reply.comet() into a feed, checked synchronously before anything
+// is written. Iterables get an iterator feed, which pulls at the pace the socket takes (sync
+// iterators a batch at a time, async ones one await per message) and owns everything a pulled
+// source needs at its end: the AbortSignal of a source function, return(), the UTF-8 decoder.
 import { describeValue, FST_COMET_INVALID_SOURCE } from './errors.js'
-import { isFeedSource, kCometFeed, type CometFeed } from './feed.js'
+import { encodeId, encodeMessage } from './encode.js'
+import { isFeedSource, kCometFeed, type CometFeed, type CometSubscriber, type FeedContext } from './feed.js'
 import type { CometIterable, CometSource, CometSourceContext } from '../types/index.js'
 
-export type CometIterator = AsyncIterator<unknown> | Iterator<unknown>
+type IdOf = ((message: unknown) => unknown) | undefined
 
-export interface OpenedSource {
-  /** For the debug log: what kind of source this stream reads. */
-  kind: 'function' | 'async-iterable' | 'iterable' | 'feed'
-  /** The iterable to pull from (empty when the source is a feed or failed). */
-  iterable: CometIterable<unknown>
-  /** Whether items come from a plain (synchronous) iterator, which is pulled without awaiting. */
-  sync: boolean
-  /** A push source that delivers encoded messages itself. */
-  feed: CometFeed | undefined
-  /** Aborted when the stream ends, so a source function blocked on an event lets go. */
-  controller: AbortController | undefined
-  /** What the source function threw: the stream starts, logs it and ends, like any source failure. */
-  failure: unknown
-}
-
-const NOTHING: CometIterable<unknown> = []
-
-/** Resolves a source to an iterable or a feed; throws FST_COMET_INVALID_SOURCE when it is neither. */
-export function openSource (source: CometSource<unknown>, lastEventId: string | undefined): OpenedSource {
-  if (typeof source !== 'function') return fromValue(source, undefined, undefined)
-  const controller = new AbortController()
-  const context: CometSourceContext = { signal: controller.signal, lastEventId }
+/** Resolves a source to a feed; throws FST_COMET_INVALID_SOURCE when it is not one. */
+export function openSource (source: CometSource<unknown>, context: FeedContext, idOf: IdOf): CometFeed {
+  if (typeof source !== 'function') return feedOf(source, context, idOf, undefined)
+  const sourceContext = new SourceContext(context.lastEventId)
   let produced: unknown
   try {
-    produced = source(context)
+    produced = source(sourceContext)
   } catch (failure) {
-    return { kind: 'function', iterable: NOTHING, sync: true, feed: undefined, controller, failure: failure ?? new Error(String(failure)) }
+    return new FailedFeed(failure ?? new Error(String(failure)), sourceContext)
   }
   try {
-    return fromValue(produced, controller, 'function')
+    return feedOf(produced, context, idOf, sourceContext)
   } catch (err) {
-    controller.abort() // the function may have subscribed to something: let it clean up
+    sourceContext.abort() // the function may have subscribed to something: let it clean up
     throw err
   }
 }
 
-function fromValue (value: unknown, controller: AbortController | undefined, kind: OpenedSource['kind'] | undefined): OpenedSource {
+/** What kind of source the user passed, for the debug log. */
+export function sourceKind (source: unknown): 'function' | 'feed' | 'async-iterable' | 'iterable' {
+  if (typeof source === 'function') return 'function'
+  if (isFeedSource(source)) return 'feed'
+  return typeof (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function' ? 'async-iterable' : 'iterable'
+}
+
+/** Lets a source that reply.comet() refused clean up: a push source's signal aborts. */
+export function abandonSource (source: unknown): void {
+  if (!isFeedSource(source)) return
+  try {
+    source[kCometFeed]({ lastEventId: undefined }).stop()
+  } catch {} // already feeding another stream: not ours to stop
+}
+
+/** For a stream that starts during shutdown: the source is released unread, a function is never called. */
+export function unopenedSource (source: unknown): CometFeed {
+  abandonSource(source)
+  return NO_MESSAGES
+}
+
+const NO_MESSAGES: CometFeed = { maxQueue: Infinity, start () {}, stop () {} }
+
+function feedOf (value: unknown, context: FeedContext, idOf: IdOf, sourceContext: SourceContext | undefined): CometFeed {
   if (isFeedSource(value)) {
-    return { kind: kind ?? 'feed', iterable: NOTHING, sync: true, feed: value[kCometFeed](), controller, failure: undefined }
+    const feed = value[kCometFeed](context)
+    return sourceContext === undefined ? feed : new AbortingFeed(feed, sourceContext)
   }
-  const iterable = assertIterable(value)
-  const sync = typeof (iterable as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== 'function'
-  return { kind: kind ?? (sync ? 'iterable' : 'async-iterable'), iterable, sync, feed: undefined, controller, failure: undefined }
+  return new IteratorFeed(assertIterable(value), idOf, sourceContext)
 }
 
 function assertIterable (value: unknown): CometIterable<unknown> {
@@ -63,15 +69,173 @@ function assertIterable (value: unknown): CometIterable<unknown> {
   throw new FST_COMET_INVALID_SOURCE(describeValue(value))
 }
 
-/** Lets a source that was opened but will never be read clean up: aborts its signal, releases its feed. */
-export function releaseSource (opened: OpenedSource): void {
-  opened.controller?.abort()
-  opened.feed?.release()
+// What a source function receives. The AbortController is made only if the function reads
+// `signal`: many never do, and an idle stream should not pay for one.
+class SourceContext implements CometSourceContext {
+  readonly lastEventId: string | undefined
+  #controller: AbortController | undefined
+
+  constructor (lastEventId: string | undefined) {
+    this.lastEventId = lastEventId
+  }
+
+  get signal (): AbortSignal {
+    this.#controller ??= new AbortController()
+    return this.#controller.signal
+  }
+
+  abort (): void {
+    this.#controller?.abort()
+  }
 }
 
-/** The iterator behind an iterable, preferring the asynchronous protocol when both exist. */
-export function iteratorOf (iterable: CometIterable<unknown>, sync: boolean): CometIterator {
-  return sync
-    ? (iterable as Iterable<unknown>)[Symbol.iterator]()
-    : (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+/** Pulls an iterable at the pace of the socket. */
+class IteratorFeed implements CometFeed {
+  readonly maxQueue = Infinity // it waits for the socket instead of queueing
+  #iterable: CometIterable<unknown> | undefined
+  readonly #idOf: IdOf
+  readonly #context: SourceContext | undefined
+  #iterator: AsyncIterator<unknown> | Iterator<unknown> | undefined
+  // Bytes from a Readable without an encoding can end in the middle of a character.
+  #decoder: TextDecoder | undefined
+  #finished = false
+  #stopped = false
+
+  constructor (iterable: CometIterable<unknown>, idOf: IdOf, context: SourceContext | undefined) {
+    this.#iterable = iterable
+    this.#idOf = idOf
+    this.#context = context
+  }
+
+  start (subscriber: CometSubscriber): void {
+    const iterable = this.#iterable as Partial<AsyncIterable<unknown> & Iterable<unknown>>
+    this.#iterable = undefined
+    let pulling: Promise<void>
+    try {
+      // Prefer the asynchronous protocol when an object offers both.
+      const asyncIterator = iterable[Symbol.asyncIterator]
+      if (typeof asyncIterator === 'function') {
+        const iterator = this.#iterator = asyncIterator.call(iterable)
+        pulling = this.#pull(iterator, subscriber)
+      } else {
+        const iterator = this.#iterator = (iterable as Iterable<unknown>)[Symbol.iterator]()
+        pulling = this.#pullSync(iterator, subscriber)
+      }
+    } catch (err) {
+      return subscriber.fail(err)
+    }
+    pulling.then(undefined, err => {
+      // An aborted source often rejects its pending read: not an error once the stream is over.
+      if (!this.#stopped) subscriber.fail(err)
+    })
+  }
+
+  // One await per message (the iterator's own); no race against the client leaving:
+  // cancellation reaches the source through its AbortSignal and return().
+  async #pull (iterator: AsyncIterator<unknown>, subscriber: CometSubscriber): Promise<void> {
+    for (;;) {
+      const result = await iterator.next()
+      if (this.#stopped) return
+      if (result.done === true) return this.#finish(subscriber)
+      this.#deliver(subscriber, result.value)
+      if (!subscriber.ready) await subscriber.whenReady()
+      if (this.#stopped) return
+    }
+  }
+
+  // Synchronous sources are pulled without awaiting, one batch at a time.
+  async #pullSync (iterator: Iterator<unknown>, subscriber: CometSubscriber): Promise<void> {
+    for (;;) {
+      do {
+        const result = iterator.next()
+        if (result.done === true) return this.#finish(subscriber)
+        this.#deliver(subscriber, result.value)
+        if (this.#stopped) return
+      } while (subscriber.ready)
+      await subscriber.whenReady()
+      if (this.#stopped) return
+    }
+  }
+
+  #deliver (subscriber: CometSubscriber, value: unknown): void {
+    let message = value
+    if (value instanceof Uint8Array) {
+      this.#decoder ??= new TextDecoder('utf-8', { ignoreBOM: true })
+      message = this.#decoder.decode(value, { stream: true })
+      if (message === '') return // the start of a character whose end is in the next chunk
+    }
+    subscriber.deliver(encodeMessage(message), encodeId(this.#idOf, value))
+  }
+
+  #finish (subscriber: CometSubscriber): void {
+    this.#finished = true
+    const rest = this.#decoder?.decode()
+    if (rest !== undefined && rest !== '') subscriber.deliver(encodeMessage(rest), undefined)
+    subscriber.end('done')
+  }
+
+  stop (): void {
+    if (this.#stopped) return
+    this.#stopped = true
+    this.#context?.abort()
+    const iterator = this.#iterator
+    this.#iterator = undefined
+    this.#iterable = undefined
+    if (!this.#finished && iterator !== undefined) closeIterator(iterator)
+  }
 }
+
+/** A feed returned by a source function: its signal aborts when the stream is over. */
+class AbortingFeed implements CometFeed {
+  readonly #feed: CometFeed
+  readonly #context: SourceContext
+
+  constructor (feed: CometFeed, context: SourceContext) {
+    this.#feed = feed
+    this.#context = context
+  }
+
+  get maxQueue (): number {
+    return this.#feed.maxQueue
+  }
+
+  start (subscriber: CometSubscriber): void {
+    this.#feed.start(subscriber)
+  }
+
+  stop (): void {
+    this.#feed.stop()
+    this.#context.abort()
+  }
+}
+
+/** A source function that threw: the stream starts, logs the error and ends, like any source failure. */
+class FailedFeed implements CometFeed {
+  readonly maxQueue = Infinity
+  readonly #failure: unknown
+  readonly #context: SourceContext
+
+  constructor (failure: unknown, context: SourceContext) {
+    this.#failure = failure
+    this.#context = context
+  }
+
+  start (subscriber: CometSubscriber): void {
+    subscriber.fail(this.#failure)
+  }
+
+  stop (): void {
+    this.#context.abort()
+  }
+}
+
+// return() runs the source's finally blocks; it may throw or reject, which is of no interest now.
+function closeIterator (iterator: AsyncIterator<unknown> | Iterator<unknown>): void {
+  if (typeof iterator.return !== 'function') return
+  try {
+    const closing: unknown = iterator.return()
+    if (closing instanceof Promise) closing.then(undefined, ignore)
+  } catch {}
+}
+
+function ignore (): void {}

@@ -4,6 +4,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import { CometChannel } from '../lib/channel.js'
+import type { CometFeed, CometSubscriber } from '../lib/feed.js'
 import { build, listen, open, replay, messages, firstBlockedWrite, countWrites, type OpenStream } from './helpers.js'
 
 t.test('publish reaches every subscriber; size follows subscriptions', async t => {
@@ -174,18 +175,16 @@ t.test('a burst published in one tick is written in a few large writes', async t
 })
 
 t.test('a feed that delivers after its stream ended is ignored', async t => {
-  // The contract a broker-backed source relies on: late deliveries after unsubscribe are harmless.
+  // The contract a broker-backed source relies on: late deliveries after the stream stopped it are harmless.
   const { app } = await build({ padding: 0 })
   t.teardown(() => app.close())
-  let subscriber: { deliver: (encoded: string, id: string | undefined) => void } | undefined
-  const unsubscribed = { count: 0 }
+  let subscriber: CometSubscriber | undefined
+  const stopped = { count: 0 }
   const feed = {
-    [Symbol.for('fastify-comet.feed')]: () => ({
+    [Symbol.for('fastify-comet.feed')]: (): CometFeed => ({
       maxQueue: 10,
-      subscribe: (s: typeof subscriber) => {
-        subscriber = s
-        return () => { unsubscribed.count++ }
-      }
+      start: s => { subscriber = s },
+      stop: () => { stopped.count++ }
     })
   }
   let settled!: Promise<void>
@@ -200,7 +199,7 @@ t.test('a feed that delivers after its stream ended is ignored', async t => {
   await client.waitFor('cb("first")')
   client.req.destroy()
   await settled
-  t.equal(unsubscribed.count, 1)
+  t.equal(stopped.count, 1)
   const lateWrites = countWrites(raw)
   subscriber?.deliver('"late"', undefined)
   await new Promise(setImmediate)

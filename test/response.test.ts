@@ -165,16 +165,30 @@ t.test('an invalid header value: Fastify answers 500, nothing of the document is
   t.same(messages(next.body(), 'cb'), ['fine'])
 })
 
-t.test('a source function is aborted when an invalid header stops the stream before it starts', async t => {
-  let signal: AbortSignal | undefined
+t.test('an invalid header is refused before the source function runs', async t => {
+  let called = false
   const { url } = await serve(t, app => {
     app.get('/bad', (request, reply) => {
       reply.header('x-bad', 'a\nb')
-      return reply.comet(context => {
-        signal = context.signal
+      return reply.comet(() => {
+        called = true
         return ['secret']
       }, 'cb')
     })
+  })
+  const res = await get(`${url}/bad`)
+  t.equal(res.status, 500)
+  t.equal(called, false, 'the source function never ran')
+})
+
+t.test('a source function is aborted when a check after it refuses the stream', async t => {
+  let signal: AbortSignal | undefined
+  const { url } = await serve(t, app => {
+    const channel = app.comet.channel()
+    app.get('/bad', (request, reply) => reply.comet(context => {
+      signal = context.signal
+      return channel
+    }, { callback: 'cb', id: () => 'x' }))
   })
   const res = await get(`${url}/bad`)
   t.equal(res.status, 500)

@@ -84,11 +84,6 @@ declare namespace fastifyComet {
     publish (message: T): void
     /** Ends every subscriber's stream cleanly; later subscribers end at once. */
     close (): void
-    /**
-     * Sends `message` to this process's subscribers only. `publish()` calls it; a broker-backed
-     * subclass overrides `publish()` to go through the broker and calls `dispatch()` for what comes back.
-     */
-    dispatch (message: T): void
   }
 
   /** A single-consumer push source for callback-style code: `reply.comet(out, callback)`. */

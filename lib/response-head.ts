@@ -1,0 +1,69 @@
+// The status line and headers of a comet response, settled and checked before the reply is
+// hijacked, so that a bad header or status is still answered by Fastify's error handler.
+import type { FastifyReply } from 'fastify'
+import { validateHeaderName, validateHeaderValue, type ServerResponse } from 'node:http'
+import { FST_COMET_INVALID_STATUS } from './errors.js'
+
+const CONTENT_TYPE = 'text/html; charset=utf-8'
+const CACHE_CONTROL = 'no-cache, no-store, no-transform, must-revalidate, max-age=0'
+
+// The body framing is the transport's: chunked on HTTP/1.1, frames on HTTP/2. An application's
+// length or transfer coding would leave the document unframed.
+const FRAMING = new Set(['content-length', 'transfer-encoding'])
+// Connection-specific headers are forbidden on HTTP/2 (RFC 9113, 8.2.2): Node throws on them.
+const HTTP2_FORBIDDEN = new Set([...FRAMING, 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'http2-settings', 'te'])
+
+export interface ResponseHead {
+  status: number
+  /** Name, value, name, value…: Node keeps a flat list once, in the rendered head only. */
+  headers: string[]
+}
+
+/** Throws FST_COMET_INVALID_STATUS, or Node's own error for a malformed header, before anything is sent. */
+export function responseHead (reply: FastifyReply): ResponseHead {
+  const status = reply.statusCode
+  // These statuses have no body: the document would silently vanish while the source ran.
+  if (status < 200 || status === 204 || status === 205 || status === 304) throw new FST_COMET_INVALID_STATUS(status)
+  const dropped = reply.request.raw.httpVersionMajor >= 2 ? HTTP2_FORBIDDEN : FRAMING
+  // Our defaults, then whatever the application set (CORS, cookies, its own caching policy),
+  // then what the protocol cannot do without.
+  const merged: Record<string, unknown> = Object.assign({
+    'cache-control': CACHE_CONTROL,
+    'x-accel-buffering': 'no' // nginx: pass every chunk on at once
+  }, reply.getHeaders(), { 'content-type': CONTENT_TYPE })
+  const headers: string[] = []
+  for (const [name, value] of Object.entries(merged)) {
+    if (value === undefined || dropped.has(name.toLowerCase())) continue
+    validateHeaderName(name)
+    for (const item of Array.isArray(value) ? value : [value]) {
+      const text = String(item)
+      validateHeaderValue(name, text)
+      headers.push(name, text)
+    }
+  }
+  return { status, headers }
+}
+
+/** Sends the head, with the headers kept once: in the rendered block only. */
+export function writeResponseHead (raw: ServerResponse, head: ResponseHead): void {
+  const { status, headers } = head
+  if (raw.getHeaderNames().length === 0) {
+    raw.writeHead(status, headers)
+  } else {
+    // Set straight on `raw` by the application: they are in `headers` already, so they are
+    // replaced (writeHead's merge of a flat list keeps only the last of repeated names).
+    for (const name of raw.getHeaderNames()) raw.removeHeader(name)
+    for (let i = 0; i < headers.length; i += 2) raw.appendHeader(headers[i], headers[i + 1])
+    raw.writeHead(status)
+  }
+  flattenHeaderBlock(raw)
+}
+
+// Node keeps the rendered head for the whole life of the response, as a string built from one
+// piece per header line. ToNumber flattens a string in place (the trick behind pino's flatstr),
+// so one compact copy stays (see BENCHMARKS.md, idle streams).
+function flattenHeaderBlock (raw: ServerResponse): void {
+  const header: unknown = (raw as unknown as { _header?: unknown })._header
+  // eslint-disable-next-line no-void -- the conversion is the point: it flattens the string
+  if (typeof header === 'string') void Number(header)
+}
