@@ -132,14 +132,13 @@ t.test('no heartbeat is written while the socket is full', async t => {
   clockRoute(app)
   let writes!: ReturnType<typeof recordWrites>
   let raw!: ServerResponse
-  let blocked!: () => void
-  const firstBlock = new Promise<void>(resolve => { blocked = resolve })
+  let firstBlock!: Promise<void>
   const state = { stop: false }
   const payload = 'x'.repeat(8000)
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     writes = recordWrites(raw)
-    firstBlockedWrite(raw).then(blocked)
+    firstBlock = firstBlockedWrite(raw)
     return reply.comet(async function * () {
       for (let i = 0; !state.stop; i++) yield { i, payload }
     }, 'cb')

@@ -125,6 +125,19 @@ export function firstBlockedWrite (raw: ServerResponse): Promise<void> {
   return new Promise(resolve => onWrite(raw, (chunk, ok) => { if (!ok) resolve() }))
 }
 
+/** A promise with its resolve and reject functions, for the test to settle from outside. */
+export interface Deferred<T = void> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (reason?: unknown) => void
+}
+
+export function deferred<T = void> (): Deferred<T> {
+  let settle!: Omit<Deferred<T>, 'promise'>
+  const promise = new Promise<T>((resolve, reject) => { settle = { resolve, reject } })
+  return { promise, ...settle }
+}
+
 /** Resolves after `count` trips round the event loop: long enough for pending I/O callbacks to run. */
 export async function turns (count: number): Promise<void> {
   for (let i = 0; i < count; i++) await new Promise(setImmediate)
@@ -136,12 +149,11 @@ export async function turns (count: number): Promise<void> {
  * it, so a test waiting for it times out: the deadlock is the failure.
  */
 export function loneMessageSource (): { source: () => AsyncGenerator<string>, release: () => void } {
-  let release!: () => void
-  const released = new Promise<void>(resolve => { release = resolve })
+  const released = deferred()
   async function * source (): AsyncGenerator<string> {
     yield 'first'
-    await released
+    await released.promise
     yield 'second'
   }
-  return { source, release }
+  return { source, release: released.resolve }
 }

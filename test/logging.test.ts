@@ -5,7 +5,7 @@ import t from 'tap'
 import { EventEmitter, on } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import type { CometReplyOptions, CometSource } from '../types/index.js'
-import { build, listen, open, type LogLine } from './helpers.js'
+import { build, listen, open, deferred, type LogLine } from './helpers.js'
 
 function linesOf (logs: LogLine[], msg: string): LogLine[] {
   return logs.filter(line => line.msg === msg)
@@ -94,10 +94,9 @@ t.test('a client that leaves produces no warning or error line', async t => {
   t.teardown(() => app.close())
   const ticks = new EventEmitter()
   let settled!: Promise<void>
-  let closed!: () => void
-  const rawClosed = new Promise<void>(resolve => { closed = resolve })
+  const rawClosed = deferred()
   app.get('/comet', (request, reply) => {
-    reply.raw.on('close', closed)
+    reply.raw.on('close', rawClosed.resolve)
     settled = reply.comet(endless(ticks), 'cb')
     return settled
   })
@@ -108,7 +107,7 @@ t.test('a client that leaves produces no warning or error line', async t => {
     stream.req.destroy()
     await settled
   }
-  await rawClosed
+  await rawClosed.promise
   await app.close() // anything Fastify logs about those requests is written by now
   t.equal(linesOf(logs, 'comet stream ended').length, 3)
   t.same(logs.filter(line => line.level >= 40), [], 'no line at warn level or above')

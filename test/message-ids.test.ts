@@ -2,7 +2,7 @@
 // script, and a source function learns the last id the client saw (`lastEventId`).
 import t from 'tap'
 import type { IncomingHttpHeaders } from 'node:http'
-import { build, listen, open, replay } from './helpers.js'
+import { build, listen, open, replay, deferred } from './helpers.js'
 
 t.test('the id option makes each script cb(message, "id")', async t => {
   const { app } = await build({ padding: 0 })
@@ -36,29 +36,28 @@ t.test('an id function returning a non-string ends the stream and logs FST_COMET
     t.test(kind, async t => {
       const { app, logs } = await build({ padding: 0 })
       t.teardown(() => app.close())
-      let finalized!: () => void
-      const sourceFinalized = new Promise<void>(resolve => { finalized = resolve })
+      const finalized = deferred()
       const id = (message: number): string | undefined => (message === 2 ? 42 : `id${message}`) as string
       app.get('/comet', (request, reply) => kind === 'async'
         ? reply.comet(async function * () {
           try {
             for (let i = 1; ; i++) yield i
           } finally {
-            finalized()
+            finalized.resolve()
           }
         }, { callback: 'cb', id })
         : reply.comet((function * () {
           try {
             for (let i = 1; ; i++) yield i
           } finally {
-            finalized()
+            finalized.resolve()
           }
         }()), { callback: 'cb', id }))
       const stream = await open(`${await listen(app)}/comet`)
       await stream.ended
       t.pass('the response ended cleanly')
       t.same(replay(stream.body(), 'cb'), [[1, 'id1']], 'the messages before the bad id, nothing after')
-      await sourceFinalized
+      await finalized.promise
       t.pass("the source's finally block ran")
       const errors = logs.filter(line => line.level >= 50)
       t.equal(errors.length, 1, 'one error line')

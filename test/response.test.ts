@@ -4,7 +4,7 @@ import t from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
-import { build, listen, open, messages, type LogLine } from './helpers.js'
+import { build, listen, open, messages, deferred, type LogLine } from './helpers.js'
 
 const CACHE_CONTROL = 'no-cache, no-store, no-transform, must-revalidate, max-age=0'
 
@@ -93,13 +93,12 @@ t.test('headers the application set are kept; content-type and content-length ar
 
 t.test('onResponse runs once after a normal end, and the request is logged as completed', async t => {
   const statuses: number[] = []
-  let hookRan!: () => void
-  const hookDone = new Promise<void>(resolve => { hookRan = resolve })
+  const hookDone = deferred()
   const { url, logs } = await serve(t, app => {
     app.get('/comet', {
       onResponse: async (request, reply) => {
         statuses.push(reply.statusCode)
-        hookRan()
+        hookDone.resolve()
       }
     }, (request, reply) => reply.comet(['a'], 'cb'))
     app.get('/ping', async () => 'pong')
@@ -107,7 +106,7 @@ t.test('onResponse runs once after a normal end, and the request is logged as co
   const completed = logged(logs, line => line.msg === 'request completed' && (line.res as { statusCode?: number })?.statusCode === 200)
   const stream = await open(`${url}/comet`)
   await stream.ended
-  await hookDone
+  await hookDone.promise
   const line = await completed
   t.same(statuses, [200], 'onResponse ran with status 200')
   t.type(line.responseTime, 'number', 'with a response time')

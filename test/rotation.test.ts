@@ -6,7 +6,7 @@ import { EventEmitter, on } from 'node:events'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyComet from '../lib/index.js'
 import type { CometReplyOptions } from '../types/index.js'
-import { build, listen, open, messages, type LogLine } from './helpers.js'
+import { build, listen, open, messages, deferred, type LogLine } from './helpers.js'
 
 const PAGE = '<html><body>'
 const SCRIPT = /<script(?: nonce="[^"]*")?>[\s\S]*?<\/script>/g
@@ -14,8 +14,7 @@ const SCRIPT = /<script(?: nonce="[^"]*")?>[\s\S]*?<\/script>/g
 /** An endless source of numbered messages of about `size` bytes, on /comet; reports its finally. */
 function endlessRoute (app: FastifyInstance, size: number, options: Omit<CometReplyOptions, 'callback'> = {}): { pulled: () => number, finalized: Promise<void> } {
   let pulled = 0
-  let finalized!: () => void
-  const done = new Promise<void>(resolve => { finalized = resolve })
+  const finalized = deferred()
   app.get('/comet', (request, reply) => reply.comet(async function * () {
     try {
       for (let i = 0; ; i++) {
@@ -23,10 +22,10 @@ function endlessRoute (app: FastifyInstance, size: number, options: Omit<CometRe
         yield { i, fill: 'f'.repeat(size - 40) }
       }
     } finally {
-      finalized()
+      finalized.resolve()
     }
   }, { callback: 'cb', ...options }))
-  return { pulled: () => pulled, finalized: done }
+  return { pulled: () => pulled, finalized: finalized.promise }
 }
 
 /**
@@ -136,21 +135,20 @@ t.test('maxDuration ends an endless stream cleanly', async t => {
       const { app, logs } = await build(where === 'plugin-wide' ? { padding: 0, maxDuration: 100 } : { padding: 0 })
       t.teardown(() => app.close())
       const never = new EventEmitter()
-      let finalized!: () => void
-      const sourceFinalized = new Promise<void>(resolve => { finalized = resolve })
+      const finalized = deferred()
       app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
         try {
           yield 'first'
           for await (const [tick] of on(never, 'tick', { signal })) yield tick
         } finally {
-          finalized()
+          finalized.resolve()
         }
       }, where === 'plugin-wide' ? 'cb' : { callback: 'cb', maxDuration: 100 }))
       const stream = await open(`${await listen(app)}/comet`)
       await stream.ended
       t.pass("the client's response ended")
       t.same(messages(stream.body(), 'cb'), ['first'])
-      await sourceFinalized
+      await finalized.promise
       t.pass("the source's finally block ran")
       t.match(endLines(logs), [{ reason: 'max-duration', messages: 1 }])
       t.equal(endLines(logs).length, 1, 'one end line')

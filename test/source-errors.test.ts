@@ -2,7 +2,7 @@
 // terminated, the error is logged once through request.log, and the server serves everyone else.
 import t from 'tap'
 import type { ServerResponse } from 'node:http'
-import { build, listen, open, messages, type LogLine } from './helpers.js'
+import { build, listen, open, messages, deferred, type LogLine } from './helpers.js'
 import type { CometSource } from '../types/index.js'
 
 // Nothing may escape as an unhandled rejection or uncaught exception while these tests run.
@@ -146,13 +146,12 @@ t.test('a socket destroyed under a running stream ends it without an error log',
   t.teardown(() => app.close())
   let settled!: Promise<void>
   let raw!: ServerResponse
-  let received!: () => void
-  const clientHasFirst = new Promise<void>(resolve => { received = resolve })
+  const clientHasFirst = deferred()
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     settled = reply.comet((async function * () {
       yield 'first'
-      await clientHasFirst
+      await clientHasFirst.promise
       // The connection dies under the stream; the writes that follow go to a dead socket.
       request.raw.socket.destroy()
       for (let i = 0; i < 100; i++) yield 'x'.repeat(1000)
@@ -163,7 +162,7 @@ t.test('a socket destroyed under a running stream ends it without an error log',
   const url = await listen(app)
   const stream = await open(`${url}/comet`)
   await stream.waitFor('cb("first")')
-  received()
+  clientHasFirst.resolve()
   await stream.ended.catch(() => {})
   await settled
   t.ok(raw.destroyed)
