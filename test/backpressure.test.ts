@@ -9,8 +9,7 @@ const COUNT = 5000
 const PAYLOAD = 'x'.repeat(4000) // 20 MB in all: far more than the socket buffers hold
 
 t.test('a paused client blocks the source until drain, then gets everything in order', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, maxBytes: Infinity })
   let pulled = 0
   let raw!: ServerResponse
   let firstBlock!: Promise<void>
@@ -46,8 +45,7 @@ t.test('a paused client blocks the source until drain, then gets everything in o
 })
 
 t.test('a sync source is paused by backpressure too', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, maxBytes: Infinity })
   let pulled = 0
   let raw!: ServerResponse
   let firstBlock!: Promise<void>
@@ -75,8 +73,7 @@ t.test('a sync source is paused by backpressure too', async t => {
 })
 
 t.test('a source that yields one message per tick stops being pulled once its writes fill the socket', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, maxBytes: Infinity })
   let pulled = 0
   let pulledWhileBlocked = 0
   let raw!: ServerResponse

@@ -7,8 +7,7 @@ import { CometChannel } from '../lib/channel.js'
 import { build, listen, open, replay, messages, firstBlockedWrite, countWrites, type OpenStream } from './helpers.js'
 
 t.test('publish reaches every subscriber; size follows subscriptions', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<{ n: number }>()
   const subscribed: Array<Promise<void>> = []
   app.get('/comet', (request, reply) => {
@@ -36,8 +35,7 @@ t.test('publish reaches every subscriber; size follows subscriptions', async t =
 })
 
 t.test('a message is serialized once, however many subscribers', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const url = await listen(app)
@@ -52,8 +50,7 @@ t.test('a message is serialized once, however many subscribers', async t => {
 })
 
 t.test('message ids go to every subscriber', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<{ n: number }>({ id: message => `m${message.n}` })
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const client = await open(`${await listen(app)}/comet`)
@@ -64,8 +61,7 @@ t.test('message ids go to every subscriber', async t => {
 })
 
 t.test('an unserializable message throws at publish and reaches nobody', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<unknown>()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const client = await open(`${await listen(app)}/comet`)
@@ -77,8 +73,7 @@ t.test('an unserializable message throws at publish and reaches nobody', async t
 })
 
 t.test('a subscriber that stops reading is ended past maxQueue; the others get everything', async t => {
-  const { app, logs } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
   const channel = app.comet.channel<string>({ maxQueue: 16 })
   const raws: ServerResponse[] = []
   const ends: Array<Promise<void>> = []
@@ -121,8 +116,7 @@ t.test('a subscriber that stops reading is ended past maxQueue; the others get e
 })
 
 t.test('subscribing to a closed channel ends the stream at once', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel()
   channel.close()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
@@ -132,8 +126,7 @@ t.test('subscribing to a closed channel ends the stream at once', async t => {
 })
 
 t.test('a source function may return a channel; the class works outside Fastify', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = new CometChannel<number>()
   t.equal(channel.size, 0)
   app.get('/comet', (request, reply) => reply.comet(() => channel, 'cb'))
@@ -154,8 +147,7 @@ t.test('invalid channel options fail with FST_COMET_INVALID_OPTION', async t => 
 })
 
 t.test('a burst published in one tick is written in a few large writes', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, maxBytes: Infinity })
   const channel = app.comet.channel<string>({ maxQueue: 1000 })
   let writes = (): number => 0
   app.get('/comet', (request, reply) => {
@@ -175,8 +167,7 @@ t.test('a burst published in one tick is written in a few large writes', async t
 
 t.test('a feed that delivers after its stream ended is ignored', async t => {
   // The contract a broker-backed source relies on: late deliveries after unsubscribe are harmless.
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let subscriber: { deliver: (encoded: string, id: string | undefined) => void } | undefined
   const unsubscribed = { count: 0 }
   const feed = {
@@ -208,8 +199,7 @@ t.test('a feed that delivers after its stream ended is ignored', async t => {
 })
 
 t.test('a subscriber that keeps up is never ended, even for bursts longer than maxQueue', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const channel = app.comet.channel<number>({ maxQueue: 10 })
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const client = await open(`${await listen(app)}/comet`)
@@ -221,8 +211,7 @@ t.test('a subscriber that keeps up is never ended, even for bursts longer than m
 })
 
 t.test('a HEAD request to a comet route gets the headers, and the stream never subscribes', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const channel = app.comet.channel()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const res = await app.inject({ method: 'HEAD', url: '/comet' })

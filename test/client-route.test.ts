@@ -11,8 +11,7 @@ const CLIENT_FILE = join(__dirname, '..', 'client', 'comet-client.js')
 const CLIENT_SOURCE = readFileSync(CLIENT_FILE, 'utf8')
 
 t.test('clientPath serves the client script', async t => {
-  const { app } = await build({ clientPath: '/comet/client.js' })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { clientPath: '/comet/client.js' })
   const res = await app.inject('/comet/client.js')
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^text\/javascript\b/)
@@ -21,14 +20,13 @@ t.test('clientPath serves the client script', async t => {
 })
 
 t.test('without clientPath there is no client route', async t => {
-  const { app } = await build()
-  t.teardown(() => app.close())
+  const { app } = await build(t)
   t.equal((await app.inject('/comet/client.js')).statusCode, 404)
 })
 
 t.test('an invalid clientPath rejects register', async t => {
   for (const clientPath of ['client.js', 42, '', '/a b.js', '/x?y', 'http://example.com/client.js', null]) {
-    await t.rejects(build({ clientPath } as never), { code: 'FST_COMET_INVALID_OPTION' }, JSON.stringify(clientPath))
+    await t.rejects(build(t, { clientPath } as never), { code: 'FST_COMET_INVALID_OPTION' }, JSON.stringify(clientPath))
   }
 })
 

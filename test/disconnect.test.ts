@@ -6,8 +6,7 @@ import type { ServerResponse } from 'node:http'
 import { build, listen, open, firstBlockedWrite, countWrites, deferred } from './helpers.js'
 
 t.test('a source blocked on an event is released by the signal when the client leaves', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const ticks = new EventEmitter()
   let signal!: AbortSignal
   const finalized = deferred()
@@ -50,8 +49,7 @@ t.test('a source blocked on an event is released by the signal when the client l
 })
 
 t.test('a plain async generator is closed with return() when the client leaves', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const next = deferred()
   const finalized = deferred()
   let settled!: Promise<void>
@@ -85,8 +83,7 @@ t.test('a plain async generator is closed with return() when the client leaves',
 })
 
 t.test('a client that leaves while the server waits for drain releases the wait', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const finalized = deferred()
   let settled!: Promise<void>
   let blocked!: Promise<void>
@@ -113,8 +110,7 @@ t.test('a client that leaves while the server waits for drain releases the wait'
 })
 
 t.test('a client gone before reply.comet() is called ends the stream at once', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const clientGone = deferred()
   const cometCalled = deferred<Promise<void>>()
   let signal!: AbortSignal
@@ -139,8 +135,7 @@ t.test('a client gone before reply.comet() is called ends the stream at once', a
 })
 
 t.test('the server keeps serving after a client leaves', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const ticks = new EventEmitter()
   app.get('/comet', (request, reply) => reply.comet(({ signal }) => on(ticks, 'tick', { signal }), 'cb'))
   app.get('/ok', async () => 'ok')

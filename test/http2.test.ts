@@ -5,26 +5,26 @@ import Fastify from 'fastify'
 import http2 from 'node:http2'
 import { EventEmitter, on, once } from 'node:events'
 import fastifyComet from '../lib/index.js'
-import { messages, turns, loneMessageSource, deferred, type LogLine } from './helpers.js'
+import { listen, messages, recordLogs, turns, loneMessageSource, deferred, type LogLine } from './helpers.js'
 import type { CometSource } from '../types/index.js'
 
-async function serve (t: Test, source: () => CometSource, options: { maxBytes?: number } = {}): Promise<{ url: string, logs: LogLine[], raw: () => http2.Http2ServerResponse }> {
-  const logs: LogLine[] = []
-  const app = Fastify({
-    http2: true,
-    logger: { level: 'debug', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } }
-  })
+/** An h2c app with the plugin (padding 0) and a log recorder; it closes when `t` ends. */
+async function buildH2 (t: Test, options: { maxBytes?: number } = {}) {
+  const { logs, logger } = recordLogs()
+  const app = Fastify({ http2: true, logger })
+  t.teardown(() => app.close())
   await app.register(fastifyComet, { padding: 0, ...options })
+  return { app, logs }
+}
+
+async function serve (t: Test, source: () => CometSource, options: { maxBytes?: number } = {}): Promise<{ url: string, logs: LogLine[], raw: () => http2.Http2ServerResponse }> {
+  const { app, logs } = await buildH2(t, options)
   let raw!: http2.Http2ServerResponse
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     return reply.comet(source(), 'cb')
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no TCP address')
-  return { url: `http://127.0.0.1:${address.port}`, logs, raw: () => raw }
+  return { url: await listen(app), logs, raw: () => raw }
 }
 
 interface H2Stream {
@@ -146,13 +146,7 @@ t.test('HTTP/2: a client that cancels its stream releases the source', async t =
 })
 
 t.test('HTTP/2: a client gone before reply.comet() is called ends the stream at once', { timeout: 5000 }, async t => {
-  const logs: LogLine[] = []
-  const app = Fastify({
-    http2: true,
-    logger: { level: 'debug', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } }
-  })
-  await app.register(fastifyComet, { padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await buildH2(t)
   const clientGone = deferred()
   const cometCalled = deferred<Promise<void>>()
   let signal!: AbortSignal
@@ -166,9 +160,7 @@ t.test('HTTP/2: a client gone before reply.comet() is called ends the stream at 
     cometCalled.resolve(settled)
     await settled
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const session = http2.connect(`http://127.0.0.1:${port}`)
+  const session = http2.connect(await listen(app))
   t.teardown(() => { session.destroy() })
   const stream = session.request({ ':path': '/comet' })
   stream.on('error', () => {})

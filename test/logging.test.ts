@@ -12,8 +12,7 @@ function linesOf (logs: LogLine[], msg: string): LogLine[] {
 }
 
 t.test("'comet stream opened' names the callback and the kind of source", async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const sources: Record<string, () => CometSource> = {
     function: () => () => ['a'],
     'async-iterable': () => (async function * () { yield 'a' }()),
@@ -58,8 +57,7 @@ const CASES: Case[] = [
 
 for (const { reason, whole, options, source, end } of CASES) {
   t.test(`one 'comet stream ended' line with reason '${reason}'`, async t => {
-    const { app, logs } = await build({ padding: 100 })
-    t.teardown(() => app.close())
+    const { app, logs } = await build(t, { padding: 100 })
     const ticks = new EventEmitter()
     let settled!: Promise<void>
     app.get('/comet', (request, reply) => {
@@ -90,8 +88,7 @@ for (const { reason, whole, options, source, end } of CASES) {
 }
 
 t.test('a client that leaves produces no warning or error line', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const ticks = new EventEmitter()
   let settled!: Promise<void>
   const rawClosed = deferred()
@@ -114,8 +111,7 @@ t.test('a client that leaves produces no warning or error line', async t => {
 })
 
 t.test('onResponse hooks and "request completed" run for streams that end normally', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const responses: Array<{ url: string, statusCode: number }> = []
   app.addHook('onResponse', async (request, reply) => {
     responses.push({ url: request.url, statusCode: reply.statusCode })

@@ -5,8 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { build, listen, open, replay, deferred } from './helpers.js'
 
 t.test('the id option makes each script cb(message, "id")', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(async function * () {
     yield { n: 1 }
     yield { n: 2, skip: true }
@@ -19,8 +18,7 @@ t.test('the id option makes each script cb(message, "id")', async t => {
 })
 
 t.test('an id with markup and quotes is escaped and arrives unchanged', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const ids = ['</script><script>alert(1)</script>', '"); alert(1); ("', "'\\", '<!--', '\u2028\u2029', 'é 😀']
   app.get('/comet', (request, reply) => reply.comet(ids.map((id, i) => ({ i, id })), { callback: 'cb', id: message => message.id }))
   const stream = await open(`${await listen(app)}/comet`)
@@ -34,8 +32,7 @@ t.test('an id with markup and quotes is escaped and arrives unchanged', async t 
 t.test('an id function returning a non-string ends the stream and logs FST_COMET_INVALID_MESSAGE_ID', async t => {
   for (const kind of ['async', 'sync']) {
     t.test(kind, async t => {
-      const { app, logs } = await build({ padding: 0 })
-      t.teardown(() => app.close())
+      const { app, logs } = await build(t, { padding: 0 })
       const finalized = deferred()
       const id = (message: number): string | undefined => (message === 2 ? 42 : `id${message}`) as string
       app.get('/comet', (request, reply) => kind === 'async'
@@ -68,8 +65,7 @@ t.test('an id function returning a non-string ends the stream and logs FST_COMET
 })
 
 t.test('a source function receives the client\'s lastEventId', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let seen: Array<string | undefined> = []
   app.get('/comet', (request, reply) => reply.comet(({ signal, lastEventId }) => {
     seen = [lastEventId]
@@ -103,8 +99,7 @@ t.test('a source function receives the client\'s lastEventId', async t => {
 })
 
 t.test('the lastEventId reaches the messages a source function sends', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(async function * ({ lastEventId }) {
     for (let n = Number(lastEventId ?? 0) + 1; n <= 5; n++) yield n
   }, { callback: 'cb', id: n => String(n) }))

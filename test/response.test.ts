@@ -34,8 +34,7 @@ function logged (logs: LogLine[], test: (line: LogLine) => boolean): Promise<Log
 }
 
 async function serve (t: tap.Test, setup: (app: FastifyInstance) => void): Promise<{ url: string, logs: LogLine[] }> {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   setup(app)
   return { url: await listen(app), logs }
 }

@@ -8,7 +8,7 @@ import { build, listen, open, deferred, type OpenStream } from './helpers.js'
 const STREAMS = 200
 
 t.test(`app.close() ends ${STREAMS} open streams cleanly and releases every source`, { timeout: 20000 }, async t => {
-  const { app, logs } = await build({ padding: 0 })
+  const { app, logs } = await build(t, { padding: 0 })
   const ticks = new EventEmitter()
   ticks.setMaxListeners(0)
   let subscribed = 0
@@ -45,7 +45,7 @@ t.test(`app.close() ends ${STREAMS} open streams cleanly and releases every sour
 })
 
 t.test('a comet stream that starts while the server closes ends at once', { timeout: 10000 }, async t => {
-  const { app, logs } = await build({ padding: 0 })
+  const { app, logs } = await build(t, { padding: 0 })
   const never = new EventEmitter()
   const gate = new EventEmitter()
   const finalized = deferred()
@@ -81,7 +81,7 @@ t.test('a comet stream that starts while the server closes ends at once', { time
 })
 
 t.test('a stream that fails at once during shutdown is ended and logged once', async t => {
-  const { app, logs } = await build({ padding: 0 })
+  const { app, logs } = await build(t, { padding: 0 })
   const gate = new EventEmitter()
   const handlerWaiting = deferred()
   app.get('/comet', async (request, reply) => {

@@ -101,8 +101,7 @@ const cases: Case[] = [
 
 for (const c of cases) {
   t.test(`${c.name}: the stream ends cleanly and the error is logged once`, async t => {
-    const { app, logs } = await build({ padding: 0 })
-    t.teardown(() => app.close())
+    const { app, logs } = await build(t, { padding: 0 })
     let settled!: Promise<void>
     app.get('/comet', (request, reply) => {
       settled = reply.comet(c.source(), 'cb')
@@ -124,8 +123,7 @@ for (const c of cases) {
 }
 
 t.test('an unserializable message closes the source, running its finally block', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let finalized = false
   app.get('/comet', (request, reply) => reply.comet((async function * () {
     try {
@@ -142,8 +140,7 @@ t.test('an unserializable message closes the source, running its finally block',
 })
 
 t.test('a socket destroyed under a running stream ends it without an error log', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   let settled!: Promise<void>
   let raw!: ServerResponse
   const clientHasFirst = deferred()
@@ -171,8 +168,7 @@ t.test('a socket destroyed under a running stream ends it without an error log',
 })
 
 t.test('a sync generator is closed when one of its messages cannot be sent', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   let finalized = false
   app.get('/comet', (request, reply) => reply.comet((function * () {
     try {
@@ -190,8 +186,7 @@ t.test('a sync generator is closed when one of its messages cannot be sent', asy
 })
 
 t.test("an iterator whose return() throws or rejects does not disturb the stream's end", async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   let returns = 0
   const iterable = (fails: () => unknown): AsyncIterable<unknown> => ({
     [Symbol.asyncIterator]: () => ({
@@ -215,8 +210,7 @@ t.test("an iterator whose return() throws or rejects does not disturb the stream
 })
 
 t.test('a source function that throws a non-error still ends the stream as failed', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(() => { throw undefined }, 'cb')) // eslint-disable-line no-throw-literal
   const res = await app.inject('/comet')
   t.equal(res.statusCode, 200)
