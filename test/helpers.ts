@@ -29,6 +29,24 @@ export async function build (t: Test, options: FastifyCometOptions = {}, serverO
   return { app, logs }
 }
 
+/** Resolves with the first line in `logs` (already recorded or still to come) that matches. */
+export function logged (logs: LogLine[], matches: (line: LogLine) => boolean): Promise<LogLine> {
+  return new Promise(resolve => {
+    const found = logs.find(matches)
+    if (found !== undefined) return resolve(found)
+    const push = logs.push
+    logs.push = function (...lines: LogLine[]) {
+      const count = push.apply(this, lines)
+      const line = lines.find(matches)
+      if (line !== undefined) {
+        logs.push = push
+        resolve(line)
+      }
+      return count
+    }
+  })
+}
+
 /** Listens on a free loopback port (HTTP/1 or cleartext HTTP/2); returns the server's origin. */
 export async function listen (app: Pick<FastifyInstance, 'listen'> & { server: Server }): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' })

@@ -5,7 +5,7 @@ import t from 'tap'
 import { EventEmitter, on } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import type { CometReplyOptions, CometSource } from '../types/index.js'
-import { build, listen, open, deferred, type LogLine } from './helpers.js'
+import { build, listen, open, deferred, logged, type LogLine } from './helpers.js'
 
 function linesOf (logs: LogLine[], msg: string): LogLine[] {
   return logs.filter(line => line.msg === msg)
@@ -130,21 +130,3 @@ t.test('onResponse hooks and "request completed" run for streams that end normal
   }
   t.same(responses, [{ url: '/comet', statusCode: 200 }, { url: '/rotated', statusCode: 200 }], 'onResponse ran once for each')
 })
-
-/** Resolves with the first log line (already written or still to come) that matches. */
-function logged (logs: LogLine[], matches: (line: LogLine) => boolean): Promise<LogLine> {
-  return new Promise(resolve => {
-    const found = logs.find(matches)
-    if (found !== undefined) return resolve(found)
-    const push = logs.push
-    logs.push = function (...lines: LogLine[]) {
-      const count = push.apply(this, lines)
-      const line = lines.find(matches)
-      if (line !== undefined) {
-        logs.push = push
-        resolve(line)
-      }
-      return count
-    }
-  })
-}

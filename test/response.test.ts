@@ -4,7 +4,7 @@ import t from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
-import { build, listen, open, messages, deferred, type LogLine } from './helpers.js'
+import { build, listen, open, messages, deferred, logged, type LogLine } from './helpers.js'
 
 const CACHE_CONTROL = 'no-cache, no-store, no-transform, must-revalidate, max-age=0'
 
@@ -16,21 +16,6 @@ async function get (url: string): Promise<{ status: number, headers: http.Incomi
   let body = ''
   for await (const chunk of res) body += chunk
   return { status: res.statusCode ?? 0, headers: res.headers, body }
-}
-
-/** Resolves when a log line matching `test` is recorded. */
-function logged (logs: LogLine[], test: (line: LogLine) => boolean): Promise<LogLine> {
-  const found = logs.find(test)
-  if (found !== undefined) return Promise.resolve(found)
-  return new Promise(resolve => {
-    const push = logs.push
-    logs.push = function (...lines: LogLine[]) {
-      const count = push.apply(this, lines)
-      const line = lines.find(test)
-      if (line !== undefined) resolve(line)
-      return count
-    }
-  })
 }
 
 async function serve (t: tap.Test, setup: (app: FastifyInstance) => void): Promise<{ url: string, logs: LogLine[] }> {
