@@ -1,34 +1,43 @@
 // A client that stops reading stops the source: nothing is pulled while the socket is full, and
 // every message still arrives, in order, once the client reads again.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { ServerResponse } from 'node:http'
 import { once } from 'node:events'
-import { build, listen, open, messages, firstBlockedWrite, turns } from './helpers.js'
+import type { CometSource } from '../types/index.js'
+import { build, listen, open, messages, firstBlockedWrite, turns, type OpenStream } from './helpers.js'
 
 const COUNT = 5000
 const PAYLOAD = 'x'.repeat(4000) // 20 MB in all: far more than the socket buffers hold
 
-t.test('a paused client blocks the source until drain, then gets everything in order', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
-  let pulled = 0
+/**
+ * Streams `source(raw)` on /comet to a client that stops reading at once; resolves when a write
+ * first finds the socket full.
+ */
+async function pausedClient (t: Test, source: (raw: ServerResponse) => CometSource): Promise<{ raw: ServerResponse, stream: OpenStream }> {
+  const { app } = await build(t, { padding: 0, maxBytes: Infinity })
   let raw!: ServerResponse
   let firstBlock!: Promise<void>
-  let pulledWhileBlocked = 0
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     firstBlock = firstBlockedWrite(raw)
-    return reply.comet((async function * () {
-      for (let i = 0; i < COUNT; i++) {
-        pulled++
-        if (raw.writableNeedDrain) pulledWhileBlocked++
-        yield { i, payload: PAYLOAD }
-      }
-    }()), 'cb')
+    return reply.comet(source(raw), 'cb')
   })
   const stream = await open(`${await listen(app)}/comet`)
   stream.res.pause()
   await firstBlock
+  return { raw, stream }
+}
+
+t.test('a paused client blocks the source until drain, then gets everything in order', async t => {
+  let pulled = 0
+  let pulledWhileBlocked = 0
+  const { raw, stream } = await pausedClient(t, raw => (async function * () {
+    for (let i = 0; i < COUNT; i++) {
+      pulled++
+      if (raw.writableNeedDrain) pulledWhileBlocked++
+      yield { i, payload: PAYLOAD }
+    }
+  }()))
   await turns(50)
   const pulledAtBlock = pulled
   t.ok(pulledAtBlock < COUNT, `the source stopped at ${pulledAtBlock} of ${COUNT} messages`)
@@ -46,25 +55,14 @@ t.test('a paused client blocks the source until drain, then gets everything in o
 })
 
 t.test('a sync source is paused by backpressure too', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
   let pulled = 0
-  let raw!: ServerResponse
-  let firstBlock!: Promise<void>
   function * forever (): Generator<string> {
     for (;;) {
       pulled++
       yield PAYLOAD
     }
   }
-  app.get('/comet', (request, reply) => {
-    raw = reply.raw
-    firstBlock = firstBlockedWrite(raw)
-    return reply.comet(forever(), 'cb')
-  })
-  const stream = await open(`${await listen(app)}/comet`)
-  stream.res.pause()
-  await firstBlock
+  const { raw, stream } = await pausedClient(t, () => forever())
   await turns(20)
   const pulledAtBlock = pulled
   await turns(200)
@@ -75,28 +73,17 @@ t.test('a sync source is paused by backpressure too', async t => {
 })
 
 t.test('a source that yields one message per tick stops being pulled once its writes fill the socket', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
   let pulled = 0
   let pulledWhileBlocked = 0
-  let raw!: ServerResponse
-  let firstBlock!: Promise<void>
-  app.get('/comet', (request, reply) => {
-    raw = reply.raw
-    firstBlock = firstBlockedWrite(raw)
-    return reply.comet(async function * () {
-      for (;;) {
-        // One message per turn of the event loop: each leaves in its own small write.
-        await new Promise(setImmediate)
-        pulled++
-        if (raw.writableNeedDrain) pulledWhileBlocked++
-        yield PAYLOAD
-      }
-    }, 'cb')
+  const { raw, stream } = await pausedClient(t, raw => async function * () {
+    for (;;) {
+      // One message per turn of the event loop: each leaves in its own small write.
+      await new Promise(setImmediate)
+      pulled++
+      if (raw.writableNeedDrain) pulledWhileBlocked++
+      yield PAYLOAD
+    }
   })
-  const stream = await open(`${await listen(app)}/comet`)
-  stream.res.pause()
-  await firstBlock
   await turns(50)
   const pulledAtBlock = pulled
   await turns(200)

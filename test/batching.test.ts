@@ -3,8 +3,7 @@ import t from 'tap'
 import { build, listen, open, messages, countWrites, loneMessageSource } from './helpers.js'
 
 t.test('messages yielded in one go are coalesced into a few large writes', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let writes = (): number => 0
   app.get('/comet', async (request, reply) => {
     writes = countWrites(reply.raw)
@@ -23,8 +22,7 @@ t.test('messages yielded in one go are coalesced into a few large writes', async
 })
 
 t.test('a synchronous source is batched the same way', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let writes = (): number => 0
   app.get('/comet', async (request, reply) => {
     writes = countWrites(reply.raw)
@@ -36,8 +34,7 @@ t.test('a synchronous source is batched the same way', async t => {
 })
 
 t.test('a lone message is written before the source yields again', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const lone = loneMessageSource()
   app.get('/comet', (request, reply) => reply.comet(lone.source(), 'cb'))
   const stream = await open(`${await listen(app)}/comet`)

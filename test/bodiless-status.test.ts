@@ -38,8 +38,7 @@ const KINDS: Array<[string, (app: FastifyInstance, reply: FastifyReply) => [Prom
 for (const status of [204, 304]) {
   for (const [kind, start] of KINDS) {
     t.test(`reply.code(${status}) before reply.comet() with ${kind}: refused, source released`, { timeout: 5000 }, async t => {
-      const { app } = await build({ padding: 0 })
-      t.teardown(() => app.close())
+      const { app } = await build(t, { padding: 0 })
       let thrown: { code?: string } | undefined
       let released: Released | undefined
       app.get('/comet', (request, reply) => {

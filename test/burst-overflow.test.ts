@@ -9,8 +9,7 @@ import { build, listen, open, messages, turns } from './helpers.js'
 const BURST = 2000 // about twice the default maxQueue (1024)
 
 t.test(`a subscriber that keeps up receives a burst of ${BURST} messages published in one tick`, async t => {
-  const { app, logs } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
   const channel = app.comet.channel<number>()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const client = await open(`${await listen(app)}/comet`)
@@ -26,8 +25,7 @@ t.test(`a subscriber that keeps up receives a burst of ${BURST} messages publish
 })
 
 t.test(`a push source can push a burst of ${BURST} messages in one tick to a client that keeps up`, async t => {
-  const { app, logs } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
   const accepted: boolean[] = []
   app.get('/comet', (request, reply) => {
     const out = app.comet.push<number>()
@@ -44,8 +42,7 @@ t.test(`a push source can push a burst of ${BURST} messages in one tick to a cli
 })
 
 t.test('the same burst still ends a subscriber whose client has stopped reading', async t => {
-  const { app, logs } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
   const channel = app.comet.channel<number | string>()
   const raws = new Map<string, ServerResponse>()
   const ids = new Map<string, string>()

@@ -27,8 +27,7 @@ function byteStream (pieces: Buffer[]): Readable {
 
 for (const size of [1, 2, 5]) {
   t.test(`a Readable without an encoding, cut every ${size} bytes, arrives as whole characters`, async t => {
-    const { app } = await build({ padding: 0 })
-    t.teardown(() => app.close())
+    const { app } = await build(t, { padding: 0 })
     const pieces = cut(TEXT, size)
     t.ok(pieces.some(piece => piece.toString('utf8').includes('\ufffd')), 'some pieces end inside a character')
     app.get('/comet', (request, reply) => reply.comet(byteStream(pieces), 'cb'))

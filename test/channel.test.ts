@@ -8,8 +8,7 @@ import type { CometFeed, CometSubscriber } from '../lib/feed.js'
 import { build, listen, open, replay, messages, firstBlockedWrite, countWrites, type OpenStream } from './helpers.js'
 
 t.test('publish reaches every subscriber; size follows subscriptions', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<{ n: number }>()
   const subscribed: Array<Promise<void>> = []
   app.get('/comet', (request, reply) => {
@@ -37,8 +36,7 @@ t.test('publish reaches every subscriber; size follows subscriptions', async t =
 })
 
 t.test('a message is serialized once, however many subscribers', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const url = await listen(app)
@@ -53,8 +51,7 @@ t.test('a message is serialized once, however many subscribers', async t => {
 })
 
 t.test('message ids go to every subscriber', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<{ n: number }>({ id: message => `m${message.n}` })
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const client = await open(`${await listen(app)}/comet`)
@@ -65,8 +62,7 @@ t.test('message ids go to every subscriber', async t => {
 })
 
 t.test('an unserializable message throws at publish and reaches nobody', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<unknown>()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const client = await open(`${await listen(app)}/comet`)
@@ -78,8 +74,7 @@ t.test('an unserializable message throws at publish and reaches nobody', async t
 })
 
 t.test('a subscriber that stops reading is ended past maxQueue; the others get everything', async t => {
-  const { app, logs } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
   const channel = app.comet.channel<string>({ maxQueue: 16 })
   const raws: ServerResponse[] = []
   const ends: Array<Promise<void>> = []
@@ -122,8 +117,7 @@ t.test('a subscriber that stops reading is ended past maxQueue; the others get e
 })
 
 t.test('subscribing to a closed channel ends the stream at once', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel()
   channel.close()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
@@ -133,8 +127,7 @@ t.test('subscribing to a closed channel ends the stream at once', async t => {
 })
 
 t.test('a source function may return a channel; the class works outside Fastify', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = new CometChannel<number>()
   t.equal(channel.size, 0)
   app.get('/comet', (request, reply) => reply.comet(() => channel, 'cb'))
@@ -155,8 +148,7 @@ t.test('invalid channel options fail with FST_COMET_INVALID_OPTION', async t => 
 })
 
 t.test('a burst published in one tick is written in a few large writes', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, maxBytes: Infinity })
   const channel = app.comet.channel<string>({ maxQueue: 1000 })
   let writes = (): number => 0
   app.get('/comet', (request, reply) => {
@@ -176,8 +168,7 @@ t.test('a burst published in one tick is written in a few large writes', async t
 
 t.test('a feed that delivers after its stream ended is ignored', async t => {
   // The contract a broker-backed source relies on: late deliveries after the stream stopped it are harmless.
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let subscriber: CometSubscriber | undefined
   const stopped = { count: 0 }
   const feed = {
@@ -207,8 +198,7 @@ t.test('a feed that delivers after its stream ended is ignored', async t => {
 })
 
 t.test('a subscriber that keeps up is never ended, even for bursts longer than maxQueue', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const channel = app.comet.channel<number>({ maxQueue: 10 })
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const client = await open(`${await listen(app)}/comet`)
@@ -220,8 +210,7 @@ t.test('a subscriber that keeps up is never ended, even for bursts longer than m
 })
 
 t.test('a HEAD request to a comet route gets the headers, and the stream never subscribes', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const channel = app.comet.channel()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
   const res = await app.inject({ method: 'HEAD', url: '/comet' })

@@ -3,15 +3,13 @@
 import t from 'tap'
 import { EventEmitter, on, once } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import { build, listen, open, firstBlockedWrite, countWrites } from './helpers.js'
+import { build, listen, open, firstBlockedWrite, countWrites, deferred } from './helpers.js'
 
 t.test('a source blocked on an event is released by the signal when the client leaves', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const ticks = new EventEmitter()
   let signal!: AbortSignal
-  let finalized!: () => void
-  const sourceFinalized = new Promise<void>(resolve => { finalized = resolve })
+  const finalized = deferred()
   let settled!: Promise<void>
   let raw!: ServerResponse
   let listenersBefore = { close: 0, drain: 0 }
@@ -24,7 +22,7 @@ t.test('a source blocked on an event is released by the signal when the client l
       try {
         for await (const [tick] of on(ticks, 'tick', { signal })) yield tick
       } finally {
-        finalized()
+        finalized.resolve()
       }
     }, 'cb')
     return settled
@@ -40,7 +38,7 @@ t.test('a source blocked on an event is released by the signal when the client l
   stream.req.destroy()
   await once(signal, 'abort')
   t.pass('the signal fired')
-  await sourceFinalized
+  await finalized.promise
   t.pass("the source's finally block ran")
   await settled
   t.pass('reply.comet() resolved')
@@ -51,12 +49,9 @@ t.test('a source blocked on an event is released by the signal when the client l
 })
 
 t.test('a plain async generator is closed with return() when the client leaves', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
-  let release!: () => void
-  const next = new Promise<void>(resolve => { release = resolve })
-  let finalized!: () => void
-  const sourceFinalized = new Promise<void>(resolve => { finalized = resolve })
+  const { app } = await build(t, { padding: 0 })
+  const next = deferred()
+  const finalized = deferred()
   let settled!: Promise<void>
   let raw!: ServerResponse
   let yieldedAfterLeaving = false
@@ -66,12 +61,12 @@ t.test('a plain async generator is closed with return() when the client leaves',
     settled = reply.comet((async function * () {
       try {
         yield 'first'
-        await next
+        await next.promise
         yieldedAfterLeaving = true
         yield 'second'
         yield 'never pulled'
       } finally {
-        finalized()
+        finalized.resolve()
       }
     }()), 'cb')
     return settled
@@ -82,16 +77,14 @@ t.test('a plain async generator is closed with return() when the client leaves',
   await once(raw, 'close')
   await settled
   t.pass('reply.comet() resolved while the generator was still waiting')
-  release()
-  await sourceFinalized
+  next.resolve()
+  await finalized.promise
   t.ok(yieldedAfterLeaving, 'the generator was closed at its next yield')
 })
 
 t.test('a client that leaves while the server waits for drain releases the wait', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
-  let finalized!: () => void
-  const sourceFinalized = new Promise<void>(resolve => { finalized = resolve })
+  const { app, logs } = await build(t, { padding: 0 })
+  const finalized = deferred()
   let settled!: Promise<void>
   let blocked!: Promise<void>
   const payload = 'y'.repeat(8192)
@@ -101,7 +94,7 @@ t.test('a client that leaves while the server waits for drain releases the wait'
       try {
         for (;;) yield payload
       } finally {
-        finalized()
+        finalized.resolve()
       }
     }()), 'cb')
     return settled
@@ -111,26 +104,23 @@ t.test('a client that leaves while the server waits for drain releases the wait'
   await blocked
   stream.req.destroy()
   await settled
-  await sourceFinalized
+  await finalized.promise
   t.pass('the stream ended and the source was finalized')
   t.notOk(logs.some(line => line.level >= 50), 'nothing logged as an error')
 })
 
 t.test('a client gone before reply.comet() is called ends the stream at once', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
-  let aborted!: () => void
-  const clientGone = new Promise<void>(resolve => { aborted = resolve })
-  let called!: (settled: Promise<void>) => void
-  const cometCalled = new Promise<Promise<void>>(resolve => { called = resolve })
+  const { app } = await build(t, { padding: 0 })
+  const clientGone = deferred()
+  const cometCalled = deferred<Promise<void>>()
   let signal!: AbortSignal
   let writes = (): number => 0
   app.get('/comet', async (request, reply) => {
-    reply.raw.on('close', aborted)
-    await clientGone
+    reply.raw.on('close', clientGone.resolve)
+    await clientGone.promise
     writes = countWrites(reply.raw)
     const settled = reply.comet(({ signal: s }) => { signal = s; return ['unsent'] }, 'cb')
-    called(settled)
+    cometCalled.resolve(settled)
     await settled
   })
   const url = await listen(app)
@@ -139,14 +129,13 @@ t.test('a client gone before reply.comet() is called ends the stream at once', a
   req.on('error', () => {})
   // Leave as soon as the request is on the wire, before the handler answers.
   req.on('socket', socket => socket.on('connect', () => setImmediate(() => req.destroy())))
-  await (await cometCalled)
+  await (await cometCalled.promise)
   t.ok(signal.aborted, "the source function's signal is aborted")
   t.equal(writes(), 0, 'nothing was written to the dead response')
 })
 
 t.test('the server keeps serving after a client leaves', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const ticks = new EventEmitter()
   app.get('/comet', (request, reply) => reply.comet(({ signal }) => on(ticks, 'tick', { signal }), 'cb'))
   app.get('/ok', async () => 'ok')

@@ -8,8 +8,7 @@ import { build } from './helpers.js'
 import type { CometPush } from '../types/index.js'
 
 t.test('a push source is released when reply.comet() refuses its arguments', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const sources: CometPush[] = []
   const refusals: Record<string, (push: CometPush, reply: FastifyReply) => unknown> = {
     'an invalid callback': (push, reply) => reply.comet(push, 'bad name'),
@@ -40,8 +39,7 @@ t.test('a push source is released when reply.comet() refuses its arguments', asy
 })
 
 t.test('a push source is released when the reply was already sent', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let push!: CometPush<string>
   let caught: { code?: string } | undefined
   app.get('/comet', (request, reply) => {
@@ -61,8 +59,7 @@ t.test('a push source is released when the reply was already sent', async t => {
 })
 
 t.test('a push source returned by a source function is released when the arguments are refused', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let push: CometPush<string> | undefined
   app.get('/comet', (request, reply) => reply.comet(() => {
     push = app.comet.push<string>()

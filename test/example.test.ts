@@ -16,17 +16,21 @@ const { build } = t.mockRequire('../example/server.js', { '../dist/index.js': fa
   build: (options?: FastifyServerOptions) => FastifyInstance
 }
 
-async function start (t: Test): Promise<string> {
+/** The example's app, closed when `t` ends. */
+function buildExample (t: Test): FastifyInstance {
   const app = build()
   t.teardown(() => app.close())
-  return await app.listen({ port: 0, host: '127.0.0.1' })
+  return app
+}
+
+async function start (t: Test): Promise<string> {
+  return await buildExample(t).listen({ port: 0, host: '127.0.0.1' })
 }
 
 const TIME = /^\d\d:\d\d:\d\d\.\d$/
 
 t.test('the page and its files are served, and the page holds no inline script or style', async t => {
-  const app = build()
-  t.teardown(() => app.close())
+  const app = buildExample(t)
   const page = await app.inject('/')
   t.equal(page.statusCode, 200)
   t.match(page.headers['content-type'], /^text\/html/)
@@ -74,8 +78,7 @@ t.test('POST /chat reaches every open /chat stream, as JSON or as a form post', 
 })
 
 t.test('POST /chat refuses a body without a sensible text', async t => {
-  const app = build()
-  t.teardown(() => app.close())
+  const app = buildExample(t)
   const bodies = [{}, { text: '' }, { text: ' \n\t ' }, { text: 'x'.repeat(501) }, { text: { nested: 1 } }, ['text']]
   for (const body of bodies) {
     const res = await app.inject({ method: 'POST', url: '/chat', payload: body })

@@ -59,8 +59,7 @@ function recordWrites (raw: ServerResponse): { all: string[], whileBlocked: stri
 }
 
 t.test('an idle stream receives newline heartbeats (plugin-wide option)', async t => {
-  const { app } = await build({ padding: 0, heartbeat: 30 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, heartbeat: 30 })
   const release = new EventEmitter()
   app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
     yield 'hello'
@@ -77,8 +76,7 @@ t.test('an idle stream receives newline heartbeats (plugin-wide option)', async 
 })
 
 t.test('the per-call heartbeat overrides the plugin-wide one', async t => {
-  const { app } = await build({ padding: 0, heartbeat: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, heartbeat: 0 })
   clockRoute(app)
   const clock = await open(`${await listen(app)}/clock`)
   await heartbeats(clock, 2)
@@ -87,8 +85,7 @@ t.test('the per-call heartbeat overrides the plugin-wide one', async t => {
 })
 
 t.test('heartbeat 0: an idle stream gets no newline at all', async t => {
-  const { app } = await build({ padding: 0, heartbeat: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, heartbeat: 0 })
   clockRoute(app)
   const release = new EventEmitter()
   app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
@@ -106,8 +103,7 @@ t.test('heartbeat 0: an idle stream gets no newline at all', async t => {
 })
 
 t.test('the default heartbeat is 20 seconds', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const delays: number[] = []
   app.get('/comet', (request, reply) => {
     const original = globalThis.setTimeout
@@ -127,19 +123,17 @@ t.test('the default heartbeat is 20 seconds', async t => {
 })
 
 t.test('no heartbeat is written while the socket is full', async t => {
-  const { app } = await build({ padding: 0, maxBytes: Infinity, heartbeat: CLOCK_PERIOD })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, maxBytes: Infinity, heartbeat: CLOCK_PERIOD })
   clockRoute(app)
   let writes!: ReturnType<typeof recordWrites>
   let raw!: ServerResponse
-  let blocked!: () => void
-  const firstBlock = new Promise<void>(resolve => { blocked = resolve })
+  let firstBlock!: Promise<void>
   const state = { stop: false }
   const payload = 'x'.repeat(8000)
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     writes = recordWrites(raw)
-    firstBlockedWrite(raw).then(blocked)
+    firstBlock = firstBlockedWrite(raw)
     return reply.comet(async function * () {
       for (let i = 0; !state.stop; i++) yield { i, payload }
     }, 'cb')
@@ -161,8 +155,7 @@ t.test('no heartbeat is written while the socket is full', async t => {
 })
 
 t.test('no heartbeat is written after the response ended', async t => {
-  const { app } = await build({ padding: 0, heartbeat: CLOCK_PERIOD })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, heartbeat: CLOCK_PERIOD })
   clockRoute(app)
   let writes!: ReturnType<typeof recordWrites>
   let settled!: Promise<void>
@@ -189,8 +182,7 @@ t.test('no heartbeat is written after the response ended', async t => {
 })
 
 t.test('no heartbeat is written after the client left', async t => {
-  const { app } = await build({ padding: 0, heartbeat: CLOCK_PERIOD })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, heartbeat: CLOCK_PERIOD })
   clockRoute(app)
   let writes!: ReturnType<typeof recordWrites>
   let settled!: Promise<void>
@@ -214,8 +206,7 @@ t.test('no heartbeat is written after the client left', async t => {
 t.test('a message resets the idle timer: a steady stream of messages gets no heartbeat', async t => {
   const HEARTBEAT = 300
   const COUNT = 25 // at least 25 x 20 ms = 500 ms: more than one heartbeat period in all
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
     const ticks = every(20, undefined, { signal })
     for (let i = 0; i < COUNT; i++) {

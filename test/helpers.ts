@@ -2,25 +2,53 @@
 // recorder, and a script evaluator that replays comet scripts the way a browser would.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import http, { type ServerResponse } from 'node:http'
+import type { Test } from 'tap'
 import { once } from 'node:events'
+import type { Server } from 'node:net'
 import vm from 'node:vm'
 import fastifyComet from '../lib/index.js'
 import type { FastifyCometOptions } from '../types/index.js'
 
 export interface LogLine { level: number, msg: string, err?: { message: string, code?: string, type?: string }, [key: string]: unknown }
 
-/** A Fastify app with the plugin and a logger that records every line as parsed JSON. */
-export async function build (options: FastifyCometOptions = {}, serverOptions: FastifyServerOptions = {}): Promise<{ app: FastifyInstance, logs: LogLine[] }> {
+/** A logger option for Fastify that records every line, at debug level and up, as parsed JSON. */
+export function recordLogs (): { logs: LogLine[], logger: { level: string, stream: { write: (line: string) => void } } } {
   const logs: LogLine[] = []
-  const app = Fastify({
-    logger: { level: 'debug', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } },
-    ...serverOptions
-  })
+  return { logs, logger: { level: 'debug', stream: { write: line => { logs.push(JSON.parse(line)) } } } }
+}
+
+/**
+ * A Fastify app with the plugin and a logger that records every line (see `recordLogs`). It closes
+ * when `t` ends; a test that closes it itself, to test the shutdown, may: a second close is harmless.
+ */
+export async function build (t: Test, options: FastifyCometOptions = {}, serverOptions: FastifyServerOptions = {}): Promise<{ app: FastifyInstance, logs: LogLine[] }> {
+  const { logs, logger } = recordLogs()
+  const app = Fastify({ logger, ...serverOptions })
+  t.teardown(() => app.close()) // before register, so an app whose register failed is closed too
   await app.register(fastifyComet, options)
   return { app, logs }
 }
 
-export async function listen (app: FastifyInstance): Promise<string> {
+/** Resolves with the first line in `logs` (already recorded or still to come) that matches. */
+export function logged (logs: LogLine[], matches: (line: LogLine) => boolean): Promise<LogLine> {
+  return new Promise(resolve => {
+    const found = logs.find(matches)
+    if (found !== undefined) return resolve(found)
+    const push = logs.push
+    logs.push = function (...lines: LogLine[]) {
+      const count = push.apply(this, lines)
+      const line = lines.find(matches)
+      if (line !== undefined) {
+        logs.push = push
+        resolve(line)
+      }
+      return count
+    }
+  })
+}
+
+/** Listens on a free loopback port (HTTP/1 or cleartext HTTP/2); returns the server's origin. */
+export async function listen (app: Pick<FastifyInstance, 'listen'> & { server: Server }): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no TCP address')
@@ -125,6 +153,19 @@ export function firstBlockedWrite (raw: ServerResponse): Promise<void> {
   return new Promise(resolve => onWrite(raw, (chunk, ok) => { if (!ok) resolve() }))
 }
 
+/** A promise with its resolve and reject functions, for the test to settle from outside. */
+export interface Deferred<T = void> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (reason?: unknown) => void
+}
+
+export function deferred<T = void> (): Deferred<T> {
+  let settle!: Omit<Deferred<T>, 'promise'>
+  const promise = new Promise<T>((resolve, reject) => { settle = { resolve, reject } })
+  return { promise, ...settle }
+}
+
 /** Resolves after `count` trips round the event loop: long enough for pending I/O callbacks to run. */
 export async function turns (count: number): Promise<void> {
   for (let i = 0; i < count; i++) await new Promise(setImmediate)
@@ -136,12 +177,11 @@ export async function turns (count: number): Promise<void> {
  * it, so a test waiting for it times out: the deadlock is the failure.
  */
 export function loneMessageSource (): { source: () => AsyncGenerator<string>, release: () => void } {
-  let release!: () => void
-  const released = new Promise<void>(resolve => { release = resolve })
+  const released = deferred()
   async function * source (): AsyncGenerator<string> {
     yield 'first'
-    await released
+    await released.promise
     yield 'second'
   }
-  return { source, release }
+  return { source, release: released.resolve }
 }

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fastifyComet from '../lib/index.js'
-import { messages, loneMessageSource } from './helpers.js'
+import { messages, loneMessageSource, deferred } from './helpers.js'
 
 // A self-signed certificate for localhost and 127.0.0.1, valid until 2126, for tests only.
 const key = readFileSync(join(__dirname, 'fixtures', 'localhost.key'))
@@ -35,14 +35,13 @@ t.test('a stream over HTTP/2 with TLS', async t => {
   t.match(headers['content-security-policy'], /connect-src 'self'/)
 
   let body = ''
-  let sawFirst!: () => void
-  const first = new Promise<void>(resolve => { sawFirst = resolve })
+  const sawFirst = deferred()
   stream.on('data', (chunk: string) => {
     body += chunk
-    if (body.includes('cb("first")')) sawFirst()
+    if (body.includes('cb("first")')) sawFirst.resolve()
   })
   const ended = once(stream, 'end')
-  await first
+  await sawFirst.promise
   lone.release()
   await ended
   t.same(messages(body, 'cb'), ['first', 'second'])

@@ -5,26 +5,26 @@ import Fastify from 'fastify'
 import http2 from 'node:http2'
 import { EventEmitter, on, once } from 'node:events'
 import fastifyComet from '../lib/index.js'
-import { messages, turns, loneMessageSource, type LogLine } from './helpers.js'
+import { listen, messages, recordLogs, turns, loneMessageSource, deferred, type LogLine } from './helpers.js'
 import type { CometSource } from '../types/index.js'
 
-async function serve (t: Test, source: () => CometSource, options: { maxBytes?: number } = {}): Promise<{ url: string, logs: LogLine[], raw: () => http2.Http2ServerResponse }> {
-  const logs: LogLine[] = []
-  const app = Fastify({
-    http2: true,
-    logger: { level: 'debug', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } }
-  })
+/** An h2c app with the plugin (padding 0) and a log recorder; it closes when `t` ends. */
+async function buildH2 (t: Test, options: { maxBytes?: number } = {}) {
+  const { logs, logger } = recordLogs()
+  const app = Fastify({ http2: true, logger })
+  t.teardown(() => app.close())
   await app.register(fastifyComet, { padding: 0, ...options })
+  return { app, logs }
+}
+
+async function serve (t: Test, source: () => CometSource, options: { maxBytes?: number } = {}): Promise<{ url: string, logs: LogLine[], raw: () => http2.Http2ServerResponse }> {
+  const { app, logs } = await buildH2(t, options)
   let raw!: http2.Http2ServerResponse
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     return reply.comet(source(), 'cb')
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no TCP address')
-  return { url: `http://127.0.0.1:${address.port}`, logs, raw: () => raw }
+  return { url: await listen(app), logs, raw: () => raw }
 }
 
 interface H2Stream {
@@ -91,8 +91,7 @@ t.test('HTTP/2: a paused client stream stops the source until it reads again', a
   const COUNT = 3000
   const payload = 'x'.repeat(1000) // 3 MB: far beyond HTTP/2's flow-control windows
   let pulled = 0
-  let blocked!: () => void
-  const firstBlock = new Promise<void>(resolve => { blocked = resolve })
+  const firstBlock = deferred()
   const { url, raw } = await serve(t, () => (async function * () {
     for (let i = 0; i < COUNT; i++) {
       pulled++
@@ -105,10 +104,10 @@ t.test('HTTP/2: a paused client stream stops the source until it reads again', a
   const write = response.write
   response.write = function (this: http2.Http2ServerResponse, ...args: Parameters<typeof write>) {
     const ok = write.apply(this, args)
-    if (!ok) blocked()
+    if (!ok) firstBlock.resolve()
     return ok
   } as typeof write
-  await firstBlock
+  await firstBlock.promise
   await turns(50)
   const pulledAtBlock = pulled
   t.ok(pulledAtBlock < COUNT, `the source stopped at ${pulledAtBlock} of ${COUNT} messages`)
@@ -124,14 +123,13 @@ t.test('HTTP/2: a paused client stream stops the source until it reads again', a
 t.test('HTTP/2: a client that cancels its stream releases the source', async t => {
   const ticks = new EventEmitter()
   let signal!: AbortSignal
-  let finalized!: () => void
-  const sourceFinalized = new Promise<void>(resolve => { finalized = resolve })
+  const finalized = deferred()
   const { url, logs } = await serve(t, () => async function * ({ signal: s }) {
     signal = s
     try {
       for await (const [tick] of on(ticks, 'tick', { signal: s })) yield tick
     } finally {
-      finalized()
+      finalized.resolve()
     }
   })
   const client = await request(t, url)
@@ -140,7 +138,7 @@ t.test('HTTP/2: a client that cancels its stream releases the source', async t =
   client.stream.close(http2.constants.NGHTTP2_CANCEL)
   await once(signal, 'abort')
   t.pass("the source's signal fired")
-  await sourceFinalized
+  await finalized.promise
   t.pass("the source's finally block ran")
   t.equal(ticks.listenerCount('tick'), 0, 'no listener left')
   t.match(logs.filter(line => line.msg === 'comet stream ended'), [{ reason: 'client-gone' }])
@@ -148,38 +146,28 @@ t.test('HTTP/2: a client that cancels its stream releases the source', async t =
 })
 
 t.test('HTTP/2: a client gone before reply.comet() is called ends the stream at once', { timeout: 5000 }, async t => {
-  const logs: LogLine[] = []
-  const app = Fastify({
-    http2: true,
-    logger: { level: 'debug', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } }
-  })
-  await app.register(fastifyComet, { padding: 0 })
-  t.teardown(() => app.close())
-  let gone!: () => void
-  const clientGone = new Promise<void>(resolve => { gone = resolve })
-  let called!: (settled: Promise<void>) => void
-  const cometCalled = new Promise<Promise<void>>(resolve => { called = resolve })
+  const { app, logs } = await buildH2(t)
+  const clientGone = deferred()
+  const cometCalled = deferred<Promise<void>>()
   let signal!: AbortSignal
   app.get('/comet', async (request, reply) => {
-    reply.raw.on('close', gone)
-    await clientGone
+    reply.raw.on('close', clientGone.resolve)
+    await clientGone.promise
     const settled = reply.comet(({ signal: s }) => {
       signal = s
       return on(new EventEmitter(), 'never', { signal: s })
     }, 'cb')
-    called(settled)
+    cometCalled.resolve(settled)
     await settled
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const session = http2.connect(`http://127.0.0.1:${port}`)
+  const session = http2.connect(await listen(app))
   t.teardown(() => { session.destroy() })
   const stream = session.request({ ':path': '/comet' })
   stream.on('error', () => {})
   // Cancel once the request reached the server, before the handler answers.
   await once(app.server, 'stream')
   stream.close(http2.constants.NGHTTP2_CANCEL)
-  await (await cometCalled)
+  await (await cometCalled.promise)
   t.pass('reply.comet() resolved')
   t.ok(signal.aborted, "the source function's signal is aborted")
   t.match(logs.filter(line => line.msg === 'comet stream ended'), [{ reason: 'client-gone' }])

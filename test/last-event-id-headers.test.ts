@@ -5,8 +5,7 @@ import t from 'tap'
 import { build, listen, open } from './helpers.js'
 
 t.test('two Last-Event-ID headers reach the source as no id, not as "7, 9"', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const seen: Array<string | undefined> = []
   app.get('/comet', (request, reply) => reply.comet(({ lastEventId }) => {
     seen.push(lastEventId)

@@ -59,8 +59,7 @@ for (const [hostileName, failure] of HOSTILE) {
         process.removeListener('unhandledRejection', record)
         process.removeListener('uncaughtException', record)
       })
-      const { app } = await build({ padding: 0 })
-      t.teardown(() => app.close())
+      const { app } = await build(t, { padding: 0 })
       // reply.comet() throws only before anything is written; after that, failures end the stream.
       let threw!: () => void
       const throwing = new Promise<'reply.comet() threw'>(resolve => { threw = () => resolve('reply.comet() threw') })

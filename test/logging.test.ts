@@ -5,15 +5,14 @@ import t from 'tap'
 import { EventEmitter, on } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import type { CometReplyOptions, CometSource } from '../types/index.js'
-import { build, listen, open, type LogLine } from './helpers.js'
+import { build, listen, open, deferred, logged, type LogLine } from './helpers.js'
 
 function linesOf (logs: LogLine[], msg: string): LogLine[] {
   return logs.filter(line => line.msg === msg)
 }
 
 t.test("'comet stream opened' names the callback and the kind of source", async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const sources: Record<string, () => CometSource> = {
     function: () => () => ['a'],
     'async-iterable': () => (async function * () { yield 'a' }()),
@@ -58,8 +57,7 @@ const CASES: Case[] = [
 
 for (const { reason, whole, options, source, end } of CASES) {
   t.test(`one 'comet stream ended' line with reason '${reason}'`, async t => {
-    const { app, logs } = await build({ padding: 100 })
-    t.teardown(() => app.close())
+    const { app, logs } = await build(t, { padding: 100 })
     const ticks = new EventEmitter()
     let settled!: Promise<void>
     app.get('/comet', (request, reply) => {
@@ -90,14 +88,12 @@ for (const { reason, whole, options, source, end } of CASES) {
 }
 
 t.test('a client that leaves produces no warning or error line', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const ticks = new EventEmitter()
   let settled!: Promise<void>
-  let closed!: () => void
-  const rawClosed = new Promise<void>(resolve => { closed = resolve })
+  const rawClosed = deferred()
   app.get('/comet', (request, reply) => {
-    reply.raw.on('close', closed)
+    reply.raw.on('close', rawClosed.resolve)
     settled = reply.comet(endless(ticks), 'cb')
     return settled
   })
@@ -108,15 +104,14 @@ t.test('a client that leaves produces no warning or error line', async t => {
     stream.req.destroy()
     await settled
   }
-  await rawClosed
+  await rawClosed.promise
   await app.close() // anything Fastify logs about those requests is written by now
   t.equal(linesOf(logs, 'comet stream ended').length, 3)
   t.same(logs.filter(line => line.level >= 40), [], 'no line at warn level or above')
 })
 
 t.test('onResponse hooks and "request completed" run for streams that end normally', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const responses: Array<{ url: string, statusCode: number }> = []
   app.addHook('onResponse', async (request, reply) => {
     responses.push({ url: request.url, statusCode: reply.statusCode })
@@ -135,21 +130,3 @@ t.test('onResponse hooks and "request completed" run for streams that end normal
   }
   t.same(responses, [{ url: '/comet', statusCode: 200 }, { url: '/rotated', statusCode: 200 }], 'onResponse ran once for each')
 })
-
-/** Resolves with the first log line (already written or still to come) that matches. */
-function logged (logs: LogLine[], matches: (line: LogLine) => boolean): Promise<LogLine> {
-  return new Promise(resolve => {
-    const found = logs.find(matches)
-    if (found !== undefined) return resolve(found)
-    const push = logs.push
-    logs.push = function (...lines: LogLine[]) {
-      const count = push.apply(this, lines)
-      const line = lines.find(matches)
-      if (line !== undefined) {
-        logs.push = push
-        resolve(line)
-      }
-      return count
-    }
-  })
-}

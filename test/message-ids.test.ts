@@ -2,11 +2,10 @@
 // script, and a source function learns the last id the client saw (`lastEventId`).
 import t from 'tap'
 import type { IncomingHttpHeaders } from 'node:http'
-import { build, listen, open, replay } from './helpers.js'
+import { build, listen, open, replay, deferred } from './helpers.js'
 
 t.test('the id option makes each script cb(message, "id")', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(async function * () {
     yield { n: 1 }
     yield { n: 2, skip: true }
@@ -19,8 +18,7 @@ t.test('the id option makes each script cb(message, "id")', async t => {
 })
 
 t.test('an id with markup and quotes is escaped and arrives unchanged', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const ids = ['</script><script>alert(1)</script>', '"); alert(1); ("', "'\\", '<!--', '\u2028\u2029', 'é 😀']
   app.get('/comet', (request, reply) => reply.comet(ids.map((id, i) => ({ i, id })), { callback: 'cb', id: message => message.id }))
   const stream = await open(`${await listen(app)}/comet`)
@@ -34,31 +32,29 @@ t.test('an id with markup and quotes is escaped and arrives unchanged', async t 
 t.test('an id function returning a non-string ends the stream and logs FST_COMET_INVALID_MESSAGE_ID', async t => {
   for (const kind of ['async', 'sync']) {
     t.test(kind, async t => {
-      const { app, logs } = await build({ padding: 0 })
-      t.teardown(() => app.close())
-      let finalized!: () => void
-      const sourceFinalized = new Promise<void>(resolve => { finalized = resolve })
+      const { app, logs } = await build(t, { padding: 0 })
+      const finalized = deferred()
       const id = (message: number): string | undefined => (message === 2 ? 42 : `id${message}`) as string
       app.get('/comet', (request, reply) => kind === 'async'
         ? reply.comet(async function * () {
           try {
             for (let i = 1; ; i++) yield i
           } finally {
-            finalized()
+            finalized.resolve()
           }
         }, { callback: 'cb', id })
         : reply.comet((function * () {
           try {
             for (let i = 1; ; i++) yield i
           } finally {
-            finalized()
+            finalized.resolve()
           }
         }()), { callback: 'cb', id }))
       const stream = await open(`${await listen(app)}/comet`)
       await stream.ended
       t.pass('the response ended cleanly')
       t.same(replay(stream.body(), 'cb'), [[1, 'id1']], 'the messages before the bad id, nothing after')
-      await sourceFinalized
+      await finalized.promise
       t.pass("the source's finally block ran")
       const errors = logs.filter(line => line.level >= 50)
       t.equal(errors.length, 1, 'one error line')
@@ -69,8 +65,7 @@ t.test('an id function returning a non-string ends the stream and logs FST_COMET
 })
 
 t.test('a source function receives the client\'s lastEventId', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let seen: Array<string | undefined> = []
   app.get('/comet', (request, reply) => reply.comet(({ signal, lastEventId }) => {
     seen = [lastEventId]
@@ -104,8 +99,7 @@ t.test('a source function receives the client\'s lastEventId', async t => {
 })
 
 t.test('the lastEventId reaches the messages a source function sends', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(async function * ({ lastEventId }) {
     for (let n = Number(lastEventId ?? 0) + 1; n <= 5; n++) yield n
   }, { callback: 'cb', id: n => String(n) }))

@@ -106,8 +106,7 @@ if (!existsSync(NGINX)) {
 } else {
   for (const httpVersion of ['1.1', '1.0']) {
     t.test(`through nginx (proxy_http_version ${httpVersion}, proxy_buffering on), a lone message arrives before the next is produced`, { timeout: 10000 }, async t => {
-      const { app } = await build({ padding: 0 })
-      t.teardown(() => app.close())
+      const { app } = await build(t, { padding: 0 })
       const lone = loneMessageSource() // deadlocks if nginx held a message back in its buffers
       app.get('/comet', (request, reply) => reply.comet(lone.source(), 'cb'))
       const proxy = await startNginx(t, await listen(app), httpVersion)

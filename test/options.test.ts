@@ -84,8 +84,7 @@ t.test('valid paddings: exactly N spaces then <html><body>', async t => {
     ['default', {}, 5120],
     ['padding undefined', { padding: undefined }, 5120]
   ] as Array<[string, FastifyCometOptions, number]>) {
-    const { app } = await build(options)
-    t.teardown(() => app.close())
+    const { app } = await build(t, options)
     app.get('/comet', (request, reply) => reply.comet(['x'], 'cb'))
     const res = await app.inject('/comet')
     t.equal(res.statusCode, 200, `${label}: status`)
@@ -95,8 +94,7 @@ t.test('valid paddings: exactly N spaces then <html><body>', async t => {
 })
 
 t.test('per-call padding overrides the plugin default, and falls back to it', async t => {
-  const { app } = await build({ padding: 100 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 100 })
   app.get('/zero', (request, reply) => reply.comet(['a'], { callback: 'cb', padding: 0 }))
   app.get('/more', (request, reply) => reply.comet(['a'], { callback: 'cb', padding: 7 }))
   app.get('/default', (request, reply) => reply.comet(['a'], { callback: 'cb' }))
@@ -108,8 +106,7 @@ t.test('per-call padding overrides the plugin default, and falls back to it', as
 })
 
 t.test('invalid per-call options answer with an error and write nothing', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const cases: Array<[string, unknown, number, string]> = [
     ['padding -1', { callback: 'cb', padding: -1 }, 500, 'FST_COMET_INVALID_OPTION'],
     ['padding 1.5', { callback: 'cb', padding: 1.5 }, 500, 'FST_COMET_INVALID_OPTION'],
@@ -144,8 +141,7 @@ t.test('invalid per-call options answer with an error and write nothing', async 
 })
 
 t.test('a bad callback from the query string answers 400 and is not reflected', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', async (request, reply) => {
     await reply.comet(['secret'], (request.query as { callback: string }).callback)
   })
@@ -166,8 +162,7 @@ t.test('a bad callback from the query string answers 400 and is not reflected', 
 })
 
 t.test('calling reply.comet twice: the second throws FST_COMET_REPLY_SENT, the first completes', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const caught: unknown[] = []
   let secondPulled = false
   app.get('/comet', async (request, reply) => {
@@ -196,8 +191,7 @@ t.test('calling reply.comet twice: the second throws FST_COMET_REPLY_SENT, the f
 })
 
 t.test('reply.comet after reply.send throws FST_COMET_REPLY_SENT', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const caught: unknown[] = []
   app.get('/comet', (request, reply) => {
     reply.send('plain')

@@ -10,8 +10,7 @@ import { build, listen, turns } from './helpers.js'
 const PIPELINED = 8
 
 t.test(`${PIPELINED} pipelined comet requests all end when the client disconnects`, { timeout: 15000 }, async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<string>()
   const signals: AbortSignal[] = []
   const requestsClosed: Array<Promise<unknown>> = []

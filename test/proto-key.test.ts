@@ -8,8 +8,7 @@ import { build, messages } from './helpers.js'
 const hasOwn = (value: unknown, key: string): boolean => Object.prototype.hasOwnProperty.call(value, key)
 
 t.test('an own "__proto__" key arrives as an own key with its value, at any depth', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const top = JSON.parse('{"__proto__":{"polluted":true},"a":1}') as Record<string, unknown>
   const nested = JSON.parse('{"outer":[{"__proto__":{"polluted":true}}]}') as Record<string, unknown>
   t.ok(hasOwn(top, '__proto__'), 'the message itself has an own "__proto__" key')

@@ -16,8 +16,7 @@ const UNSERIALIZABLE: Array<[string, unknown]> = [
 ]
 
 t.test('publish() on a channel with no subscriber throws for an unserializable message', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<unknown>()
   t.equal(channel.size, 0, 'nobody is subscribed')
   for (const [name, message] of UNSERIALIZABLE) {
@@ -27,8 +26,7 @@ t.test('publish() on a channel with no subscriber throws for an unserializable m
 })
 
 t.test('and for a closed channel', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel<unknown>()
   channel.close()
   t.throws(() => channel.publish(10n), { code: 'FST_COMET_UNSERIALIZABLE_MESSAGE' })

@@ -5,8 +5,7 @@ import { CometPush } from '../lib/push.js'
 import { build, listen, open, messages, replay, firstBlockedWrite } from './helpers.js'
 
 t.test('what is pushed before and after reply.comet() arrives in order; end() ends cleanly', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const out = app.comet.push<string>()
   t.equal(out.push('early'), true)
   app.get('/comet', (request, reply) => reply.comet(out, 'cb'))
@@ -20,8 +19,7 @@ t.test('what is pushed before and after reply.comet() arrives in order; end() en
 })
 
 t.test('error() ends the stream and logs the error once', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const out = new CometPush<number>({ id: n => String(n) })
   app.get('/comet', (request, reply) => reply.comet(out, 'cb'))
   const client = await open(`${await listen(app)}/comet`)
@@ -35,8 +33,7 @@ t.test('error() ends the stream and logs the error once', async t => {
 })
 
 t.test('end() before reply.comet() still delivers what was pushed', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => {
     const out = app.comet.push()
     out.push({ a: 1 })
@@ -48,8 +45,7 @@ t.test('end() before reply.comet() still delivers what was pushed', async t => {
 })
 
 t.test('when the client leaves, push() returns false and the signal aborts', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const out = app.comet.push<string>()
   let settled!: Promise<void>
   app.get('/comet', (request, reply) => {
@@ -67,8 +63,7 @@ t.test('when the client leaves, push() returns false and the signal aborts', asy
 })
 
 t.test('a push source serves one stream only', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const out = app.comet.push()
   app.get('/comet', (request, reply) => reply.comet(out, 'cb'))
   const first = await open(`${await listen(app)}/comet`)
@@ -80,8 +75,7 @@ t.test('a push source serves one stream only', async t => {
 })
 
 t.test('a client that stops reading is ended past maxQueue, with a warning', async t => {
-  const { app, logs } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
   const out = app.comet.push<string>({ maxQueue: 8 })
   let settled!: Promise<void>
   let blocked!: Promise<void>
@@ -111,8 +105,7 @@ t.test('a client that stops reading is ended past maxQueue, with a warning', asy
 })
 
 t.test('pushing before reply.comet() is bounded by maxQueue too', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const out = app.comet.push<number>({ maxQueue: 4 })
   for (let i = 0; i < 100; i++) out.push(i)
   app.get('/comet', (request, reply) => reply.comet(out, 'cb'))
@@ -123,8 +116,7 @@ t.test('pushing before reply.comet() is bounded by maxQueue too', async t => {
 })
 
 t.test('error() without a reason still fails the stream; a second end or error is ignored', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => {
     const out = app.comet.push()
     out.push('before')
@@ -141,8 +133,7 @@ t.test('error() without a reason still fails the stream; a second end or error i
 })
 
 t.test('a push source whose stream ends while subscribing learns it at once', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const overflowing = app.comet.push<number>({ maxQueue: 2 })
   for (let i = 0; i < 5; i++) overflowing.push(i)
   const ended = app.comet.push<number>()
@@ -158,8 +149,7 @@ t.test('a push source whose stream ends while subscribing learns it at once', as
 })
 
 t.test('a push source is released when its stream never starts', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   const forHead = app.comet.push<string>()
   const withId = app.comet.push<string>()
   app.get('/head', (request, reply) => reply.comet(forHead, 'cb'))

@@ -44,8 +44,7 @@ function headerLines (head: string, name: string): string[] {
 
 for (const encoding of ['gzip', 'identity', 'deflate, gzip']) {
   t.test(`an application's Transfer-Encoding: ${encoding} still leaves a properly chunked body`, async t => {
-    const { app } = await build({ padding: 0 })
-    t.teardown(() => app.close())
+    const { app } = await build(t, { padding: 0 })
     app.addHook('onRequest', async (request, reply) => { reply.header('transfer-encoding', encoding) })
     app.get('/comet', (request, reply) => reply.comet(['one', 'two'], 'cb'))
     await listen(app)
@@ -61,8 +60,7 @@ for (const encoding of ['gzip', 'identity', 'deflate, gzip']) {
 
 for (const name of ['bad name', 'bad(name)', 'bad\u00e9name']) {
   t.test(`a reply header named ${JSON.stringify(name)} is refused before the response is touched`, async t => {
-    const { app } = await build({ padding: 0 })
-    t.teardown(() => app.close())
+    const { app } = await build(t, { padding: 0 })
     let pulled = 0
     app.addHook('onRequest', async (request, reply) => { reply.header(name, 'value') })
     app.get('/comet', (request, reply) => reply.comet((function * () {

@@ -4,7 +4,7 @@ import t from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
-import { build, listen, open, messages, type LogLine } from './helpers.js'
+import { build, listen, open, messages, deferred, logged, type LogLine } from './helpers.js'
 
 const CACHE_CONTROL = 'no-cache, no-store, no-transform, must-revalidate, max-age=0'
 
@@ -18,24 +18,8 @@ async function get (url: string): Promise<{ status: number, headers: http.Incomi
   return { status: res.statusCode ?? 0, headers: res.headers, body }
 }
 
-/** Resolves when a log line matching `test` is recorded. */
-function logged (logs: LogLine[], test: (line: LogLine) => boolean): Promise<LogLine> {
-  const found = logs.find(test)
-  if (found !== undefined) return Promise.resolve(found)
-  return new Promise(resolve => {
-    const push = logs.push
-    logs.push = function (...lines: LogLine[]) {
-      const count = push.apply(this, lines)
-      const line = lines.find(test)
-      if (line !== undefined) resolve(line)
-      return count
-    }
-  })
-}
-
 async function serve (t: tap.Test, setup: (app: FastifyInstance) => void): Promise<{ url: string, logs: LogLine[] }> {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   setup(app)
   return { url: await listen(app), logs }
 }
@@ -93,13 +77,12 @@ t.test('headers the application set are kept; content-type and content-length ar
 
 t.test('onResponse runs once after a normal end, and the request is logged as completed', async t => {
   const statuses: number[] = []
-  let hookRan!: () => void
-  const hookDone = new Promise<void>(resolve => { hookRan = resolve })
+  const hookDone = deferred()
   const { url, logs } = await serve(t, app => {
     app.get('/comet', {
       onResponse: async (request, reply) => {
         statuses.push(reply.statusCode)
-        hookRan()
+        hookDone.resolve()
       }
     }, (request, reply) => reply.comet(['a'], 'cb'))
     app.get('/ping', async () => 'pong')
@@ -107,7 +90,7 @@ t.test('onResponse runs once after a normal end, and the request is logged as co
   const completed = logged(logs, line => line.msg === 'request completed' && (line.res as { statusCode?: number })?.statusCode === 200)
   const stream = await open(`${url}/comet`)
   await stream.ended
-  await hookDone
+  await hookDone.promise
   const line = await completed
   t.same(statuses, [200], 'onResponse ran with status 200')
   t.type(line.responseTime, 'number', 'with a response time')

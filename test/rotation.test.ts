@@ -3,10 +3,9 @@
 // fresh document. Either way the body ends cleanly and the source is released.
 import t, { type Test } from 'tap'
 import { EventEmitter, on } from 'node:events'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyComet from '../lib/index.js'
+import type { FastifyInstance } from 'fastify'
 import type { CometReplyOptions } from '../types/index.js'
-import { build, listen, open, messages, type LogLine } from './helpers.js'
+import { build, listen, open, messages, deferred, type LogLine } from './helpers.js'
 
 const PAGE = '<html><body>'
 const SCRIPT = /<script(?: nonce="[^"]*")?>[\s\S]*?<\/script>/g
@@ -14,8 +13,7 @@ const SCRIPT = /<script(?: nonce="[^"]*")?>[\s\S]*?<\/script>/g
 /** An endless source of numbered messages of about `size` bytes, on /comet; reports its finally. */
 function endlessRoute (app: FastifyInstance, size: number, options: Omit<CometReplyOptions, 'callback'> = {}): { pulled: () => number, finalized: Promise<void> } {
   let pulled = 0
-  let finalized!: () => void
-  const done = new Promise<void>(resolve => { finalized = resolve })
+  const finalized = deferred()
   app.get('/comet', (request, reply) => reply.comet(async function * () {
     try {
       for (let i = 0; ; i++) {
@@ -23,10 +21,10 @@ function endlessRoute (app: FastifyInstance, size: number, options: Omit<CometRe
         yield { i, fill: 'f'.repeat(size - 40) }
       }
     } finally {
-      finalized()
+      finalized.resolve()
     }
   }, { callback: 'cb', ...options }))
-  return { pulled: () => pulled, finalized: done }
+  return { pulled: () => pulled, finalized: finalized.promise }
 }
 
 /**
@@ -49,8 +47,7 @@ function endLines (logs: LogLine[]): LogLine[] {
 }
 
 t.test('maxBytes per call: the stream ends after the message that crosses the limit', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const source = endlessRoute(app, 100, { maxBytes: 1000 })
   const stream = await open(`${await listen(app)}/comet`)
   await stream.ended
@@ -64,8 +61,7 @@ t.test('maxBytes per call: the stream ends after the message that crosses the li
 })
 
 t.test('maxBytes plugin-wide, with padding: the padding counts towards the limit', async t => {
-  const { app, logs } = await build({ padding: 600, maxBytes: 2000 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 600, maxBytes: 2000 })
   const source = endlessRoute(app, 100)
   const stream = await open(`${await listen(app)}/comet`)
   await stream.ended
@@ -76,8 +72,7 @@ t.test('maxBytes plugin-wide, with padding: the padding counts towards the limit
 })
 
 t.test('maxBytes defaults to 128 KiB', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const source = endlessRoute(app, 1000)
   const stream = await open(`${await listen(app)}/comet`)
   await stream.ended
@@ -87,8 +82,7 @@ t.test('maxBytes defaults to 128 KiB', async t => {
 })
 
 t.test('maxBytes: Infinity never rotates', async t => {
-  const { app, logs } = await build({ padding: 0, maxBytes: 1000 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0, maxBytes: 1000 })
   app.get('/comet', (request, reply) => reply.comet(async function * () {
     for (let i = 0; i < 300; i++) yield { i, fill: 'f'.repeat(1000) } // about 300 KB
   }, { callback: 'cb', maxBytes: Infinity }))
@@ -101,12 +95,9 @@ t.test('maxBytes: Infinity never rotates', async t => {
 t.test('invalid maxBytes values are rejected with FST_COMET_INVALID_OPTION', async t => {
   const invalid: unknown[] = [0, -1, 1.5, NaN, -Infinity, '1000', null, Number.MAX_SAFE_INTEGER + 1]
   for (const maxBytes of invalid) {
-    const app = Fastify()
-    app.register(fastifyComet, { maxBytes } as never)
-    await t.rejects(async () => { await app.ready() }, { code: 'FST_COMET_INVALID_OPTION' }, `plugin-wide maxBytes ${String(maxBytes)}`)
+    await t.rejects(build(t, { maxBytes } as never), { code: 'FST_COMET_INVALID_OPTION' }, `plugin-wide maxBytes ${String(maxBytes)}`)
   }
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   app.get<{ Querystring: { v: string } }>('/comet', (request, reply) => reply.comet(['unsent'], { callback: 'cb', maxBytes: JSON.parse(request.query.v) }))
   const url = await listen(app)
   for (const value of ['0', '-1', '1.5', '"1000"', 'null']) {
@@ -118,12 +109,9 @@ t.test('invalid maxBytes values are rejected with FST_COMET_INVALID_OPTION', asy
 
 t.test('maxBytes at or below the padding is rejected: every stream would end after one message', async t => {
   for (const [padding, maxBytes] of [[1000, 1000], [1000, 10]]) {
-    const app = Fastify()
-    app.register(fastifyComet, { padding, maxBytes })
-    await t.rejects(async () => { await app.ready() }, { code: 'FST_COMET_INVALID_OPTION', message: /larger than padding/ })
+    await t.rejects(build(t, { padding, maxBytes }), { code: 'FST_COMET_INVALID_OPTION', message: /larger than padding/ })
   }
-  const { app } = await build({ padding: 100 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 100 })
   app.get('/comet', (request, reply) => reply.comet(['unsent'], { callback: 'cb', maxBytes: 50 }))
   const res = await app.inject('/comet')
   t.equal(res.statusCode, 500)
@@ -133,24 +121,22 @@ t.test('maxBytes at or below the padding is rejected: every stream would end aft
 t.test('maxDuration ends an endless stream cleanly', async t => {
   for (const where of ['per call', 'plugin-wide']) {
     t.test(where, async t => {
-      const { app, logs } = await build(where === 'plugin-wide' ? { padding: 0, maxDuration: 100 } : { padding: 0 })
-      t.teardown(() => app.close())
+      const { app, logs } = await build(t, where === 'plugin-wide' ? { padding: 0, maxDuration: 100 } : { padding: 0 })
       const never = new EventEmitter()
-      let finalized!: () => void
-      const sourceFinalized = new Promise<void>(resolve => { finalized = resolve })
+      const finalized = deferred()
       app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
         try {
           yield 'first'
           for await (const [tick] of on(never, 'tick', { signal })) yield tick
         } finally {
-          finalized()
+          finalized.resolve()
         }
       }, where === 'plugin-wide' ? 'cb' : { callback: 'cb', maxDuration: 100 }))
       const stream = await open(`${await listen(app)}/comet`)
       await stream.ended
       t.pass("the client's response ended")
       t.same(messages(stream.body(), 'cb'), ['first'])
-      await sourceFinalized
+      await finalized.promise
       t.pass("the source's finally block ran")
       t.match(endLines(logs), [{ reason: 'max-duration', messages: 1 }])
       t.equal(endLines(logs).length, 1, 'one end line')
@@ -159,8 +145,7 @@ t.test('maxDuration ends an endless stream cleanly', async t => {
 })
 
 t.test('maxDuration is off by default', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   const never = new EventEmitter()
   app.get('/comet', (request, reply) => reply.comet(({ signal }) => on(never, 'tick', { signal }), 'cb'))
   app.get('/short', (request, reply) => reply.comet(({ signal }) => on(never, 'tick', { signal }), { callback: 'cb', maxDuration: 100 }))
@@ -173,8 +158,7 @@ t.test('maxDuration is off by default', async t => {
 })
 
 t.test('maxBytes counts UTF-8 bytes, not characters', async t => {
-  const { app } = await build({ padding: 0, helmet: false })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, helmet: false })
   // The first script is 64 characters but 104 bytes ('é' is two bytes): counted in characters,
   // the second message would go out too.
   app.get('/comet', (request, reply) => reply.comet(['é'.repeat(40), '😀'.repeat(20), 'third'], { callback: 'cb', maxBytes: 100 }))

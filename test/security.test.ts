@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import fastifyHelmet from '@fastify/helmet'
 import fastifyComet from '../lib/index.js'
 import { blocksInlineScripts, helmetOptions } from '../lib/security.js'
-import { build, replay } from './helpers.js'
+import { build, recordLogs, replay } from './helpers.js'
 
 function directives (header: unknown): Map<string, string[]> {
   const map = new Map<string, string[]>()
@@ -19,7 +19,7 @@ function directives (header: unknown): Map<string, string[]> {
 const nonceOf = (html: string): string[] => [...html.matchAll(/<script nonce="([^"]+)">/g)].map(match => match[1])
 
 t.test('defaults: same-origin framing, connect-src and frame-ancestors self, nonced scripts', async t => {
-  const { app } = await build({ padding: 0 })
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(['a', 'b'], 'cb'))
   const res = await app.inject('/comet')
   t.equal(res.headers['x-frame-options'], 'SAMEORIGIN')
@@ -37,19 +37,17 @@ t.test('defaults: same-origin framing, connect-src and frame-ancestors self, non
   t.equal(nonces.length, 2)
   t.ok(nonces.every(nonce => `'nonce-${nonce}'` === scriptSrc[1]), "every script carries the response's nonce")
   t.same(replay(res.body, 'cb').map(args => args[0]), ['a', 'b'])
-  await app.close()
 })
 
 t.test('every request gets its own nonce', async t => {
-  const { app } = await build({ padding: 0 })
+  const { app } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
   const [first, second] = await Promise.all([app.inject('/comet'), app.inject('/comet')])
   t.not(nonceOf(first.body)[0], nonceOf(second.body)[0])
-  await app.close()
 })
 
 t.test("the application's helmet options win, directive by directive", async t => {
-  const { app } = await build({
+  const { app } = await build(t, {
     padding: 0,
     helmet: {
       frameguard: { action: 'deny' },
@@ -65,26 +63,23 @@ t.test("the application's helmet options win, directive by directive", async t =
   t.same(csp.get('connect-src'), ["'self'"], 'ours stay where the application says nothing')
   t.equal(csp.get('script-src')?.[0], "'self'", "a directive list without script-src does not drop 'self'")
   t.equal(nonceOf(res.body).length, 1)
-  await app.close()
 })
 
 t.test('an explicit script-src is the application\'s choice, and still gets the nonce', async t => {
-  const { app } = await build({ padding: 0, helmet: { contentSecurityPolicy: { directives: { scriptSrc: ['https://cdn.example'] } } } })
+  const { app } = await build(t, { padding: 0, helmet: { contentSecurityPolicy: { directives: { scriptSrc: ['https://cdn.example'] } } } })
   app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
   const res = await app.inject('/comet')
   const scriptSrc = directives(res.headers['content-security-policy']).get('script-src') ?? []
   t.equal(scriptSrc[0], 'https://cdn.example')
   t.match(scriptSrc[1], /^'nonce-/)
   t.equal(scriptSrc.length, 2)
-  await app.close()
 })
 
 t.test('upgrade-insecure-requests is kept when the application asks for it', async t => {
-  const { app } = await build({ padding: 0, helmet: { contentSecurityPolicy: { directives: { upgradeInsecureRequests: [] } } } })
+  const { app } = await build(t, { padding: 0, helmet: { contentSecurityPolicy: { directives: { upgradeInsecureRequests: [] } } } })
   app.get('/', async () => 'ok')
   const res = await app.inject('/')
   t.ok(directives(res.headers['content-security-policy']).has('upgrade-insecure-requests'))
-  await app.close()
 })
 
 t.test('helmetOptions keeps upgrade-insecure-requests on an HTTPS server', async t => {
@@ -95,36 +90,32 @@ t.test('helmetOptions keeps upgrade-insecure-requests on an HTTPS server', async
 })
 
 t.test('contentSecurityPolicy: false turns the policy off and leaves the rest', async t => {
-  const { app, logs } = await build({ padding: 0, helmet: { contentSecurityPolicy: false } })
+  const { app, logs } = await build(t, { padding: 0, helmet: { contentSecurityPolicy: false } })
   app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
   const res = await app.inject('/comet')
   t.equal(res.headers['content-security-policy'], undefined)
   t.equal(res.headers['x-frame-options'], 'SAMEORIGIN')
   t.equal(res.body, '<html><body><script>cb("a");</script>', 'no nonce without a policy')
   t.notOk(logs.some(line => line.level === 40))
-  await app.close()
 })
 
 t.test('helmet: false leaves security headers to the application', async t => {
-  const { app } = await build({ padding: 0, helmet: false })
+  const { app } = await build(t, { padding: 0, helmet: false })
   app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
   const res = await app.inject('/comet')
   t.equal(res.headers['content-security-policy'], undefined)
   t.equal(res.headers['x-frame-options'], undefined)
   t.equal(res.body, '<html><body><script>cb("a");</script>')
   t.notOk(app.hasPlugin('@fastify/helmet'))
-  await app.close()
 })
 
 t.test('an invalid helmet option fails at register', async t => {
-  const app = Fastify()
-  app.register(fastifyComet, { helmet: 'on' as never })
-  await t.rejects(async () => { await app.ready() }, { code: 'FST_COMET_INVALID_OPTION' })
+  await t.rejects(build(t, { helmet: 'on' as never }), { code: 'FST_COMET_INVALID_OPTION' })
 })
 
 t.test('helmet registered by the application first is used, not registered twice', async t => {
-  const logs: Array<{ level: number, msg: string }> = []
-  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } } })
+  const { logs, logger } = recordLogs()
+  const app = Fastify({ logger })
   await app.register(fastifyHelmet, { enableCSPNonces: true })
   await app.register(fastifyComet, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
@@ -140,8 +131,8 @@ t.test('helmet registered by the application first is used, not registered twice
 })
 
 t.test('a policy that blocks inline scripts without a nonce is reported once per route', async t => {
-  const logs: Array<{ level: number, msg: string }> = []
-  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } } })
+  const { logs, logger } = recordLogs()
+  const app = Fastify({ logger })
   await app.register(fastifyHelmet) // no nonces
   await app.register(fastifyComet, { padding: 0 })
   app.get('/one', (request, reply) => reply.comet(['a'], 'cb'))
@@ -157,7 +148,7 @@ t.test('a policy that blocks inline scripts without a nonce is reported once per
 })
 
 t.test('route-level helmet configuration keeps working', async t => {
-  const { app } = await build({ padding: 0 })
+  const { app } = await build(t, { padding: 0 })
   app.get('/bare', { helmet: false }, (request, reply) => reply.comet(['a'], 'cb'))
   app.get('/deny', { helmet: { frameguard: { action: 'deny' } } }, (request, reply) => reply.comet(['a'], 'cb'))
   const bare = await app.inject('/bare')
@@ -166,16 +157,14 @@ t.test('route-level helmet configuration keeps working', async t => {
   const deny = await app.inject('/deny')
   t.equal(deny.headers['x-frame-options'], 'DENY')
   t.equal(nonceOf(deny.body).length, 1)
-  await app.close()
 })
 
 t.test('a nonce that could break out of its attribute is not used', async t => {
-  const { app } = await build({ padding: 0, helmet: false })
+  const { app } = await build(t, { padding: 0, helmet: false })
   app.addHook('onRequest', async (request, reply) => { reply.cspNonce = { script: '"><script>alert(1)</script>', style: 'x' } })
   app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
   const res = await app.inject('/comet')
   t.equal(res.body, '<html><body><script>cb("a");</script>')
-  await app.close()
 })
 
 t.test('blocksInlineScripts reads script-src-elem, script-src, then default-src', async t => {
@@ -193,7 +182,7 @@ t.test('blocksInlineScripts reads script-src-elem, script-src, then default-src'
 })
 
 t.test("useDefaults: false gives the application's own list, plus what comet needs", async t => {
-  const { app } = await build({ padding: 0, helmet: { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"] } } } })
+  const { app } = await build(t, { padding: 0, helmet: { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"] } } } })
   app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
   const res = await app.inject('/comet')
   const csp = directives(res.headers['content-security-policy'])
@@ -202,5 +191,4 @@ t.test("useDefaults: false gives the application's own list, plus what comet nee
   t.equal(csp.get('script-src')?.[0], "'self'")
   t.notOk(csp.has('object-src'), "helmet's other defaults are left out")
   t.equal(nonceOf(res.body).length, 1)
-  await app.close()
 })

@@ -3,38 +3,36 @@
 // Without the plugin's preClose hook these tests hang, and tap's timeout fails them.
 import t from 'tap'
 import { EventEmitter, on, once } from 'node:events'
-import { build, listen, open, type OpenStream } from './helpers.js'
+import { build, listen, open, deferred, type OpenStream } from './helpers.js'
 
 const STREAMS = 200
 
 t.test(`app.close() ends ${STREAMS} open streams cleanly and releases every source`, { timeout: 20000 }, async t => {
-  const { app, logs } = await build({ padding: 0 })
+  const { app, logs } = await build(t, { padding: 0 })
   const ticks = new EventEmitter()
   ticks.setMaxListeners(0)
   let subscribed = 0
-  let allSubscribed!: () => void
-  const everySubscribed = new Promise<void>(resolve => { allSubscribed = resolve })
-  ticks.on('newListener', () => { if (++subscribed === STREAMS) allSubscribed() })
+  const everySubscribed = deferred()
+  ticks.on('newListener', () => { if (++subscribed === STREAMS) everySubscribed.resolve() })
   let finalized = 0
-  let allFinalized!: () => void
-  const everyFinalized = new Promise<void>(resolve => { allFinalized = resolve })
+  const everyFinalized = deferred()
   app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
     try {
       for await (const [tick] of on(ticks, 'tick', { signal })) yield tick
     } finally {
-      if (++finalized === STREAMS) allFinalized()
+      if (++finalized === STREAMS) everyFinalized.resolve()
     }
   }, 'cb'))
 
   const url = `${await listen(app)}/comet`
   const streams: OpenStream[] = await Promise.all(Array.from({ length: STREAMS }, () => open(url, { agent: false })))
-  await everySubscribed
+  await everySubscribed.promise
   ticks.emit('tick', 'before shutdown')
   await Promise.all(streams.map(stream => stream.waitFor('cb("before shutdown")')))
 
   await app.close()
   t.pass('app.close() settled')
-  await everyFinalized
+  await everyFinalized.promise
   t.equal(finalized, STREAMS, "every source's finally block ran")
   t.equal(ticks.listenerCount('tick'), 0, 'no source is still subscribed')
   const ends = await Promise.allSettled(streams.map(stream => stream.ended))
@@ -47,16 +45,15 @@ t.test(`app.close() ends ${STREAMS} open streams cleanly and releases every sour
 })
 
 t.test('a comet stream that starts while the server closes ends at once', { timeout: 10000 }, async t => {
-  const { app, logs } = await build({ padding: 0 })
+  const { app, logs } = await build(t, { padding: 0 })
   const never = new EventEmitter()
   const gate = new EventEmitter()
   let bodyRan = false
   let sourceSignal: AbortSignal | undefined
-  let handlerWaiting!: () => void
-  const waiting = new Promise<void>(resolve => { handlerWaiting = resolve })
+  const handlerWaiting = deferred()
   app.get('/comet', async (request, reply) => {
     const released = once(gate, 'open')
-    handlerWaiting()
+    handlerWaiting.resolve()
     await released
     await reply.comet(async function * ({ signal }) {
       sourceSignal = signal
@@ -69,7 +66,7 @@ t.test('a comet stream that starts while the server closes ends at once', { time
   app.addHook('preClose', async () => { gate.emit('open') })
 
   const opening = open(`${await listen(app)}/comet`)
-  await waiting
+  await handlerWaiting.promise
   await app.close()
   t.pass('app.close() settled')
   const stream = await opening
@@ -83,19 +80,18 @@ t.test('a comet stream that starts while the server closes ends at once', { time
 })
 
 t.test('a stream that starts during shutdown never calls its source function, so nothing fails', async t => {
-  const { app, logs } = await build({ padding: 0 })
+  const { app, logs } = await build(t, { padding: 0 })
   const gate = new EventEmitter()
-  let handlerWaiting!: () => void
-  const waiting = new Promise<void>(resolve => { handlerWaiting = resolve })
+  const handlerWaiting = deferred()
   app.get('/comet', async (request, reply) => {
     const released = once(gate, 'open')
-    handlerWaiting()
+    handlerWaiting.resolve()
     await released
     await reply.comet(() => { throw new Error('no source during shutdown') }, 'cb')
   })
   app.addHook('preClose', async () => { gate.emit('open') })
   const opening = open(`${await listen(app)}/comet`)
-  await waiting
+  await handlerWaiting.promise
   await app.close()
   const stream = await opening
   await stream.ended

@@ -2,7 +2,7 @@
 // terminated, the error is logged once through request.log, and the server serves everyone else.
 import t from 'tap'
 import type { ServerResponse } from 'node:http'
-import { build, listen, open, messages, type LogLine } from './helpers.js'
+import { build, listen, open, messages, deferred, type LogLine } from './helpers.js'
 import type { CometSource } from '../types/index.js'
 
 // Nothing may escape as an unhandled rejection or uncaught exception while these tests run.
@@ -101,8 +101,7 @@ const cases: Case[] = [
 
 for (const c of cases) {
   t.test(`${c.name}: the stream ends cleanly and the error is logged once`, async t => {
-    const { app, logs } = await build({ padding: 0 })
-    t.teardown(() => app.close())
+    const { app, logs } = await build(t, { padding: 0 })
     let settled!: Promise<void>
     app.get('/comet', (request, reply) => {
       settled = reply.comet(c.source(), 'cb')
@@ -124,8 +123,7 @@ for (const c of cases) {
 }
 
 t.test('an unserializable message closes the source, running its finally block', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let finalized = false
   app.get('/comet', (request, reply) => reply.comet((async function * () {
     try {
@@ -142,17 +140,15 @@ t.test('an unserializable message closes the source, running its finally block',
 })
 
 t.test('a socket destroyed under a running stream ends it without an error log', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   let settled!: Promise<void>
   let raw!: ServerResponse
-  let received!: () => void
-  const clientHasFirst = new Promise<void>(resolve => { received = resolve })
+  const clientHasFirst = deferred()
   app.get('/comet', (request, reply) => {
     raw = reply.raw
     settled = reply.comet((async function * () {
       yield 'first'
-      await clientHasFirst
+      await clientHasFirst.promise
       // The connection dies under the stream; the writes that follow go to a dead socket.
       request.raw.socket.destroy()
       for (let i = 0; i < 100; i++) yield 'x'.repeat(1000)
@@ -163,7 +159,7 @@ t.test('a socket destroyed under a running stream ends it without an error log',
   const url = await listen(app)
   const stream = await open(`${url}/comet`)
   await stream.waitFor('cb("first")')
-  received()
+  clientHasFirst.resolve()
   await stream.ended.catch(() => {})
   await settled
   t.ok(raw.destroyed)
@@ -172,8 +168,7 @@ t.test('a socket destroyed under a running stream ends it without an error log',
 })
 
 t.test('a sync generator is closed when one of its messages cannot be sent', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   let finalized = false
   app.get('/comet', (request, reply) => reply.comet((function * () {
     try {
@@ -191,8 +186,7 @@ t.test('a sync generator is closed when one of its messages cannot be sent', asy
 })
 
 t.test("an iterator whose return() throws or rejects does not disturb the stream's end", async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   let returns = 0
   const iterable = (fails: () => unknown): AsyncIterable<unknown> => ({
     [Symbol.asyncIterator]: () => ({
@@ -216,8 +210,7 @@ t.test("an iterator whose return() throws or rejects does not disturb the stream
 })
 
 t.test('a source function that throws a non-error still ends the stream as failed', async t => {
-  const { app, logs } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app, logs } = await build(t, { padding: 0 })
   app.get('/comet', (request, reply) => reply.comet(() => { throw undefined }, 'cb')) // eslint-disable-line no-throw-literal
   const res = await app.inject('/comet')
   t.equal(res.statusCode, 200)

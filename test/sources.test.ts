@@ -11,8 +11,7 @@ const ITEMS = ['first', { n: 2, text: '</script>' }, [3, 'three'], null, true, 6
 
 /** An app with padding 0 and one route whose handler streams what `source()` returns. */
 async function serve (t: tap.Test, source: () => CometSource): Promise<FastifyInstance> {
-  const { app } = await build({ padding: 0, maxBytes: Infinity })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0, maxBytes: Infinity })
   app.get('/comet', (request, reply) => reply.comet(source(), 'cb'))
   return app
 }
@@ -153,8 +152,7 @@ t.test('a function returning an array', async t => {
 })
 
 t.test('an empty source gives just the padding and the document start', async t => {
-  const { app } = await build()
-  t.teardown(() => app.close())
+  const { app } = await build(t)
   app.get('/array', (request, reply) => reply.comet([], 'cb'))
   app.get('/generator', (request, reply) => reply.comet((async function * () {})(), 'cb'))
   for (const url of ['/array', '/generator']) {
@@ -173,8 +171,7 @@ t.test('a large synchronous source arrives complete and in order', async t => {
 })
 
 t.test('invalid sources answer 500 FST_COMET_INVALID_SOURCE and write nothing', async t => {
-  const { app } = await build({ padding: 0 })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { padding: 0 })
   let functionSignal: AbortSignal | undefined
   const cases: Array<[string, () => unknown]> = [
     ['null', () => null],

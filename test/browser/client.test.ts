@@ -46,8 +46,7 @@ state.stream = FastifyComet.connect(params.get('stream'), {
 `
 
 async function server (t: Test): Promise<{ app: FastifyInstance, origin: () => Promise<string> }> {
-  const { app } = await build({ clientPath: CLIENT_PATH })
-  t.teardown(() => app.close())
+  const { app } = await build(t, { clientPath: CLIENT_PATH })
   app.get('/page', (request, reply) => reply.type('text/html; charset=utf-8').send(HTML))
   app.get('/app.js', (request, reply) => reply.type('text/javascript; charset=utf-8').send(APP))
   return { app, origin: () => listen(app) }

@@ -13,8 +13,7 @@ const chromium = useChromium(t)
 
 /** The comet app (a message every 100 ms, for ever) and a second origin with no helmet at all. */
 async function start (t: Test, options?: FastifyCometOptions): Promise<{ stream: string, streamsEnded: Array<Promise<void>>, origin: string, otherOrigin: string }> {
-  const { app } = await build(options)
-  t.teardown(() => app.close())
+  const { app } = await build(t, options)
   addParentPage(app)
   const streamsEnded: Array<Promise<void>> = []
   app.get('/stream', (request, reply) => {

@@ -47,8 +47,7 @@ function escapedJson (value: unknown): string {
 
 if (chromium !== undefined) {
   t.test('hostile strings and objects arrive exactly as sent and nothing they contain runs', async t => {
-    const { app } = await build()
-    t.teardown(() => app.close())
+    const { app } = await build(t)
     addParentPage(app)
     app.get('/stream', (request, reply) => reply.comet(HOSTILE, 'parent.cometMessage'))
     const origin = await listen(app)
@@ -76,8 +75,7 @@ if (chromium !== undefined) {
   // JSON.parse makes "__proto__" an own key, while the same JSON text read as a JavaScript object
   // literal sets the object's prototype instead: such a message must still arrive as it was.
   t.test('an own "__proto__" key arrives as an own key, not as a prototype', async t => {
-    const { app } = await build()
-    t.teardown(() => app.close())
+    const { app } = await build(t)
     addParentPage(app)
     const sent = [
       JSON.parse('{"__proto__":{"pwned":7},"text":"hi"}'),

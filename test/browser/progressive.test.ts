@@ -10,8 +10,7 @@ const chromium = useChromium(t)
 
 if (chromium !== undefined) {
   t.test('messages sent 100 ms apart arrive one by one, in order, with no console error or CSP violation', async t => {
-    const { app } = await build()
-    t.teardown(() => app.close())
+    const { app } = await build(t)
     addParentPage(app)
     app.get('/stream', (request, reply) => reply.comet(async function * () {
       for (let i = 0; i < 10; i++) {

@@ -1,7 +1,7 @@
 // A plain-HTTP page browsed by host name (not a loopback address, which browsers trust) works
 // under the plugin's policy, which leaves out helmet's `upgrade-insecure-requests`. With that
 // directive, Chromium rewrites every subresource to https and the page gets no script and no stream.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyCometOptions } from '../../types/index.js'
 import { build, listen } from '../helpers.js'
@@ -11,8 +11,8 @@ import { addParentPage, parentUrl } from './parent-page.js'
 const HOST = 'comet.test'
 const chromium = useChromium(t, [`--host-resolver-rules=MAP ${HOST} 127.0.0.1`])
 
-async function start (options?: FastifyCometOptions): Promise<{ origin: string, close: () => Promise<void> }> {
-  const { app } = await build(options)
+async function start (t: Test, options?: FastifyCometOptions): Promise<string> {
+  const { app } = await build(t, options)
   addParentPage(app)
   app.get('/stream', (request, reply) => reply.comet(async function * () {
     for (let i = 0; i < 3; i++) {
@@ -21,13 +21,12 @@ async function start (options?: FastifyCometOptions): Promise<{ origin: string, 
     }
   }, 'parent.cometMessage'))
   const port = new URL(await listen(app)).port
-  return { origin: `http://${HOST}:${port}`, close: () => app.close() }
+  return `http://${HOST}:${port}`
 }
 
 if (chromium !== undefined) {
   t.test(`a page at http://${HOST} loads its script and receives the stream under the plugin's defaults`, async t => {
-    const { origin, close } = await start()
-    t.teardown(close)
+    const origin = await start(t)
     const { page, problems } = await chromium.page(t)
     await page.goto(parentUrl(origin, '/stream'))
     await page.waitForFunction(() => window.received.length === 3)
@@ -40,8 +39,7 @@ if (chromium !== undefined) {
   })
 
   t.test('with helmet\'s upgrade-insecure-requests the same page gets neither (so the test above can fail)', async t => {
-    const { origin, close } = await start({ helmet: { contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': [] } } } })
-    t.teardown(close)
+    const origin = await start(t, { helmet: { contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': [] } } } })
     const { page } = await chromium.page(t)
     const [failed] = await Promise.all([
       page.waitForEvent('requestfailed', request => request.url().endsWith('/parent.js')),

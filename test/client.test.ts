@@ -1,0 +1,300 @@
+// The browser client's logic (client/comet-client.js): reconnects, backoff, resume and close, run
+// in a VM context with a fake window, timers and Math.random, so every delay is known. The same
+// client in Chromium, against a real server, is test/browser/client.test.ts.
+import t from 'tap'
+import vm from 'node:vm'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type FastifyCometClient from '../client/comet-client.js'
+
+const CLIENT_SOURCE = readFileSync(join(__dirname, '..', 'client', 'comet-client.js'), 'utf8')
+
+type Listener = (event: { type: string }) => void
+
+class FakeTarget {
+  listeners = new Map<string, Set<Listener>>()
+  addEventListener (type: string, listener: Listener): void {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set())
+    this.listeners.get(type)!.add(listener)
+  }
+
+  removeEventListener (type: string, listener: Listener): void {
+    this.listeners.get(type)?.delete(listener)
+  }
+
+  dispatch (type: string): void {
+    for (const listener of [...(this.listeners.get(type) ?? [])]) listener({ type })
+  }
+}
+
+class FakeFrame extends FakeTarget {
+  hidden = false
+  tabIndex = 0
+  title = ''
+  src = ''
+  attributes: Record<string, string> = {}
+  parentNode: FakeBody | null = null
+  // A cross-origin frame's document is out of reach; tests give it one when they need it.
+  contentDocument: { URL: string, currentScript: null } | null = null
+  setAttribute (name: string, value: string): void { this.attributes[name] = value }
+}
+
+class FakeBody {
+  childNodes: FakeFrame[] = []
+  appendChild (frame: FakeFrame): void {
+    frame.parentNode = this
+    this.childNodes.push(frame)
+  }
+
+  removeChild (frame: FakeFrame): void {
+    frame.parentNode = null
+    this.childNodes = this.childNodes.filter(child => child !== frame)
+  }
+}
+
+interface FakeWindow extends FakeTarget {
+  FastifyComet: typeof FastifyCometClient
+  [name: string]: unknown
+}
+
+function fakeBrowser (options: { readyState?: string, random?: number, module?: { exports: unknown } } = {}) {
+  const body = new FakeBody()
+  const timers = new Map<number, { fn: () => void, delay: number }>()
+  let nextTimer = 1
+  const reported: unknown[] = []
+  const state = { random: options.random ?? 0.5 }
+  const window = new FakeTarget() as FakeWindow
+  Object.assign(window, {
+    window,
+    document: {
+      readyState: options.readyState ?? 'complete',
+      body,
+      documentElement: body,
+      createElement: (name: string) => {
+        if (name !== 'iframe') throw new Error(`unexpected element ${name}`)
+        return new FakeFrame()
+      }
+    },
+    setTimeout: (fn: () => void, delay = 0) => {
+      timers.set(nextTimer, { fn, delay })
+      return nextTimer++
+    },
+    clearTimeout: (id: number) => { timers.delete(id) },
+    reportError: (err: unknown) => { reported.push(err) },
+    random: () => state.random,
+    alreadyThere: () => {}
+  })
+  if (options.module !== undefined) window.module = options.module
+  vm.createContext(window)
+  vm.runInContext('Math.random = () => random()', window)
+  vm.runInContext(CLIENT_SOURCE, window, { filename: 'comet-client.js' })
+  return {
+    window,
+    body,
+    reported,
+    state,
+    timers,
+    /** The frames in the page. */
+    frames: () => body.childNodes,
+    /** The one frame in the page. */
+    frame: () => {
+      if (body.childNodes.length !== 1) throw new Error(`${body.childNodes.length} frames`)
+      return body.childNodes[0]
+    },
+    /** Runs the one pending timer and returns its delay. */
+    runTimer: () => {
+      if (timers.size !== 1) throw new Error(`${timers.size} timers`)
+      const [[id, { fn, delay }]] = timers
+      timers.delete(id)
+      fn()
+      return delay
+    },
+    /** What the route's scripts do: parent.<callback>(message, id). */
+    deliver: (message: unknown, id?: string, callback = 'cometMessage') => {
+      (window[callback] as (message: unknown, id?: string) => void)(message, id)
+    }
+  }
+}
+
+function recorder () {
+  const events: unknown[] = []
+  return {
+    events,
+    onMessage: (message: unknown, id: string | undefined) => { events.push(['message', message, id]) },
+    onOpen: () => { events.push('open') },
+    onClose: (info: FastifyCometClient.CloseInfo) => { events.push(['close', info]) }
+  }
+}
+
+t.test('a classic script defines window.FastifyComet; CommonJS gets module.exports', async t => {
+  const { window } = fakeBrowser()
+  t.type(window.FastifyComet.connect, 'function')
+  const module = { exports: {} }
+  const cjs = fakeBrowser({ module })
+  t.equal(cjs.window.FastifyComet, undefined, 'no global under CommonJS')
+  t.type((module.exports as typeof FastifyCometClient).connect, 'function')
+})
+
+t.test('connect() checks its arguments', async t => {
+  const { window, frames } = fakeBrowser()
+  const onMessage = (): void => {}
+  const connect = (url: unknown, options: unknown) => () => window.FastifyComet.connect(url as string, options as FastifyCometClient.ConnectOptions)
+  t.throws(connect('', { onMessage }), { name: 'TypeError' })
+  t.throws(connect(42, { onMessage }), { name: 'TypeError' })
+  t.throws(connect('/events', {}), { name: 'TypeError' }, 'onMessage is required')
+  t.throws(connect('/events', undefined), { name: 'TypeError' })
+  for (const callback of ['parent.cometMessage', 'a-b', '', '1a', 'a b', 42]) {
+    t.throws(connect('/events', { onMessage, callback }), { name: 'TypeError' }, `callback ${JSON.stringify(callback)}`)
+  }
+  t.throws(connect('/events', { onMessage, callback: 'alreadyThere' }), /already defined/, 'never overwrites a global')
+  t.throws(connect('/events', { onMessage, onOpen: 'x' }), { name: 'TypeError' })
+  t.throws(connect('/events', { onMessage, onClose: {} }), { name: 'TypeError' })
+  for (const minDelay of [-1, NaN, Infinity, '5']) {
+    t.throws(connect('/events', { onMessage, minDelay }), { name: 'RangeError' }, `minDelay ${String(minDelay)}`)
+  }
+  t.throws(connect('/events', { onMessage, minDelay: 100, maxDelay: 50 }), { name: 'RangeError' })
+  t.throws(connect('/events', { onMessage, lastEventId: 7 }), { name: 'TypeError' })
+  t.equal(frames().length, 0, 'nothing was opened')
+  t.equal(window.cometMessage, undefined, 'no global was defined')
+})
+
+t.test('the frame opens after the page has loaded, hidden', async t => {
+  const browser = fakeBrowser({ readyState: 'loading' })
+  browser.window.FastifyComet.connect('/events', { onMessage () {} })
+  t.equal(browser.frames().length, 0, 'not before load')
+  browser.window.dispatch('load')
+  const frame = browser.frame()
+  t.match(frame, { hidden: true, src: '/events', attributes: { 'aria-hidden': 'true' } })
+  browser.window.dispatch('load')
+  t.equal(browser.frames().length, 1, 'load opens it once')
+})
+
+t.test('close() before load: nothing opens', async t => {
+  const browser = fakeBrowser({ readyState: 'interactive' })
+  const stream = browser.window.FastifyComet.connect('/events', { onMessage () {} })
+  stream.close()
+  browser.window.dispatch('load')
+  t.equal(browser.frames().length, 0)
+  t.equal(browser.timers.size, 0)
+})
+
+t.test('messages, then a reconnect that resumes from the last id', async t => {
+  const browser = fakeBrowser({ random: 0.5 })
+  const { events, ...handlers } = recorder()
+  const stream = browser.window.FastifyComet.connect('/events?room=a%20b#top', { callback: 'onTick', ...handlers })
+  const first = browser.frame()
+  t.equal(first.src, '/events?room=a%20b#top', 'the URL as given')
+  browser.deliver({ n: 1 }, 'a b&c=#', 'onTick')
+  browser.deliver({ n: 2 }, undefined, 'onTick') // a message without id keeps the last one
+  t.equal(stream.lastEventId, 'a b&c=#')
+  first.dispatch('load') // the comet document ended
+  t.equal(first.parentNode, null, 'the finished frame is removed')
+  t.equal(browser.frames().length, 0)
+  t.equal(browser.runTimer(), 250, 'random(0, minDelay) after a connection that delivered')
+  t.equal(browser.frame().src, '/events?room=a%20b&lastEventId=a%20b%26c%3D%23', 'resumes after the last id')
+  browser.deliver({ n: 3 }, '3', 'onTick')
+  t.same(events, [
+    'open',
+    ['message', { n: 1 }, 'a b&c=#'],
+    ['message', { n: 2 }, undefined],
+    ['close', { reason: 'ended', messages: 2, attempt: 0, delay: 250 }],
+    'open',
+    ['message', { n: 3 }, '3']
+  ])
+})
+
+t.test('lastEventId is appended to any URL', async t => {
+  const cases: Array<[string, string]> = [
+    ['/events', '/events?lastEventId=7'],
+    ['/events?', '/events?lastEventId=7'],
+    ['/events?a=1&', '/events?a=1&lastEventId=7'],
+    ['/events?a=1', '/events?a=1&lastEventId=7'],
+    ['https://example.com/e#x?y', 'https://example.com/e?lastEventId=7']
+  ]
+  for (const [url, expected] of cases) {
+    const browser = fakeBrowser()
+    browser.window.FastifyComet.connect(url, { onMessage () {}, lastEventId: '7' })
+    t.equal(browser.frame().src, expected, url)
+  }
+})
+
+t.test('capped exponential backoff with full jitter, reset by a message', async t => {
+  const browser = fakeBrowser({ random: 0.999 })
+  const { events, ...handlers } = recorder()
+  browser.window.FastifyComet.connect('/events', { ...handlers, minDelay: 100, maxDelay: 3000 })
+  const delays = []
+  for (let i = 0; i < 8; i++) {
+    browser.frame().dispatch('load') // ended without a message: a failing server
+    delays.push(browser.runTimer())
+  }
+  t.same(delays, [99, 199, 399, 799, 1598, 2997, 2997, 2997], 'doubling up to maxDelay')
+  browser.deliver('hello')
+  browser.frame().dispatch('load')
+  t.equal(browser.runTimer(), 99, 'a message resets the backoff')
+  browser.state.random = 0
+  browser.frame().dispatch('error')
+  t.equal(browser.runTimer(), 0, 'full jitter: from 0')
+  t.match(events.at(-1), ['close', { reason: 'error', attempt: 1, messages: 0 }])
+})
+
+t.test('the initial about:blank load is not the end of the stream', async t => {
+  const browser = fakeBrowser()
+  browser.window.FastifyComet.connect('/events', { onMessage () {} })
+  const frame = browser.frame()
+  frame.contentDocument = { URL: 'about:blank', currentScript: null }
+  frame.dispatch('load')
+  t.equal(browser.frames().length, 1, 'still connected')
+  t.equal(browser.timers.size, 0)
+  frame.contentDocument = { URL: 'http://localhost/events', currentScript: null }
+  frame.dispatch('load')
+  t.equal(browser.frames().length, 0)
+  t.equal(browser.timers.size, 1, 'reconnect pending')
+})
+
+t.test('close() stops everything', async t => {
+  const browser = fakeBrowser()
+  const { events, ...handlers } = recorder()
+  const stream = browser.window.FastifyComet.connect('/events', handlers)
+  const receive = browser.window.cometMessage as (message: unknown) => void
+  browser.deliver(1)
+  stream.close()
+  t.equal(stream.closed, true)
+  t.equal(browser.frames().length, 0, 'frame removed')
+  t.notOk('cometMessage' in browser.window, 'global removed')
+  receive(2) // a script that was already running
+  t.same(events, ['open', ['message', 1, undefined], ['close', { reason: 'closed', messages: 1, attempt: 0, delay: undefined }]])
+  stream.close()
+  t.equal(events.length, 3, 'close() twice is harmless')
+  // The name is free again.
+  browser.window.FastifyComet.connect('/events', { onMessage () {} })
+  t.equal(browser.frames().length, 1)
+})
+
+t.test('close() while waiting to reconnect cancels the reconnect', async t => {
+  const browser = fakeBrowser()
+  const { events, ...handlers } = recorder()
+  const stream = browser.window.FastifyComet.connect('/events', handlers)
+  browser.frame().dispatch('load')
+  t.equal(browser.timers.size, 1)
+  stream.close()
+  t.equal(browser.timers.size, 0, 'timer cleared')
+  t.equal(browser.frames().length, 0)
+  t.same(events, [['close', { reason: 'ended', messages: 0, attempt: 0, delay: 250 }]], 'no second onClose')
+})
+
+t.test('a throwing handler is reported and the stream goes on', async t => {
+  const browser = fakeBrowser()
+  const err = new Error('app bug')
+  const stream = browser.window.FastifyComet.connect('/events', {
+    onMessage () { throw err },
+    onOpen () { throw err }
+  })
+  t.doesNotThrow(() => browser.deliver('x', '1'), 'nothing thrown into the comet script')
+  t.same(browser.reported, [err, err])
+  t.equal(stream.lastEventId, '1')
+  // Without reportError, the error is thrown from a timer, where the page's error handlers see it.
+  delete browser.window.reportError
+  browser.deliver('y')
+  t.equal(browser.timers.size, 1)
+  t.throws(() => browser.runTimer(), err)
+})
