@@ -1,5 +1,5 @@
 // npm run check:package: is the package as npm would publish it sound for every consumer?
-// Packs the built tree once (without lifecycle scripts: run `npm run build` first), then
+// Packs the built tree with npm (without lifecycle scripts: run `npm run build` first), then
 //  - source maps: any .map in the tarball must only point at files the tarball has;
 //  - attw (@arethetypeswrong/cli): every entry point resolves, with matching types, under node10,
 //    node16 from CommonJS and from ESM, and bundler resolution;
