@@ -1,5 +1,6 @@
 // Types of the browser client, `fastify-comet/client` (client/comet-client.js). As a classic
 // <script src> it is the global `FastifyComet`; under a bundler, `require('fastify-comet/client')`.
+// `import` resolves to comet-client.mjs and its types, comet-client.d.mts, built on these.
 
 declare namespace FastifyComet {
   /** Why a connection ended, as told to `onClose`. */

@@ -1,7 +1,7 @@
 // The built package loads every way a user may load it.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { resolve } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 
 const root = resolve(__dirname, '..')
 
@@ -41,4 +41,37 @@ t.test('the built plugin decorates the reply in a real app', async t => {
     app.get('/', (req, reply) => reply.comet(['a'], 'cb'))
     app.inject('/').then(res => { console.log(res.body); return app.close() })`])
   t.match(out, /^<html><body><script nonce="[0-9a-f]{32}">cb\("a"\);<\/script>$/)
+})
+
+t.test('require() of fastify-comet/client gives the client, as the classic script defines it', async t => {
+  const out = run(['-e', `
+    const client = require('fastify-comet/client')
+    console.log(Object.keys(client).join(), typeof client.connect)`])
+  t.equal(out, 'connect function')
+})
+
+t.test('import of fastify-comet/client: named connect and a default, the same module as require()', async t => {
+  const out = run(['--input-type=module', '-e', `
+    import FastifyComet, { connect } from 'fastify-comet/client'
+    import { createRequire } from 'node:module'
+    const required = createRequire(import.meta.url)('fastify-comet/client')
+    console.log(typeof connect, connect === FastifyComet.connect, FastifyComet === required)`])
+  t.equal(out, 'function true true')
+})
+
+t.test('the types of fastify-comet/client resolve from ESM and from CommonJS, and compile', async t => {
+  const tsc = require.resolve('typescript/bin/tsc')
+  const out = run([tsc, '-p', 'test/fixtures/client-types/tsconfig.json', '--traceResolution'])
+  const resolved: Record<string, string> = {}
+  let from = ''
+  for (const line of out.split('\n')) {
+    const resolving = /^======== Resolving module 'fastify-comet\/client' from '(.*)'\. ========$/.exec(line)
+    if (resolving !== null) from = relative(root, resolving[1])
+    const done = /^======== Module name 'fastify-comet\/client' was successfully resolved to '(.*?)'/.exec(line)
+    if (done !== null) resolved[from] = relative(root, done[1])
+  }
+  t.same(resolved, {
+    [join('test', 'fixtures', 'client-types', 'esm.mts')]: join('client', 'comet-client.d.mts'),
+    [join('test', 'fixtures', 'client-types', 'cjs.cts')]: join('client', 'comet-client.d.ts')
+  })
 })
