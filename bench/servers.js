@@ -221,8 +221,11 @@ const COMET_DIST = path.resolve(process.env.COMET_DIST || path.join(__dirname, '
 
 const COMET_OPTIONS = { padding: 0, maxBytes: Infinity }
 
-/** A Fastify app with the built plugin. */
-function cometServer (options, idleSource) {
+/**
+ * A Fastify app with the built plugin. `idleSourceOf(app)`, when given, makes the source every
+ * idle stream reads (called once per server, so a channel can be shared by every stream).
+ */
+function cometServer (options, idleSourceOf) {
   return (spec, state) => startFastify(async app => {
     await app.register(require(path.join(COMET_DIST, 'index.js')), options)
     if (spec.scenario === 'fanout') {
@@ -236,11 +239,10 @@ function cometServer (options, idleSource) {
       })
       return
     }
+    const idleSource = spec.scenario === 'idle' && idleSourceOf !== undefined ? idleSourceOf(app) : undefined
     app.get('/', (request, reply) => {
       track(state, reply.raw)
-      const source = spec.scenario === 'idle' && idleSource !== undefined
-        ? idleSource
-        : makeSource(spec.scenario, spec.params, state)
+      const source = idleSource ?? makeSource(spec.scenario, spec.params, state)
       return reply.comet(source, CALLBACK)
     })
   })
@@ -264,7 +266,10 @@ const COMPETITORS = {
   'fastify-comet (helmet: false)': cometServer({ ...COMET_OPTIONS, helmet: false }),
 
   // the idiomatic idle source: a generator that waits for the stream's AbortSignal
-  'fastify-comet (signal source)': cometServer(COMET_OPTIONS, ({ signal }) => untilAborted(signal)),
+  'fastify-comet (signal source)': cometServer(COMET_OPTIONS, () => ({ signal }) => untilAborted(signal)),
+
+  // every stream subscribed to one shared channel that never publishes
+  'fastify-comet (channel source)': cometServer(COMET_OPTIONS, app => app.comet.channel()),
 
   // Fastify without any plugin, holding the hijacked response: separates Fastify's cost from ours
   'fastify hijack (no plugin)': (spec, state) => startFastify(async app => {
