@@ -6,10 +6,6 @@ export class OpenStreams {
   /** Set once the server is shutting down: a stream that starts now ends at once. */
   closing = false
 
-  get size (): number {
-    return this.#streams.size
-  }
-
   add (stream: CometStream): void {
     this.#streams.add(stream)
   }

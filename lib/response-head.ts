@@ -1,7 +1,7 @@
 // The status line and headers of a comet response, settled and checked before the reply is
 // hijacked, so that a bad header or status is still answered by Fastify's error handler.
 import type { FastifyReply } from 'fastify'
-import { validateHeaderName, validateHeaderValue, type ServerResponse } from 'node:http'
+import { ServerResponse, validateHeaderName, validateHeaderValue, type IncomingMessage } from 'node:http'
 import { FST_COMET_INVALID_STATUS } from './errors.js'
 
 const CONTENT_TYPE = 'text/html; charset=utf-8'
@@ -47,16 +47,31 @@ export function responseHead (reply: FastifyReply): ResponseHead {
 /** Sends the head, with the headers kept once: in the rendered block only. */
 export function writeResponseHead (raw: ServerResponse, head: ResponseHead): void {
   const { status, headers } = head
-  if (raw.getHeaderNames().length === 0) {
+  if (raw.getHeaderNames().length === 0 || forgetHeaderMap(raw)) {
     raw.writeHead(status, headers)
   } else {
-    // Set straight on `raw` by the application: they are in `headers` already, so they are
-    // replaced (writeHead's merge of a flat list keeps only the last of repeated names).
+    // Set straight on `raw` (helmet does): they are in `headers` already, so they are replaced.
+    // (writeHead's own merge of a flat list keeps only the last of repeated names.)
     for (const name of raw.getHeaderNames()) raw.removeHeader(name)
     for (let i = 0; i < headers.length; i += 2) raw.appendHeader(headers[i], headers[i + 1])
     raw.writeHead(status)
   }
   flattenHeaderBlock(raw)
+}
+
+// Node keeps a response's headers twice for its whole life: in a map (for getHeader()) and in
+// the rendered head. With helmet's headers the map alone is about 2 KB per idle stream (see
+// BENCHMARKS.md). There is no public way to drop it, so for Node's own ServerResponse the map,
+// kept under the `kOutHeaders` symbol, is emptied before writeHead() (which then renders the flat
+// list directly). A subclass (light-my-request's inject) may read its headers back: left alone,
+// as is any Node version that renamed the symbol.
+const kOutHeaders = Object.getOwnPropertySymbols(new ServerResponse({ method: 'GET', httpVersionMajor: 1, httpVersionMinor: 1 } as IncomingMessage))
+  .find(symbol => symbol.description === 'kOutHeaders')
+
+function forgetHeaderMap (raw: ServerResponse): boolean {
+  const forgettable = kOutHeaders !== undefined && Object.getPrototypeOf(raw) === ServerResponse.prototype
+  if (forgettable) (raw as unknown as Record<symbol, unknown>)[kOutHeaders] = null
+  return forgettable
 }
 
 // Node keeps the rendered head for the whole life of the response, as a string built from one

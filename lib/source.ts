@@ -48,7 +48,7 @@ export function unopenedSource (source: unknown): CometFeed {
   return NO_MESSAGES
 }
 
-const NO_MESSAGES: CometFeed = { maxQueue: Infinity, start () {}, stop () {} }
+const NO_MESSAGES: CometFeed = { maxQueue: Infinity, start: ignore, stop: ignore }
 
 function feedOf (value: unknown, context: FeedContext, idOf: IdOf, sourceContext: SourceContext | undefined): CometFeed {
   if (isFeedSource(value)) {
@@ -175,7 +175,6 @@ class IteratorFeed implements CometFeed {
   }
 
   stop (): void {
-    if (this.#stopped) return
     this.#stopped = true
     this.#context?.abort()
     const iterator = this.#iterator

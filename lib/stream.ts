@@ -228,15 +228,11 @@ export class CometStream implements CometSubscriber {
     raw.removeListener('drain', onDrain)
     this.#request.removeListener('close', onRequestClose)
     this.releaseReady()
-    try {
-      this.#feed.stop()
-    } catch (err) {
-      logFailure(this.#log, err, 'comet source failed to stop')
-    }
+    this.#feed.stop() // never throws: return() and abort listeners report their own errors
     if (reason === 'overflow') {
       this.#log.warn({ maxQueue: this.#feed.maxQueue }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
     }
-    if (reason !== 'client-gone') endResponse(raw)
+    if (reason !== 'client-gone') endResponse(raw, this.#log)
     this.#log.debug({
       reason,
       messages: this.#messages,
@@ -249,18 +245,22 @@ export class CometStream implements CometSubscriber {
 
 // end() must not throw (it runs in shutdown hooks and timers), and a client that stopped reading
 // must not hold the connection for ever: past the grace period it is destroyed.
-function endResponse (raw: ServerResponse): void {
+function endResponse (raw: ServerResponse, log: FastifyBaseLogger): void {
   try {
     raw.end()
-  } catch {
+  } catch (err) {
+    logFailure(log, err, 'comet response could not be ended: connection dropped')
     abortResponse(raw)
     return
   }
-  if (!raw.writableFinished) setTimeout(destroyUnfinished, END_GRACE_MS, raw).unref()
+  if (!raw.writableFinished) setTimeout(dropUnfinished, END_GRACE_MS, raw, log).unref()
 }
 
-function destroyUnfinished (raw: ServerResponse): void {
-  if (!raw.writableFinished) abortResponse(raw)
+function dropUnfinished (raw: ServerResponse, log: FastifyBaseLogger): void {
+  if (!raw.writableFinished) { // the client may have read it all meanwhile
+    log.debug({ graceMs: END_GRACE_MS }, 'comet response dropped: the client did not read its end in time')
+    abortResponse(raw)
+  }
 }
 
 // Shared listeners and timer callbacks: they find their stream on the object or in the argument.

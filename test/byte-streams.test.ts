@@ -38,3 +38,11 @@ for (const size of [1, 2, 5]) {
     t.notOk(received.some(message => message.includes('\ufffd')), 'no replacement character')
   })
 }
+
+t.test('a byte stream that ends inside a character ends with one replacement character, not silently short', async t => {
+  const { app } = await build(t, { padding: 0 })
+  const bytes = Buffer.from('ok 💬', 'utf8')
+  app.get('/comet', (request, reply) => reply.comet(byteStream([bytes.subarray(0, bytes.length - 1)]), 'cb'))
+  const res = await app.inject('/comet')
+  t.equal((messages(res.body, 'cb') as string[]).join(''), 'ok \ufffd')
+})

@@ -168,7 +168,7 @@ t.test('a burst published in one tick is written in a few large writes', async t
 
 t.test('a feed that delivers after its stream ended is ignored', async t => {
   // The contract a broker-backed source relies on: late deliveries after the stream stopped it are harmless.
-  const { app } = await build(t, { padding: 0 })
+  const { app, logs } = await build(t, { padding: 0 })
   let subscriber: CometSubscriber | undefined
   const stopped = { count: 0 }
   const feed = {
@@ -192,9 +192,14 @@ t.test('a feed that delivers after its stream ended is ignored', async t => {
   await settled
   t.equal(stopped.count, 1)
   const lateWrites = countWrites(raw)
+  const linesBefore = logs.length
   subscriber?.deliver('"late"', undefined)
+  subscriber?.end('done')
+  subscriber?.fail(new Error('late failure'))
   await new Promise(setImmediate)
   t.equal(lateWrites(), 0, 'nothing written for a late delivery')
+  t.equal(logs.length, linesBefore, 'a late end or failure is ignored: no second end, nothing logged')
+  t.equal(stopped.count, 1, 'the feed was stopped once')
 })
 
 t.test('a subscriber that keeps up is never ended, even for bursts longer than maxQueue', async t => {
@@ -219,4 +224,14 @@ t.test('a HEAD request to a comet route gets the headers, and the stream never s
   t.equal(res.body, '')
   t.equal(channel.size, 0)
   t.match(logs.find(line => line.msg === 'comet stream ended'), { reason: 'head' })
+})
+
+t.test('publish() after close() delivers nothing and does not throw', async t => {
+  const { app } = await build(t, { padding: 0 })
+  const channel = app.comet.channel<string>()
+  app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))
+  channel.close()
+  channel.publish('after close')
+  const res = await app.inject('/comet')
+  t.same(messages(res.body, 'cb'), [], 'a subscriber of a closed channel ends at once, empty')
 })

@@ -3,7 +3,8 @@
 // ends that one stream cleanly, and the server keeps serving. A stream that never ends fails as a
 // timeout; an unhandled rejection or uncaught exception fails at once.
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyComet from '../lib/index.js'
 import { build, listen, open } from './helpers.js'
 import type { CometSource } from '../types/index.js'
 
@@ -88,3 +89,19 @@ for (const [hostileName, failure] of HOSTILE) {
     })
   }
 }
+
+t.test('a logger that throws even on plain data does not take the stream down', async t => {
+  const fails = (): never => { throw new Error('log sink down') }
+  const quiet = (): void => {}
+  const logger = { level: 'error', fatal: fails, error: fails, warn: quiet, info: quiet, debug: quiet, trace: quiet, silent: quiet, child () { return logger } }
+  const app = Fastify({ loggerInstance: logger as never })
+  t.teardown(() => app.close())
+  await app.register(fastifyComet, { padding: 0, helmet: false })
+  app.get('/failing', (request, reply) => reply.comet((async function * () {
+    yield 'before'
+    throw new Error('source failed')
+  })(), 'cb'))
+  const client = await open(`${await listen(app)}/failing`)
+  await client.ended
+  t.match(client.body(), /cb\("before"\)/, 'what came before the failure was delivered, and the response ended')
+})

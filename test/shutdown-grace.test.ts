@@ -8,8 +8,10 @@ import Fastify from 'fastify'
 import http from 'node:http'
 import http2 from 'node:http2'
 import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { once } from 'node:events'
 import fastifyComet from '../lib/index.js'
-import { firstBlockedWrite } from './helpers.js'
+import { build, firstBlockedWrite } from './helpers.js'
 import type { CometSource, CometSourceContext } from '../types/index.js'
 
 const PAYLOAD = 'x'.repeat(65536)
@@ -87,4 +89,48 @@ t.test('HTTP/2: app.close() settles while a client has stopped reading', { timeo
   t.ok(route.signal()?.aborted, "the source's signal aborted")
   await route.finished
   t.pass("the source's finally ran")
+})
+
+t.test('HTTP/1: a stream that ends while its client has stopped reading loses its connection after the grace period', { timeout: 15000 }, async t => {
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
+  const out = app.comet.push<string>()
+  let raw!: ServerResponse
+  app.get('/comet', (request, reply) => {
+    raw = reply.raw
+    return reply.comet(out, 'cb')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const req = http.get({ host: '127.0.0.1', port, path: '/comet', agent: false })
+  req.on('error', () => {})
+  const res = await new Promise<http.IncomingMessage>(resolve => req.on('response', resolve))
+  res.on('error', () => {})
+  res.pause()
+  // Fill the socket for real: push while the stream still takes more, one turn at a time.
+  while (raw.writableLength < 4 * 1024 * 1024 && out.push(PAYLOAD)) await new Promise(setImmediate)
+  const socketClosed = once(raw.socket as Socket, 'close')
+  out.end()
+  await socketClosed
+  t.match(logs.find(line => /comet response dropped/.test(line.msg)), { level: 20, graceMs: 2000 }, 'the end could not be flushed, so the connection was dropped')
+})
+
+t.test('end() cannot throw: a response whose end() throws is dropped, and close() settles', async t => {
+  const { app, logs } = await build(t, { padding: 0 })
+  const out = app.comet.push<string>()
+  let raw!: ServerResponse
+  app.get('/comet', (request, reply) => {
+    raw = reply.raw
+    return reply.comet(out, 'cb')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const req = http.get({ host: '127.0.0.1', port, path: '/comet', agent: false })
+  req.on('error', () => {})
+  await new Promise(resolve => req.on('response', resolve))
+  raw.end = () => { throw new Error('end failed') }
+  const closed = once(raw.socket as Socket, 'close')
+  await app.close()
+  await closed
+  t.pass('close() settled and the connection was dropped')
+  t.match(logs.find(line => line.level === 50), { msg: /could not be ended/, err: { message: 'end failed' } }, 'logged as an error')
 })
