@@ -5,11 +5,15 @@
 declare namespace FastifyComet {
   /** Why a connection ended, as told to `onClose`. */
   export interface CloseInfo {
-    /** `ended`: the comet document finished (rotation, server restart, an error page); `error`: the frame reported an error; `closed`: `stream.close()`. */
-    reason: 'ended' | 'error' | 'closed'
+    /**
+     * `rotated`: the server replaced a full document (maxBytes, maxDuration) and the next one opens
+     * at once; `ended`: the comet document finished otherwise (server shutdown, an error page);
+     * `error`: the frame reported an error; `closed`: `stream.close()`.
+     */
+    reason: 'rotated' | 'ended' | 'error' | 'closed'
     /** Messages this connection delivered. */
     messages: number
-    /** Connections in a row that ended without a message before this one (0 after a connection that delivered one). */
+    /** Connections in a row that ended early before this one; 0 after a rotation or a connection open for 10 s or more. */
     attempt: number
     /** Milliseconds until the next connection; undefined after `close()`. */
     delay: number | undefined
@@ -45,7 +49,8 @@ declare namespace FastifyComet {
 
   /**
    * Opens the stream in a hidden iframe once the page has loaded, and keeps it open: when the
-   * comet document ends or fails, reconnects after `random(0, min(maxDelay, minDelay * 2^attempt))` ms,
+   * comet document ends or fails, reconnects after `random(0, min(maxDelay, minDelay * 2^attempt))` ms
+   * (at once after a rotation), minDelay more than 0,
    * with `?lastEventId=` set to the last id received. Throws on invalid options.
    */
   export function connect<T = unknown> (url: string, options: ConnectOptions<T>): Stream

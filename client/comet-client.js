@@ -7,7 +7,7 @@
 //     onMessage (message, id) {},
 //     onOpen () {}, // the first message of each connection has arrived
 //     onClose (info) {}, // a connection ended: { reason, messages, attempt, delay }
-//     minDelay: 500, maxDelay: 30000 // reconnect backoff, milliseconds
+//     minDelay: 500, maxDelay: 30000 // reconnect backoff, milliseconds (minDelay > 0)
 //   })
 //   stream.close()
 /* global window, document */
@@ -21,6 +21,9 @@
 
   // A plain identifier: the route calls parent.<callback>(message, id), so nothing else can work.
   const IDENTIFIER = /^[A-Za-z_$][\w$]*$/
+  // A connection that stayed open this long was healthy: the backoff starts over after it. A
+  // message alone does not reset it, or a server that sends a snapshot and fails is hammered.
+  const HEALTHY_MS = 10000
 
   function connect (url, options) {
     if (typeof url !== 'string' || url === '') throw new TypeError('FastifyComet.connect: url must be a non-empty string')
@@ -46,16 +49,23 @@
     let closed = false
     let iframe // the current connection's frame, if one is open
     let messages = 0 // messages received by the current connection
-    let attempt = 0 // connections in a row that ended without a message
+    let attempt = 0 // connections in a row that ended early (neither rotated nor healthy)
+    let openedAt = 0
+    let reconnect // what the server's last control message asked: 'now', 'later' or undefined
     let timer
 
     function receive (message, id) {
       if (closed || iframe === undefined) return
-      removeDeliveredScripts(iframe)
       if (typeof id === 'string') lastEventId = id
-      attempt = 0
       if (++messages === 1 && onOpen !== undefined) safely(onOpen)
       safely(onMessage, message, id)
+    }
+    // The comet document's helper calls this, never the callback, for a control message.
+    receive.cometControl = function (type, detail) {
+      if (closed || iframe === undefined) return
+      // A full document (rotation) is replaced at once; a server going away, or a client that
+      // fell behind, comes back later with the backoff's jitter.
+      if (type === 'reconnect') reconnect = detail !== null && typeof detail === 'object' && detail.delay === 0 ? 'now' : 'later'
     }
     window[callback] = receive
 
@@ -63,6 +73,8 @@
       timer = undefined
       if (closed) return
       messages = 0
+      reconnect = undefined
+      openedAt = Date.now()
       const frame = document.createElement('iframe')
       frame.hidden = true
       frame.tabIndex = -1
@@ -84,11 +96,13 @@
       const frame = iframe
       iframe = undefined
       if (frame.parentNode) frame.parentNode.removeChild(frame)
+      const rotated = reconnect === 'now' && reason === 'ended'
+      if (rotated || Date.now() - openedAt >= HEALTHY_MS) attempt = 0
       // Capped exponential backoff with full jitter: clients cut off together (a restarted
       // server) come back spread out, and a server that keeps failing is asked less and less often.
-      const delay = Math.floor(Math.random() * Math.min(maxDelay, minDelay * Math.pow(2, attempt)))
-      const info = { reason, messages, attempt, delay }
-      attempt++
+      const delay = rotated ? 0 : Math.floor(Math.random() * Math.min(maxDelay, minDelay * Math.pow(2, attempt)))
+      const info = { reason: rotated ? 'rotated' : reason, messages, attempt, delay }
+      if (!rotated) attempt++
       timer = setTimeout(open, delay)
       if (onClose !== undefined) safely(onClose, info)
     }
@@ -124,19 +138,6 @@
       get lastEventId () { return lastEventId },
       get closed () { return closed }
     }
-  }
-
-  // The comet document only grows: each message is one more <script>. Called from inside the
-  // message's own script, this removes that script and whatever came before it (heartbeat
-  // newlines, earlier scripts), so a long stream holds a handful of nodes, not thousands.
-  function removeDeliveredScripts (frame) {
-    let doc
-    try { doc = frame.contentDocument } catch (err) {}
-    const script = doc ? doc.currentScript : null
-    if (!script || !script.parentNode) return // another origin's frame: nothing we may touch
-    const parent = script.parentNode
-    while (parent.firstChild !== null && parent.firstChild !== script) parent.removeChild(parent.firstChild)
-    parent.removeChild(script)
   }
 
   // A frame fires 'load' for its initial about:blank in some browsers: that is not the stream.
@@ -177,8 +178,9 @@
 
   function delayOption (options, name, fallback) {
     const value = options[name] === undefined ? fallback : options[name]
-    if (typeof value !== 'number' || !(value >= 0) || !isFinite(value)) {
-      throw new RangeError('FastifyComet.connect: ' + name + ' must be a number of milliseconds, 0 or more')
+    // 0 would reconnect in a hot loop to a server that keeps failing.
+    if (typeof value !== 'number' || !(value > 0) || !isFinite(value)) {
+      throw new RangeError('FastifyComet.connect: ' + name + ' must be a number of milliseconds, more than 0')
     }
     return value
   }

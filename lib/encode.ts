@@ -23,7 +23,9 @@ const REFUSED_SEGMENTS = new Set([
   '__defineSetter__', '__lookupGetter__', '__lookupSetter__', 'setTimeout', 'setInterval',
   'setImmediate', 'execScript', 'importScripts', 'write', 'writeln', 'open', 'assign', 'replace',
   'insertAdjacentHTML', 'createContextualFragment', 'parseFromString', 'innerHTML', 'outerHTML',
-  'srcdoc', 'setHTMLUnsafe', 'parseHTMLUnsafe', 'navigate'
+  'srcdoc', 'setHTMLUnsafe', 'parseHTMLUnsafe', 'navigate',
+  // the comet document's own helper: calling it from itself would loop
+  '__fastifyComet'
 ])
 
 /** Returns the callback when it is a safe dotted identifier path; throws FST_COMET_INVALID_CALLBACK otherwise. */
@@ -91,14 +93,62 @@ export function encodeId<T> (idOf: ((message: T) => unknown) | undefined, messag
   return encodeMessage(id)
 }
 
-/** Opens one script element and the call, e.g. `<script nonce="…">parent.cometMessage(`. */
-export function scriptPrefix (callback: string, nonce?: string): string {
-  return nonce === undefined ? `<script>${callback}(` : `<script nonce="${nonce}">${callback}(`
+// The wire format. The document starts with the padding, `<html><body>` and one helper script
+// that defines HELPER on the comet document's window. Every later write is one script element,
+// `<script nonce="…">__fastifyComet([entries]);</script>`, whose flat array holds one entry per
+// message or control message, each ending with a comma:
+//   0,MESSAGE,            callback(message)
+//   1,MESSAGE,ID,         callback(message, id)
+//   2,TYPE,DETAIL,        callback.cometControl(type, detail), only if the callback has one
+// One element per write instead of one per message is what lets a browser absorb hundreds of
+// thousands of messages a second, and the nonce is sent once per write, not once per message.
+
+/** The helper's name on the comet document's window; refused as a callback segment. */
+export const HELPER = '__fastifyComet'
+
+/**
+ * The helper, as script code with the callback path written in. It calls the callback once per
+ * entry, in order, looking the path up each time (a page may replace its handler); a throwing
+ * callback is reported like an uncaught error and the next entry is still delivered. It removes
+ * the scripts already run, so the document stays a handful of nodes. A document that is not in
+ * a frame (someone opened the comet URL as a page) calls nothing. The code holds no `<` at all.
+ */
+export function helperCode (callback: string): string {
+  return '(function(w){"use strict";var d=w.document;' +
+    'function report(e){if(typeof w.reportError==="function")w.reportError(e);else w.setTimeout(function(){throw e})}' +
+    `w.${HELPER}=w.parent===w?function(){}:function(b){` +
+    'var s=d&&d.currentScript,p=s&&s.parentNode;' +
+    'if(p){while(p.firstChild!==s)p.removeChild(p.firstChild);p.removeChild(s)}' +
+    'for(var i=0;i!==b.length;){var k=b[i];try{' +
+    `if(k===0){i+=2;${callback}(b[i-1])}` +
+    `else if(k===1){i+=3;${callback}(b[i-2],b[i-1])}` +
+    `else{i+=3;var f=${callback};if(typeof f==="function"&&typeof f.cometControl==="function")f.cometControl(b[i-2],b[i-1])}` +
+    '}catch(e){report(e)}}}})(window);'
 }
 
-export const SCRIPT_SUFFIX = ');</script>'
+function scriptTag (nonce: string | undefined): string {
+  return nonce === undefined ? '<script>' : `<script nonce="${nonce}">`
+}
 
-/** The first chunk: whitespace that makes browsers start rendering at once, then the document. */
-export function paddingChunk (bytes: number): string {
-  return ' '.repeat(bytes) + '<html><body>'
+/** The first chunk: whitespace that makes browsers start rendering at once, the document, the helper. */
+export function paddingChunk (bytes: number, callback: string, nonce?: string): string {
+  return ' '.repeat(bytes) + '<html><body>' + scriptTag(nonce) + helperCode(callback) + '</script>'
+}
+
+/** Opens the script element of one write, e.g. `<script nonce="…">__fastifyComet([`. */
+export function batchPrefix (nonce?: string): string {
+  return scriptTag(nonce) + HELPER + '(['
+}
+
+/** Closes the script element of one write. */
+export const BATCH_SUFFIX = ']);</script>'
+
+/** One message's entry in a batch; `encoded` and `encodedId` come from encodeMessage and encodeId. */
+export function messageEntry (encoded: string, encodedId: string | undefined): string {
+  return encodedId === undefined ? '0,' + encoded + ',' : '1,' + encoded + ',' + encodedId + ','
+}
+
+/** One control message's entry: for the shipped client, never delivered to the callback itself. */
+export function controlEntry (type: string, detail: Record<string, unknown>): string {
+  return '2,' + encodeMessage(type) + ',' + encodeMessage(detail) + ','
 }

@@ -60,3 +60,11 @@ export const FST_COMET_INVALID_MESSAGE_ID = createError(
   'The comet id option must return a string or undefined, got %s',
   500
 )
+
+// 403: the browser says the comet URL was opened as a page (Sec-Fetch-Dest: document), not in a
+// frame. Answered before anything streams: a comet document must only talk to the page that framed it.
+export const FST_COMET_NOT_FRAMED = createError(
+  'FST_COMET_NOT_FRAMED',
+  'A comet stream must be loaded in a frame (an iframe), not opened as a page',
+  403
+)

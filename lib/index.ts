@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { CometChannelOptions, FastifyCometOptions } from '../types/index.js'
-import { FST_COMET_INVALID_OPTION, FST_COMET_REPLY_SENT } from './errors.js'
+import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT } from './errors.js'
 import { lastEventIdOf } from './last-event-id.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
@@ -32,6 +32,9 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
     try {
       const settings = resolveReplyOptions(defaults, callback)
       if (this.sent) throw new FST_COMET_REPLY_SENT()
+      // A top-level page has itself as its parent: a link to the comet URL would run the callback
+      // path against the comet document, with the visitor's cookies.
+      if (this.request.headers['sec-fetch-dest'] === 'document') throw new FST_COMET_NOT_FRAMED()
       const head = responseHead(this)
       // During shutdown no source runs: the stream ends as soon as it has started.
       feed = streams.closing ? unopenedSource(source) : openSource(source, { lastEventId: lastEventIdOf(this.request) }, settings.id)

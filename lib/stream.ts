@@ -2,7 +2,7 @@
 // and limits, and the single place where a stream ends, whatever the reason.
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { paddingChunk, scriptPrefix, SCRIPT_SUFFIX } from './encode.js'
+import { BATCH_SUFFIX, batchPrefix, controlEntry, messageEntry, paddingChunk } from './encode.js'
 import type { CometFeed, CometSubscriber, FeedEndReason } from './feed.js'
 import { logFailure } from './log.js'
 import { abortResponse, clientGone } from './transport.js'
@@ -10,9 +10,11 @@ import type { StreamSettings } from './options.js'
 import { writeResponseHead, type ResponseHead } from './response-head.js'
 import type { OpenStreams } from './open-streams.js'
 
-// Scripts are gathered into one write until this many characters are waiting. It matches the
-// socket's default high-water mark: big enough to cut syscalls, small enough not to hold memory.
-const BATCH_CHARS = 16384
+// Entries are gathered into one write (one script element) until this many characters are
+// waiting. It matches the socket's default high-water mark: big enough to cut syscalls and script
+// elements, small enough not to hold memory.
+export const BATCH_CHARS = 16384
+const BATCH_SUFFIX_BYTES = BATCH_SUFFIX.length // ASCII
 // Whitespace between scripts is an invisible text node: harmless to the page, traffic to a proxy.
 const HEARTBEAT = '\n'
 // Within one burst a subscriber may hold this many times its maxQueue before its socket had a
@@ -25,6 +27,17 @@ const END_GRACE_MS = 2000
 
 export type EndReason = FeedEndReason | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'head'
 
+// What the last script of an ending document tells the shipped client: a full document is
+// replaced at once; a server going away or a client left behind comes back later, with jitter.
+const RECONNECT_NOW = { delay: 0 }
+const RECONNECT_LATER = { delay: 'backoff' }
+const RECONNECT: Partial<Record<EndReason, Record<string, unknown>>> = {
+  'max-bytes': RECONNECT_NOW,
+  'max-duration': RECONNECT_NOW,
+  shutdown: RECONNECT_LATER,
+  overflow: RECONNECT_LATER
+}
+
 // Node's response and request carry their stream, so one shared listener serves every stream
 // instead of a bound function each.
 const kStream = Symbol('fastify-comet.stream')
@@ -36,13 +49,14 @@ export class CometStream implements CometSubscriber {
   readonly #log: FastifyBaseLogger
   readonly #settings: StreamSettings
   readonly #prefix: string
+  readonly #nonce: string | undefined
   readonly #feed: CometFeed
   readonly #streams: OpenStreams
   readonly #isHead: boolean
   #startedAt = 0
   #heartbeatTimer: NodeJS.Timeout | undefined
   #durationTimer: NodeJS.Timeout | undefined
-  /** Encoded scripts waiting for the next write, and how many messages they hold. */
+  /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
   #pendingMessages = 0
   /** UTF-8 size of `pending`, kept only when maxBytes is finite (it costs a count per message). */
@@ -70,7 +84,8 @@ export class CometStream implements CometSubscriber {
     this.#log = reply.log
     this.#isHead = reply.request.method === 'HEAD'
     this.#settings = settings
-    this.#prefix = scriptPrefix(settings.callback, nonce)
+    this.#prefix = batchPrefix(nonce)
+    this.#nonce = nonce
     this.#feed = feed
     this.#streams = streams
     this.done = new Promise(resolve => { this.#resolveDone = resolve })
@@ -96,7 +111,7 @@ export class CometStream implements CometSubscriber {
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
-    const padding = paddingChunk(this.#settings.padding)
+    const padding = paddingChunk(this.#settings.padding, this.#settings.callback, this.#nonce)
     this.#write(padding, padding.length) // ASCII: one byte a character
     const { heartbeat, maxDuration } = this.#settings
     if (heartbeat > 0) this.#heartbeatTimer = setTimeout(beat, heartbeat, this).unref()
@@ -126,17 +141,35 @@ export class CometStream implements CometSubscriber {
     // its socket stayed full for a whole turn of the event loop, that is once 'drain' had its chance.
     const maxQueue = this.#feed.maxQueue
     if (this.#blocked && this.#pendingMessages >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.end('overflow')
-    const script = encodedId === undefined
-      ? this.#prefix + encoded + SCRIPT_SUFFIX
-      : this.#prefix + encoded + ',' + encodedId + SCRIPT_SUFFIX
-    this.#pending += script
+    this.#append(messageEntry(encoded, encodedId))
     this.#messages++
     this.#pendingMessages++
-    // Rotation: end after the message that crosses the limit.
-    if (this.#settings.maxBytes !== Infinity) {
-      this.#pendingBytes += Buffer.byteLength(script)
-      if (this.#bytes + this.#pendingBytes >= this.#settings.maxBytes) return this.end('max-bytes')
+    this.#scheduleFlush()
+  }
+
+  /**
+   * Writes a control message in order with the messages: the shipped client hands it to its
+   * handlers (see client/comet-client.js), a page's own callback never sees it.
+   */
+  control (type: string, detail: Record<string, unknown>): void {
+    if (this.#ended) return
+    this.#append(controlEntry(type, detail))
+    this.#scheduleFlush()
+  }
+
+  #append (entry: string): void {
+    if (this.#pending === '') {
+      this.#pending = this.#prefix + entry
+      if (this.#settings.maxBytes !== Infinity) this.#pendingBytes = this.#prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry)
+    } else {
+      this.#pending += entry
+      if (this.#settings.maxBytes !== Infinity) this.#pendingBytes += Buffer.byteLength(entry)
     }
+  }
+
+  #scheduleFlush (): void {
+    // Rotation: end after the entry that crosses the limit.
+    if (this.#bytes + this.#pendingBytes >= this.#settings.maxBytes) return this.end('max-bytes')
     if (this.#pending.length >= BATCH_CHARS) {
       if (this.#blocked) return
       this.#flush()
@@ -156,7 +189,7 @@ export class CometStream implements CometSubscriber {
 
   #flush (): void {
     if (this.#pending === '' || this.#ended) return
-    const chunk = this.#pending
+    const chunk = this.#pending + BATCH_SUFFIX
     const bytes = this.#settings.maxBytes !== Infinity ? this.#pendingBytes : Buffer.byteLength(chunk)
     this.#pending = ''
     this.#pendingBytes = 0
@@ -218,6 +251,8 @@ export class CometStream implements CometSubscriber {
   end (reason: EndReason): void {
     if (this.#ended) return
     const raw = this.#raw
+    const reconnect = RECONNECT[reason]
+    if (reconnect !== undefined) this.#append(controlEntry('reconnect', reconnect))
     if (reason !== 'client-gone') this.#flush()
     this.#ended = true
     this.#pending = ''

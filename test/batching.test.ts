@@ -38,7 +38,7 @@ t.test('a lone message is written before the source yields again', async t => {
   const lone = loneMessageSource()
   app.get('/comet', (request, reply) => reply.comet(lone.source(), 'cb'))
   const stream = await open(`${await listen(app)}/comet`)
-  await stream.waitFor('cb("first")')
+  await stream.waitFor('0,"first",')
   t.notOk(stream.body().includes('second'), 'the second message was not produced yet')
   lone.release()
   await stream.ended

@@ -187,7 +187,7 @@ t.test('a feed that delivers after its stream ended is ignored', async t => {
   })
   const client = await open(`${await listen(app)}/comet`)
   subscriber?.deliver('"first"', undefined)
-  await client.waitFor('cb("first")')
+  await client.waitFor('0,"first",')
   client.req.destroy()
   await settled
   t.equal(stopped.count, 1)

@@ -62,7 +62,7 @@ function fakeBrowser (options: { readyState?: string, random?: number, module?: 
   const timers = new Map<number, { fn: () => void, delay: number }>()
   let nextTimer = 1
   const reported: unknown[] = []
-  const state = { random: options.random ?? 0.5 }
+  const state = { random: options.random ?? 0.5, now: 0 }
   const window = new FakeTarget() as FakeWindow
   Object.assign(window, {
     window,
@@ -82,11 +82,12 @@ function fakeBrowser (options: { readyState?: string, random?: number, module?: 
     clearTimeout: (id: number) => { timers.delete(id) },
     reportError: (err: unknown) => { reported.push(err) },
     random: () => state.random,
+    now: () => state.now,
     alreadyThere: () => {}
   })
   if (options.module !== undefined) window.module = options.module
   vm.createContext(window)
-  vm.runInContext('Math.random = () => random()', window)
+  vm.runInContext('Math.random = () => random(); Date.now = () => now()', window)
   vm.runInContext(CLIENT_SOURCE, window, { filename: 'comet-client.js' })
   return {
     window,
@@ -149,7 +150,7 @@ t.test('connect() checks its arguments', async t => {
   t.throws(connect('/events', { onMessage, callback: 'alreadyThere' }), /already defined/, 'never overwrites a global')
   t.throws(connect('/events', { onMessage, onOpen: 'x' }), { name: 'TypeError' })
   t.throws(connect('/events', { onMessage, onClose: {} }), { name: 'TypeError' })
-  for (const minDelay of [-1, NaN, Infinity, '5']) {
+  for (const minDelay of [0, -1, NaN, Infinity, '5']) {
     t.throws(connect('/events', { onMessage, minDelay }), { name: 'RangeError' }, `minDelay ${String(minDelay)}`)
   }
   t.throws(connect('/events', { onMessage, minDelay: 100, maxDelay: 50 }), { name: 'RangeError' })
@@ -218,19 +219,30 @@ t.test('lastEventId is appended to any URL', async t => {
   }
 })
 
-t.test('capped exponential backoff with full jitter, reset by a message', async t => {
+t.test('capped exponential backoff with full jitter, reset by a rotation or a healthy connection only', async t => {
   const browser = fakeBrowser({ random: 0.999 })
   const { events, ...handlers } = recorder()
   browser.window.FastifyComet.connect('/events', { ...handlers, minDelay: 100, maxDelay: 3000 })
   const delays = []
   for (let i = 0; i < 8; i++) {
-    browser.frame().dispatch('load') // ended without a message: a failing server
+    if (i === 4) browser.deliver('snapshot') // a message alone does not reset the backoff
+    browser.frame().dispatch('load') // ended early: a failing server
     delays.push(browser.runTimer())
   }
   t.same(delays, [99, 199, 399, 799, 1598, 2997, 2997, 2997], 'doubling up to maxDelay')
-  browser.deliver('hello')
+  const control = (browser.window.cometMessage as unknown as { cometControl: (type: string, detail: unknown) => void }).cometControl
+  control('reconnect', { delay: 0 }) // the server rotated the document
   browser.frame().dispatch('load')
-  t.equal(browser.runTimer(), 99, 'a message resets the backoff')
+  t.equal(browser.runTimer(), 0, 'a rotation reconnects at once')
+  t.match(events.at(-1), ['close', { reason: 'rotated', attempt: 0, delay: 0 }])
+  browser.frame().dispatch('load')
+  t.equal(browser.runTimer(), 99, 'and resets the backoff')
+  control('reconnect', { delay: 'backoff' }) // shutdown or overflow
+  browser.frame().dispatch('load')
+  t.equal(browser.runTimer(), 199, 'a later reconnect keeps the backoff')
+  browser.state.now += 10000
+  browser.frame().dispatch('load')
+  t.equal(browser.runTimer(), 99, 'a connection open for 10 s was healthy: the backoff starts over')
   browser.state.random = 0
   browser.frame().dispatch('error')
   t.equal(browser.runTimer(), 0, 'full jitter: from 0')

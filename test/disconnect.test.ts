@@ -32,7 +32,7 @@ t.test('a source blocked on an event is released by the signal when the client l
   const stream = await open(`${await listen(app)}/comet`)
   await subscribed
   ticks.emit('tick', 'one')
-  await stream.waitFor('cb("one")')
+  await stream.waitFor('0,"one",')
   t.equal(ticks.listenerCount('tick'), 1)
 
   stream.req.destroy()
@@ -72,7 +72,7 @@ t.test('a plain async generator is closed with return() when the client leaves',
     return settled
   })
   const stream = await open(`${await listen(app)}/comet`)
-  await stream.waitFor('cb("first")')
+  await stream.waitFor('0,"first",')
   stream.req.destroy()
   await once(raw, 'close')
   await settled

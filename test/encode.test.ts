@@ -5,17 +5,20 @@ import {
   assertCallback,
   encodeMessage,
   paddingChunk,
-  scriptPrefix,
-  SCRIPT_SUFFIX,
+  batchPrefix,
+  BATCH_SUFFIX,
+  controlEntry,
+  helperCode,
+  messageEntry,
   MAX_CALLBACK_LENGTH
 } from '../lib/encode.js'
-import { messages } from './helpers.js'
+import { messages, replay, replayDocument } from './helpers.js'
 
 const CB = 'parent.cometMessage'
 
-/** One comet document with a script per message, as the stream writes it. */
+/** One comet document with all the messages in one script, as the stream writes a batch. */
 function documentOf (items: unknown[]): string {
-  return items.map(item => scriptPrefix(CB) + encodeMessage(item) + SCRIPT_SUFFIX).join('')
+  return paddingChunk(0, CB) + batchPrefix() + items.map(item => messageEntry(encodeMessage(item), undefined)).join('') + BATCH_SUFFIX
 }
 
 // Code units, not code points: a lone surrogate is one that is not part of a valid pair.
@@ -118,7 +121,7 @@ t.test('JSON values with dangerous keys and values round trip', async t => {
   ]
   const html = documentOf(values)
   t.same(messages(html), values)
-  t.equal(html.split('</script>').length - 1, values.length, 'only the closing tags we wrote')
+  t.equal(html.split('</script>').length - 1, 2, 'only the closing tags we wrote: the helper and the batch')
   for (const value of values) {
     t.same(unsafeIn(encodeMessage(value)), [], `encoding of ${show(value)} is safe`)
   }
@@ -234,17 +237,117 @@ t.test('unserializable messages throw FST_COMET_UNSERIALIZABLE_MESSAGE', async t
   }
 })
 
-t.test('paddingChunk(n) is n spaces and the document start', async t => {
+t.test('paddingChunk(n) is n spaces, the document start and the helper script', async t => {
   for (const n of [0, 1, 5120, 65536]) {
-    const chunk = paddingChunk(n)
-    t.equal(chunk.length, n + '<html><body>'.length, `length for ${n}`)
-    t.equal(chunk, ' '.repeat(n) + '<html><body>', `content for ${n}`)
-    t.match(chunk, /^ *<html><body>$/)
+    const chunk = paddingChunk(n, 'cb')
+    const helper = '<script>' + helperCode('cb') + '</script>'
+    t.equal(chunk.length, n + '<html><body>'.length + helper.length, `length for ${n}`)
+    t.equal(chunk, ' '.repeat(n) + '<html><body>' + helper, `content for ${n}`)
+  }
+  t.match(paddingChunk(0, 'cb', 'abc'), /^<html><body><script nonce="abc">\(function\(w\)/, 'the helper carries the nonce')
+})
+
+t.test('one batch: prefix, entries and suffix make one script element', async t => {
+  t.equal(batchPrefix() + messageEntry('"x"', undefined) + BATCH_SUFFIX, '<script>__fastifyComet([0,"x",]);</script>')
+  t.equal(batchPrefix('n1') + messageEntry('1', '"7"') + controlEntry('reconnect', { delay: 0 }) + BATCH_SUFFIX,
+    '<script nonce="n1">__fastifyComet([1,1,"7",2,"reconnect",{"delay":0},]);</script>')
+})
+
+t.test('the helper script holds no markup, whatever the callback path', async t => {
+  for (const callback of ['cb', 'parent.cometMessage', 'window.parent.app.onEvent']) {
+    const code = helperCode(callback)
+    t.notOk(code.includes('<'), `no < in the helper for ${callback}`)
+    t.notOk(/eval|Function\(/.test(code), 'no eval')
   }
 })
 
-t.test('scriptPrefix and SCRIPT_SUFFIX frame one call', async t => {
-  t.equal(scriptPrefix('cb') + encodeMessage('x') + SCRIPT_SUFFIX, '<script>cb("x");</script>')
+t.test('the helper calls the callback once per entry, in order, with or without an id', async t => {
+  const html = paddingChunk(3, CB) + batchPrefix() +
+    messageEntry(encodeMessage('a'), undefined) + messageEntry(encodeMessage({ b: 2 }), encodeMessage('id-b')) +
+    messageEntry(encodeMessage(null), undefined) + BATCH_SUFFIX + batchPrefix() + messageEntry(encodeMessage('c'), encodeMessage('')) + BATCH_SUFFIX
+  t.same(replay(html), [['a'], [{ b: 2 }, 'id-b'], [null], ['c', '']], 'one argument without an id, two with one')
+})
+
+t.test('control entries reach cometControl only, in order with the messages', async t => {
+  const html = paddingChunk(0, CB) + batchPrefix() + messageEntry('"a"', undefined) +
+    controlEntry('reset', { lastEventId: '</script>' }) + messageEntry('"b"', undefined) + BATCH_SUFFIX
+  const order: string[] = []
+  const replayed = replayDocument(html, CB, { receive: message => order.push(String(message)) })
+  t.same(replayed.calls, [['a'], ['b']], 'the callback never sees a control message')
+  t.same(replayed.controls, [['reset', { lastEventId: '</script>' }]])
+  const plain = replayDocument(html, CB, { control: false })
+  t.same(plain.calls, [['a'], ['b']], 'a callback without cometControl gets the messages only')
+  t.same(plain.errors, [], 'and nothing is reported')
+  t.notOk(controlEntry('x', { v: '</script><!--' }).includes('<'), 'control details are escaped like messages')
+})
+
+t.test('a throwing callback is reported and the next entry is still delivered', async t => {
+  const html = paddingChunk(0, CB) + batchPrefix() + ['one', 'boom', 'three'].map(text => messageEntry(encodeMessage(text), undefined)).join('') + BATCH_SUFFIX
+  const thrown = new Error('boom')
+  const replayed = replayDocument(html, CB, { receive: message => { if (message === 'boom') throw thrown } })
+  t.same(replayed.calls.map(args => args[0]), ['one', 'boom', 'three'])
+  t.same(replayed.errors, [thrown], 'reported through reportError')
+})
+
+t.test('a throwing callback is rethrown on a timer where reportError is missing', async t => {
+  const html = paddingChunk(0, CB) + batchPrefix() + messageEntry('"x"', undefined) + BATCH_SUFFIX
+  const timers: Array<() => void> = []
+  const window: Record<string, unknown> = {
+    document: undefined,
+    parent: { cometMessage: () => { throw new Error('late') } },
+    setTimeout: (fn: () => void) => { timers.push(fn) }
+  }
+  window.window = window
+  const vm = await import('node:vm')
+  vm.createContext(window)
+  for (const [, code] of html.matchAll(/<script>([\s\S]*?)<\/script>/g)) vm.runInContext(code, window)
+  t.equal(timers.length, 1, 'one timer')
+  t.throws(() => timers[0](), { message: 'late' }, 'which throws the error')
+})
+
+t.test('the callback path is looked up at every delivery', async t => {
+  const html = paddingChunk(0, CB) + batchPrefix() + ['a', 'b', 'c'].map(text => messageEntry(encodeMessage(text), undefined)).join('') + BATCH_SUFFIX
+  const seen: string[] = []
+  const context: Record<string, unknown> = { document: { currentScript: null } }
+  const parent: Record<string, unknown> = {
+    cometMessage: (message: string) => {
+      seen.push('first:' + message)
+      parent.cometMessage = (later: string) => { seen.push('second:' + later) }
+    }
+  }
+  context.window = context
+  context.parent = parent
+  const vm = await import('node:vm')
+  vm.createContext(context)
+  for (const [, code] of html.matchAll(/<script>([\s\S]*?)<\/script>/g)) vm.runInContext(code, context)
+  t.same(seen, ['first:a', 'second:b', 'second:c'], 'the handler installed by the first call gets the rest')
+})
+
+t.test('a document opened as a page (not framed) calls nothing', async t => {
+  const html = paddingChunk(0, CB) + batchPrefix() + messageEntry('"x"', undefined) + controlEntry('reconnect', { delay: 0 }) + BATCH_SUFFIX
+  const replayed = replayDocument(html, CB, { framed: false })
+  t.same(replayed.calls, [], 'no call')
+  t.same(replayed.controls, [], 'no control')
+  t.same(replayed.errors, [], 'no error either')
+})
+
+t.test('the helper removes the scripts that already ran, and what came before them', async t => {
+  const nodes = ['helper', 'newline', 'script']
+  const body = {
+    get firstChild () { return nodes[0] ?? null },
+    removeChild (node: string) { nodes.splice(nodes.indexOf(node), 1) }
+  }
+  const html = paddingChunk(0, CB) + batchPrefix() + messageEntry('"x"', undefined) + BATCH_SUFFIX
+  const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map(match => match[1])
+  const context: Record<string, unknown> = { document: { currentScript: null }, parent: { cometMessage () {} } }
+  context.window = context
+  const vm = await import('node:vm')
+  vm.createContext(context)
+  vm.runInContext(scripts[0], context)
+  ;(context.document as Record<string, unknown>).currentScript = { parentNode: body, toString: () => 'script' }
+  nodes[2] = (context.document as { currentScript: string }).currentScript
+  vm.runInContext(scripts[1], context)
+  t.same(nodes, [], 'the helper, the text between and the running script are gone')
 })
 
 t.test('assertCallback accepts dotted identifier paths', async t => {

@@ -103,6 +103,6 @@ t.test('`node example/server.js` listens on PORT and HOST with the built package
   t.equal(page.status, 200)
   t.match(await page.text(), /<title>fastify-comet example<\/title>/)
   const clock = await open(`${origin}/clock`)
-  await clock.waitFor('parent.clockTick("')
+  await clock.waitFor('__fastifyComet([0,"')
   clock.req.destroy()
 })

@@ -7,14 +7,14 @@ import { EventEmitter, on } from 'node:events'
 import { setInterval as every } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { ServerResponse } from 'node:http'
-import { build, listen, open, messages, onWrite, firstBlockedWrite, type OpenStream } from './helpers.js'
+import { build, listen, open, messages, onWrite, firstBlockedWrite, withoutHelper, type OpenStream } from './helpers.js'
 
 const PAGE = '<html><body>'
 const CLOCK_PERIOD = 20
 
-/** The body without CSP nonces, which change on every response. */
+/** The body without CSP nonces, which change on every response, and without the helper script. */
 function plain (stream: OpenStream): string {
-  return stream.body().replace(/<script nonce="[^"]*">/g, '<script>')
+  return withoutHelper(stream.body()).replace(/<script nonce="[^"]*">/g, '<script>')
 }
 
 /** Counts the newlines a stream received after its page opened. */
@@ -68,7 +68,7 @@ t.test('an idle stream receives newline heartbeats (plugin-wide option)', async 
   }, 'cb'))
   const stream = await open(`${await listen(app)}/comet`)
   await heartbeats(stream, 3)
-  t.match(plain(stream), /^<html><body><script>cb\("hello"\);<\/script>\n\n\n+$/, 'only newlines after the message')
+  t.match(plain(stream), /^<html><body><script>__fastifyComet\(\[0,"hello",\]\);<\/script>\n\n\n+$/, 'only newlines after the message')
   t.ok(stream.chunks.slice(2).every(chunk => /^\n+$/.test(chunk)), 'each heartbeat is a bare newline chunk')
   release.emit('go')
   await stream.ended
@@ -98,7 +98,7 @@ t.test('heartbeat 0: an idle stream gets no newline at all', async t => {
   await heartbeats(clock, 5) // well over five periods of the other stream's heartbeat
   release.emit('go')
   await stream.ended
-  t.equal(plain(stream), '<html><body><script>cb("bye");</script>', 'no newline in the whole body')
+  t.equal(plain(stream), '<html><body><script>__fastifyComet([0,"bye",]);</script>', 'no newline in the whole body')
   clock.req.destroy()
 })
 

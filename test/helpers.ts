@@ -101,19 +101,46 @@ export async function open (url: string, options: http.RequestOptions = {}): Pro
 
 const SCRIPT = /<script(?: nonce="([^"]*)")?>([\s\S]*?)<\/script>/g
 
+/** What a comet document did when its scripts ran: callback calls, control messages, reported errors. */
+export interface Replayed {
+  calls: unknown[][]
+  controls: Array<[type: string, detail: unknown]>
+  errors: unknown[]
+}
+
 /**
- * Runs every script in a comet document in a fresh VM context, as a browser would, and returns
- * the arguments each call received. `callback` is the dotted path the scripts call.
+ * Runs every script in a comet document in a fresh VM context, as a browser would run them in a
+ * frame, and records what they did. `callback` is the dotted path the helper calls; `callback`
+ * may throw to test error reporting. `framed: false` runs it as a top-level page instead.
  */
-export function replay (html: string, callback = 'parent.cometMessage'): unknown[][] {
-  const calls: unknown[][] = []
-  const context: Record<string, unknown> = {}
+export function replayDocument (html: string, callback = 'parent.cometMessage', options: { framed?: boolean, receive?: (...args: unknown[]) => void, control?: boolean } = {}): Replayed {
+  const replayed: Replayed = { calls: [], controls: [], errors: [] }
+  const context: Record<string, unknown> = {
+    document: { currentScript: null },
+    reportError: (err: unknown) => { replayed.errors.push(err) }
+  }
+  context.window = context
   const path = callback.split('.')
   let target = context
   for (const name of path.slice(0, -1)) target = (target[name] ??= {}) as Record<string, unknown>
-  target[path[path.length - 1]] = (...args: unknown[]) => { calls.push(args) }
+  const receive = (...args: unknown[]): void => {
+    replayed.calls.push(args)
+    options.receive?.(...args)
+  }
+  if (options.control !== false) {
+    (receive as unknown as Record<string, unknown>).cometControl = (type: string, detail: unknown) => { replayed.controls.push([type, detail]) }
+  }
+  target[path[path.length - 1]] = receive
+  context.parent = options.framed === false ? context : (context.parent ?? {})
   vm.createContext(context)
   for (const [, , code] of html.matchAll(SCRIPT)) vm.runInContext(code, context)
+  return replayed
+}
+
+/** The arguments of every callback call in a comet document; throws what the document reported. */
+export function replay (html: string, callback = 'parent.cometMessage'): unknown[][] {
+  const { calls, errors } = replayDocument(html, callback)
+  if (errors.length > 0) throw errors[0]
   return calls
 }
 
@@ -122,9 +149,9 @@ export function messages (html: string, callback?: string): unknown[] {
   return replay(html, callback).map(args => args[0])
 }
 
-/** Counts the scripts in a body without running them. */
+/** Counts the message-carrying scripts in a body (the helper script excluded) without running them. */
 export function countScripts (html: string): number {
-  return html.split('</script>').length - 1
+  return html.split('__fastifyComet([').length - 1
 }
 
 /**
@@ -184,4 +211,9 @@ export function loneMessageSource (): { source: () => AsyncGenerator<string>, re
     yield 'second'
   }
   return { source, release: released.resolve }
+}
+
+/** The document without its helper script (the same in every document), for exact comparisons. */
+export function withoutHelper (html: string): string {
+  return html.replace(/<script(?: nonce="[^"]*")?>\(function\(w\)[\s\S]*?<\/script>/, '')
 }

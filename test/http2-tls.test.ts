@@ -38,7 +38,7 @@ t.test('a stream over HTTP/2 with TLS', async t => {
   const sawFirst = deferred()
   stream.on('data', (chunk: string) => {
     body += chunk
-    if (body.includes('cb("first")')) sawFirst.resolve()
+    if (body.includes('0,"first",')) sawFirst.resolve()
   })
   const ended = once(stream, 'end')
   await sawFirst.promise

@@ -80,7 +80,7 @@ t.test('HTTP/2: a lone message arrives before the source yields the next', async
   const lone = loneMessageSource()
   const { url } = await serve(t, lone.source)
   const client = await request(t, url)
-  await client.waitFor('cb("first")')
+  await client.waitFor('0,"first",')
   t.notOk(client.body().includes('second'), 'the second message was not produced yet')
   lone.release()
   await client.ended
@@ -134,7 +134,7 @@ t.test('HTTP/2: a client that cancels its stream releases the source', async t =
   })
   const client = await request(t, url)
   ticks.emit('tick', 'one')
-  await client.waitFor('cb("one")')
+  await client.waitFor('0,"one",')
   client.stream.close(http2.constants.NGHTTP2_CANCEL)
   await once(signal, 'abort')
   t.pass("the source's signal fired")

@@ -111,7 +111,7 @@ if (!existsSync(NGINX)) {
       app.get('/comet', (request, reply) => reply.comet(lone.source(), 'cb'))
       const proxy = await startNginx(t, await listen(app), httpVersion)
       const stream = await open(`${proxy}/comet`)
-      await stream.waitFor('cb("first")')
+      await stream.waitFor('0,"first",')
       t.notOk(stream.body().includes('second'), 'the second message was not produced yet')
       lone.release()
       await stream.ended

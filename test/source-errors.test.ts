@@ -158,7 +158,7 @@ t.test('a socket destroyed under a running stream ends it without an error log',
   app.get('/ok', async () => 'still serving')
   const url = await listen(app)
   const stream = await open(`${url}/comet`)
-  await stream.waitFor('cb("first")')
+  await stream.waitFor('0,"first",')
   clientHasFirst.resolve()
   await stream.ended.catch(() => {})
   await settled

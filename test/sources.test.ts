@@ -5,7 +5,7 @@ import { Readable } from 'node:stream'
 import { ReadableStream } from 'node:stream/web'
 import type { FastifyInstance } from 'fastify'
 import type { CometSource } from '../types/index.js'
-import { build, messages } from './helpers.js'
+import { build, messages, withoutHelper } from './helpers.js'
 
 const ITEMS = ['first', { n: 2, text: '</script>' }, [3, 'three'], null, true, 6.5, '\u2028 last']
 
@@ -151,14 +151,15 @@ t.test('a function returning an array', async t => {
   t.same(await received(app), ['x', 'y'])
 })
 
-t.test('an empty source gives just the padding and the document start', async t => {
+t.test('an empty source gives just the padding, the document start and the helper', async t => {
   const { app } = await build(t)
   app.get('/array', (request, reply) => reply.comet([], 'cb'))
   app.get('/generator', (request, reply) => reply.comet((async function * () {})(), 'cb'))
   for (const url of ['/array', '/generator']) {
     const res = await app.inject(url)
     t.equal(res.statusCode, 200, `${url}: status`)
-    t.equal(res.body, ' '.repeat(5120) + '<html><body>', `${url}: body`)
+    t.equal(withoutHelper(res.body), ' '.repeat(5120) + '<html><body>', `${url}: body`)
+    t.same(messages(res.body, 'cb'), [], `${url}: no message`)
   }
 })
 
