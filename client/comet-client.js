@@ -7,6 +7,7 @@
 //     onMessage (message, id) {},
 //     onOpen () {}, // the first message of each connection has arrived
 //     onClose (info) {}, // a connection ended: { reason, messages, attempt, delay }
+//     onReset (info) {}, // messages after info.lastEventId are lost: reload the page's state
 //     minDelay: 500, maxDelay: 30000 // reconnect backoff, milliseconds (minDelay > 0)
 //   })
 //   stream.close()
@@ -36,6 +37,7 @@
     if (typeof onMessage !== 'function') throw new TypeError('FastifyComet.connect: onMessage must be a function')
     const onOpen = optionalFunction(options, 'onOpen')
     const onClose = optionalFunction(options, 'onClose')
+    const onReset = optionalFunction(options, 'onReset')
     const minDelay = delayOption(options, 'minDelay', 500)
     const maxDelay = delayOption(options, 'maxDelay', 30000)
     if (maxDelay < minDelay) throw new RangeError('FastifyComet.connect: maxDelay must not be less than minDelay')
@@ -60,12 +62,20 @@
       if (++messages === 1 && onOpen !== undefined) safely(onOpen)
       safely(onMessage, message, id)
     }
-    // The comet document's helper calls this, never the callback, for a control message.
+    // Control messages from the stream, which the comet document's helper hands to this method,
+    // never to the callback (see the README).
     receive.cometControl = function (type, detail) {
-      if (closed || iframe === undefined) return
-      // A full document (rotation) is replaced at once; a server going away, or a client that
-      // fell behind, comes back later with the backoff's jitter.
-      if (type === 'reconnect') reconnect = detail !== null && typeof detail === 'object' && detail.delay === 0 ? 'now' : 'later'
+      if (closed || iframe === undefined || detail === null || typeof detail !== 'object') return
+      if (type === 'reconnect') {
+        // A full document (rotation) is replaced at once; a server going away, or a client that
+        // fell behind, comes back later with the backoff's jitter.
+        reconnect = detail.delay === 0 ? 'now' : 'later'
+      } else if (type === 'reset') {
+        // What this page missed since lastEventId is gone; resume from the position given.
+        const missed = typeof detail.lastEventId === 'string' ? detail.lastEventId : undefined
+        lastEventId = typeof detail.id === 'string' ? detail.id : undefined
+        if (onReset !== undefined) safely(onReset, { lastEventId: missed })
+      }
     }
     window[callback] = receive
 

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
-import type { CometChannelOptions, FastifyCometOptions } from '../types/index.js'
+import type { CometChannelOptions, CometPushOptions, FastifyCometOptions } from '../types/index.js'
 import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT } from './errors.js'
 import { lastEventIdOf } from './last-event-id.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
@@ -15,6 +15,7 @@ import { CometStream } from './stream.js'
 import { OpenStreams } from './open-streams.js'
 import { CometChannel } from './channel.js'
 import { CometPush } from './push.js'
+import { NamedChannels } from './named-channels.js'
 import type { CometFeed } from './feed.js'
 
 const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options) => {
@@ -55,10 +56,11 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
     return stream.done
   }
   fastify.decorateReply('comet', comet)
+  const channels = new NamedChannels()
   fastify.decorate('comet', {
-    channel: <T>(options?: CometChannelOptions<T>) => new CometChannel<T>(options),
-    push: <T>(options?: CometChannelOptions<T>) => new CometPush<T>(options)
-  } satisfies FastifyInstance['comet'])
+    channel: (options?: CometChannelOptions) => channels.channel(options),
+    push: <T>(options?: CometPushOptions<T>) => new CometPush<T>(options)
+  } as FastifyInstance['comet'])
 
   // Fastify waits for in-flight responses before it closes, and a stream never finishes by
   // itself: end them all cleanly so that close() settles and every source's finally runs.

@@ -72,10 +72,10 @@ export async function open (url: string, options: http.RequestOptions = {}): Pro
   const [res] = await once(req, 'response') as [http.IncomingMessage]
   res.setEncoding('utf8')
   const chunks: string[] = []
-  const waiters = new Set<() => void>()
+  const waiters = new Set<(chunk: string) => void>()
   res.on('data', (chunk: string) => {
     chunks.push(chunk)
-    for (const check of waiters) check()
+    for (const check of waiters) check(chunk)
   })
   const ended = new Promise<void>((resolve, reject) => {
     req.on('error', reject) // the connection died: the body did not end properly
@@ -86,14 +86,20 @@ export async function open (url: string, options: http.RequestOptions = {}): Pro
   ended.catch(() => {})
   const body = (): string => chunks.join('')
   const waitFor = (text: string): Promise<void> => new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (body().includes(text)) {
+    // Each chunk is searched with the end of what came before it, not the whole body again:
+    // long streams stay linear.
+    let tail = body()
+    const check = (chunk: string): void => {
+      const window = tail + chunk
+      if (window.includes(text)) {
         waiters.delete(check)
         resolve()
+      } else {
+        tail = window.slice(window.length - text.length + 1)
       }
     }
     waiters.add(check)
-    check()
+    check('')
     ended.then(() => { if (waiters.delete(check)) reject(new Error(`ended without ${text}`)) }, reject)
   })
   return { res, req, chunks, body, waitFor, ended }
@@ -106,6 +112,8 @@ export interface Replayed {
   calls: unknown[][]
   controls: Array<[type: string, detail: unknown]>
   errors: unknown[]
+  /** Every call in order: `['message', value, id?]` or `['control', type, detail]`. */
+  all: unknown[][]
 }
 
 /**
@@ -114,7 +122,7 @@ export interface Replayed {
  * may throw to test error reporting. `framed: false` runs it as a top-level page instead.
  */
 export function replayDocument (html: string, callback = 'parent.cometMessage', options: { framed?: boolean, receive?: (...args: unknown[]) => void, control?: boolean } = {}): Replayed {
-  const replayed: Replayed = { calls: [], controls: [], errors: [] }
+  const replayed: Replayed = { calls: [], controls: [], errors: [], all: [] }
   const context: Record<string, unknown> = {
     document: { currentScript: null },
     reportError: (err: unknown) => { replayed.errors.push(err) }
@@ -125,10 +133,14 @@ export function replayDocument (html: string, callback = 'parent.cometMessage', 
   for (const name of path.slice(0, -1)) target = (target[name] ??= {}) as Record<string, unknown>
   const receive = (...args: unknown[]): void => {
     replayed.calls.push(args)
+    replayed.all.push(['message', ...args])
     options.receive?.(...args)
   }
   if (options.control !== false) {
-    (receive as unknown as Record<string, unknown>).cometControl = (type: string, detail: unknown) => { replayed.controls.push([type, detail]) }
+    (receive as unknown as Record<string, unknown>).cometControl = (type: string, detail: unknown) => {
+      replayed.controls.push([type, detail])
+      replayed.all.push(['control', type, detail])
+    }
   }
   target[path[path.length - 1]] = receive
   context.parent = options.framed === false ? context : (context.parent ?? {})
@@ -142,6 +154,15 @@ export function replay (html: string, callback = 'parent.cometMessage'): unknown
   const { calls, errors } = replayDocument(html, callback)
   if (errors.length > 0) throw errors[0]
   return calls
+}
+
+/**
+ * Runs a comet document as a page with the shipped client would (its callback has a
+ * `cometControl` method), and returns every call in order: messages as `['message', value, id?]`,
+ * control messages as `['control', type, detail]`.
+ */
+export function replayWithControl (html: string, callback = 'parent.cometMessage'): unknown[][] {
+  return replayDocument(html, callback).all
 }
 
 /** The messages (first arguments) of every call in a comet document. */
