@@ -4,6 +4,9 @@ import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber 
 import { resolveFeedOptions } from './options.js'
 import type { CometChannelOptions, CometChannel as PublicCometChannel } from '../types/index.js'
 
+/** Whether a channel was closed, for the plugin's stats(); a symbol, so it stays off the public API. */
+export const kChannelClosed = Symbol('fastify-comet.channel-closed')
+
 /** What a channel shares with the feeds of its subscribers. */
 interface Subscribers {
   readonly maxQueue: number
@@ -28,6 +31,10 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
   /** How many streams are subscribed. */
   get size (): number {
     return this.#subscribers.streams.size
+  }
+
+  get [kChannelClosed] (): boolean {
+    return this.#subscribers.closed
   }
 
   /**

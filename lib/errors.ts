@@ -60,3 +60,11 @@ export const FST_COMET_INVALID_MESSAGE_ID = createError(
   'The comet id option must return a string or undefined, got %s',
   500
 )
+
+// 503: the server is at its `maxStreams`; the client should come back later (Retry-After says when).
+// Thrown before anything is written, so Fastify's error handler answers it.
+export const FST_COMET_TOO_MANY_STREAMS = createError(
+  'FST_COMET_TOO_MANY_STREAMS',
+  'Too many comet streams open (maxStreams is %s): try again later',
+  503
+)
