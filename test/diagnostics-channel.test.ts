@@ -8,10 +8,13 @@ import { build, listen, open, deferred } from './helpers.js'
 const OPEN = 'fastify-comet:stream:open'
 const END = 'fastify-comet:stream:end'
 
-/** Records what `name` publishes until `t` ends. */
-function record<T> (t: Test, name: string): T[] {
+/** Records what `name` publishes until `t` ends, and hands each message to `then`. */
+function record<T> (t: Test, name: string, then?: (message: T) => void): T[] {
   const seen: T[] = []
-  const onMessage = (message: unknown): void => { seen.push(message as T) }
+  const onMessage = (message: unknown): void => {
+    seen.push(message as T)
+    then?.(message as T)
+  }
   diagnostics.subscribe(name, onMessage)
   t.teardown(() => { diagnostics.unsubscribe(name, onMessage) })
   return seen
@@ -46,10 +49,7 @@ t.test('open and end carry the request, the reply, the reason and the counts', a
 t.test('a client that leaves is published as client-gone, once', async t => {
   const opened = record<CometStreamOpenMessage>(t, OPEN)
   const ended = deferred<CometStreamEndMessage>()
-  const ends = record<CometStreamEndMessage>(t, END)
-  const onEnd = (message: unknown): void => ended.resolve(message as CometStreamEndMessage)
-  diagnostics.subscribe(END, onEnd)
-  t.teardown(() => { diagnostics.unsubscribe(END, onEnd) })
+  const ends = record<CometStreamEndMessage>(t, END, ended.resolve)
   const { app } = await build(t, { padding: 0 })
   const channel = app.comet.channel()
   app.get('/comet', (request, reply) => reply.comet(channel, 'cb'))

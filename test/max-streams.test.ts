@@ -3,21 +3,11 @@
 // server goes on answering everything else. Real sockets, one per client.
 import t from 'tap'
 import diagnostics from 'node:diagnostics_channel'
-import http from 'node:http'
-import { once } from 'node:events'
 import type { CometPush } from '../types/index.js'
 import { build, listen, open, deferred, type OpenStream } from './helpers.js'
 
 const LIMIT = 100
 const CLIENTS = 150
-
-/** Reads a whole response body. */
-async function text (res: http.IncomingMessage): Promise<string> {
-  res.setEncoding('utf8')
-  let body = ''
-  for await (const chunk of res) body += chunk
-  return body
-}
 
 t.test(`maxStreams: ${LIMIT}: ${CLIENTS} clients get exactly ${LIMIT} streams and ${CLIENTS - LIMIT} 503s`, { timeout: 30000 }, async t => {
   const { app, logs } = await build(t, { padding: 0, maxStreams: LIMIT })
@@ -83,10 +73,11 @@ t.test('retryAfter sets the header, which a custom error handler sends too', asy
   const origin = await listen(app)
   const first = await open(`${origin}/comet`)
   t.equal(first.res.statusCode, 200)
-  const [res] = await once(http.get(`${origin}/comet`, { agent: false }), 'response') as [http.IncomingMessage]
-  t.equal(res.statusCode, 503)
-  t.equal(res.headers['retry-after'], '30')
-  t.same(JSON.parse(await text(res)), { custom: 'FST_COMET_TOO_MANY_STREAMS' }, "the application's handler answered")
+  const refused = await open(`${origin}/comet`)
+  await refused.ended
+  t.equal(refused.res.statusCode, 503)
+  t.equal(refused.res.headers['retry-after'], '30')
+  t.same(JSON.parse(refused.body()), { custom: 'FST_COMET_TOO_MANY_STREAMS' }, "the application's handler answered")
   hold.resolve()
   await first.ended
   t.equal(app.comet.stats().streams.refused, 1)
