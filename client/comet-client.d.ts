@@ -27,6 +27,12 @@ declare namespace FastifyComet {
     onOpen?: () => void
     /** A connection ended; unless the reason is `closed`, the next one starts after `info.delay` ms. */
     onClose?: (info: CloseInfo) => void
+    /**
+     * The channel could not replay what this page missed since `info.lastEventId` (the id is
+     * older than its history, or from before a restart): reload the page's state. Messages that
+     * follow are live, and the next reconnect resumes from here.
+     */
+    onReset?: (info: { lastEventId: string | undefined }) => void
     /** Base reconnect delay in milliseconds. Default 500. */
     minDelay?: number
     /** Cap of the reconnect delay in milliseconds. Default 30000. */

@@ -7,6 +7,7 @@
 //     onMessage (message, id) {},
 //     onOpen () {}, // the first message of each connection has arrived
 //     onClose (info) {}, // a connection ended: { reason, messages, attempt, delay }
+//     onReset (info) {}, // messages after info.lastEventId are lost: reload the page's state
 //     minDelay: 500, maxDelay: 30000 // reconnect backoff, milliseconds
 //   })
 //   stream.close()
@@ -33,6 +34,7 @@
     if (typeof onMessage !== 'function') throw new TypeError('FastifyComet.connect: onMessage must be a function')
     const onOpen = optionalFunction(options, 'onOpen')
     const onClose = optionalFunction(options, 'onClose')
+    const onReset = optionalFunction(options, 'onReset')
     const minDelay = delayOption(options, 'minDelay', 500)
     const maxDelay = delayOption(options, 'maxDelay', 30000)
     if (maxDelay < minDelay) throw new RangeError('FastifyComet.connect: maxDelay must not be less than minDelay')
@@ -56,6 +58,15 @@
       attempt = 0
       if (++messages === 1 && onOpen !== undefined) safely(onOpen)
       safely(onMessage, message, id)
+    }
+    // Control messages from the stream (see the README): a reset says that what this page missed
+    // since lastEventId is gone, and gives the position to resume from next time.
+    receive.cometControl = function (type, detail) {
+      if (closed || iframe === undefined || type !== 'reset' || detail === null || typeof detail !== 'object') return
+      removeDeliveredScripts(iframe)
+      const missed = typeof detail.lastEventId === 'string' ? detail.lastEventId : undefined
+      lastEventId = typeof detail.id === 'string' ? detail.id : undefined
+      if (onReset !== undefined) safely(onReset, { lastEventId: missed })
     }
     window[callback] = receive
 

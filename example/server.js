@@ -29,8 +29,9 @@ function build (options = {}) {
   // clientPath serves the browser client, which reconnects when a stream rotates or fails.
   app.register(fastifyComet, { clientPath: '/comet/client.js' })
 
-  // Chat fan-out: every POST /chat is published here, to every open /chat stream.
-  const room = new fastifyComet.CometChannel({ maxQueue: 256 })
+  // Chat fan-out: every POST /chat is published here, to every open /chat stream. The channel keeps
+  // its last 200 lines, so a reload or a rotation resumes where the page was and loses no line.
+  const room = new fastifyComet.CometChannel({ history: 200, maxQueue: 256 })
 
   for (const [url, [file, type]] of Object.entries(PUBLIC_FILES)) {
     app.get(url, async (request, reply) => reply.type(type).send(await readFile(join(__dirname, 'public', file))))
@@ -46,7 +47,7 @@ function build (options = {}) {
     done(null, Object.fromEntries(new URLSearchParams(body)))
   })
   app.post('/chat', { schema: { body: chatBody } }, async (request, reply) => {
-    room.publish({ text: request.body.text, time: new Date().toISOString() })
+    await room.publish({ text: request.body.text, time: new Date().toISOString() })
     reply.code(204)
   })
 

@@ -1,16 +1,20 @@
-// Broadcast: one message, encoded once, delivered to every subscribed stream.
+// Broadcast: one message, encoded once, delivered to every subscribed stream. With `history`, the
+// channel keeps its last messages and gives them ids, so a reconnecting client gets exactly what
+// it missed, then the live messages, each once and in order; or a reset when that cannot be done.
 import { encodeMessage, encodeId } from './encode.js'
-import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber } from './feed.js'
-import { resolveFeedOptions } from './options.js'
+import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from './feed.js'
+import { History } from './history.js'
+import { resolveChannelOptions } from './options.js'
 import type { CometChannelOptions, CometChannel as PublicCometChannel } from '../types/index.js'
 
 /** Whether a channel was closed, for the plugin's stats(); a symbol, so it stays off the public API. */
 export const kChannelClosed = Symbol('fastify-comet.channel-closed')
 
 /** What a channel shares with the feeds of its subscribers. */
-interface Subscribers {
+interface Hub {
   readonly maxQueue: number
-  readonly streams: Set<CometSubscriber>
+  readonly feeds: Set<ChannelFeed>
+  readonly history: History | undefined
   closed: boolean
 }
 
@@ -20,69 +24,115 @@ interface Subscribers {
  */
 export class CometChannel<T = unknown> implements CometFeedSource, PublicCometChannel<T> {
   readonly #idOf: ((message: T) => unknown) | undefined
-  readonly #subscribers: Subscribers
+  readonly #hub: Hub
 
   constructor (options: CometChannelOptions<T> = {}) {
-    const { maxQueue, id } = resolveFeedOptions(options)
+    const { maxQueue, id, history } = resolveChannelOptions(options)
     this.#idOf = id
-    this.#subscribers = { maxQueue, streams: new Set(), closed: false }
+    this.#hub = { maxQueue, feeds: new Set(), history: history === 0 ? undefined : new History(history), closed: false }
   }
 
   /** How many streams are subscribed. */
   get size (): number {
-    return this.#subscribers.streams.size
+    return this.#hub.feeds.size
   }
 
   get [kChannelClosed] (): boolean {
-    return this.#subscribers.closed
+    return this.#hub.closed
   }
 
   /**
    * Sends `message` to every subscriber. Throws FST_COMET_UNSERIALIZABLE_MESSAGE, delivering
-   * nothing, when JSON cannot represent it, whether or not anyone is subscribed.
+   * nothing, when JSON cannot represent it, whether or not anyone is subscribed. With history,
+   * resolves with the id the channel gave the message, once it is stored (at once, in process).
    */
-  publish (message: T): void {
+  publish (message: T): Promise<string> | undefined {
     const encoded = encodeMessage(message)
-    const encodedId = encodeId(this.#idOf, message)
-    const { streams, closed } = this.#subscribers
-    if (closed) return
-    for (const stream of streams) stream.deliver(encoded, encodedId)
+    const hub = this.#hub
+    const { history } = hub
+    if (history === undefined) {
+      const encodedId = encodeId(this.#idOf, message)
+      if (!hub.closed) for (const feed of hub.feeds) feed.live(encoded, encodedId)
+      return undefined
+    }
+    const id = history.idOf(history.last + 1)
+    const encodedId = encodeMessage(id)
+    history.append(encoded, encodedId)
+    for (const feed of hub.feeds) feed.live(encoded, encodedId)
+    return Promise.resolve(id)
   }
 
   /** Ends every subscriber's stream cleanly; later subscribers end at once. */
   close (): void {
-    const subscribers = this.#subscribers
-    subscribers.closed = true
-    for (const stream of subscribers.streams) stream.end('done')
-    subscribers.streams.clear()
+    const hub = this.#hub
+    hub.closed = true
+    for (const feed of hub.feeds) feed.close()
+    hub.feeds.clear()
   }
 
-  [kCometFeed] (): CometFeed {
-    return new ChannelFeed(this.#subscribers)
+  [kCometFeed] (context: FeedContext): CometFeed {
+    return new ChannelFeed(this.#hub, context.lastEventId)
   }
 }
 
-/** One stream's subscription. */
+/** One stream's subscription: replays what the client missed, then delivers live. */
 class ChannelFeed implements CometFeed {
-  readonly #subscribers: Subscribers
+  readonly #hub: Hub
+  readonly #lastEventId: string | undefined
   #stream: CometSubscriber | undefined
+  /** While replaying, the sequence number of the next message to send from the history. */
+  #replayNext = 0
 
-  constructor (subscribers: Subscribers) {
-    this.#subscribers = subscribers
+  constructor (hub: Hub, lastEventId: string | undefined) {
+    this.#hub = hub
+    this.#lastEventId = lastEventId
   }
 
   get maxQueue (): number {
-    return this.#subscribers.maxQueue
+    return this.#hub.maxQueue
   }
 
   start (stream: CometSubscriber): void {
-    if (this.#subscribers.closed) return stream.end('done')
+    const hub = this.#hub
+    if (hub.closed) return stream.end('done')
     this.#stream = stream
-    this.#subscribers.streams.add(stream)
+    // Subscribed before reading the history: nothing published from now on can fall in between.
+    hub.feeds.add(this)
+    const history = hub.history
+    if (history === undefined) return
+    const resume = history.resume(this.#lastEventId)
+    if ('reset' in resume) {
+      // Tells the client that what it missed is gone, and where it stands now.
+      stream.control('reset', { lastEventId: this.#lastEventId, id: history.idOf(history.last) })
+    } else if (resume.replayFrom <= history.last) {
+      this.#replayNext = resume.replayFrom
+      this.#replay(stream, history).then(undefined, err => stream.fail(err))
+    }
+  }
+
+  // Paced like any pulled source: a replay longer than the socket takes waits for it to drain.
+  async #replay (stream: CometSubscriber, history: History): Promise<void> {
+    while (this.#stream !== undefined && this.#replayNext <= history.last) {
+      // Published faster than this subscriber takes them: what it needs was overwritten.
+      if (this.#replayNext < history.oldest) return stream.end('overflow')
+      const [encoded, encodedId] = history.entry(this.#replayNext++)
+      stream.deliver(encoded, encodedId)
+      if (!stream.ready) await stream.whenReady()
+    }
+    this.#replayNext = 0
+  }
+
+  /** A message published now: delivered unless the replay will reach it from the history. */
+  live (encoded: string, encodedId: string | undefined): void {
+    if (this.#replayNext === 0) this.#stream?.deliver(encoded, encodedId)
+  }
+
+  close (): void {
+    this.#stream?.end('done')
   }
 
   stop (): void {
-    if (this.#stream !== undefined) this.#subscribers.streams.delete(this.#stream)
+    this.#hub.feeds.delete(this)
     this.#stream = undefined
   }
 }

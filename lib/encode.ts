@@ -93,7 +93,23 @@ export function encodeId<T> (idOf: ((message: T) => unknown) | undefined, messag
 
 /** Opens one script element and the call, e.g. `<script nonce="…">parent.cometMessage(`. */
 export function scriptPrefix (callback: string, nonce?: string): string {
-  return nonce === undefined ? `<script>${callback}(` : `<script nonce="${nonce}">${callback}(`
+  return scriptOpen(nonce) + callback + '('
+}
+
+function scriptOpen (nonce: string | undefined): string {
+  return nonce === undefined ? '<script>' : `<script nonce="${nonce}">`
+}
+
+/**
+ * A control message: something the stream tells the shipped client that is not a message (a
+ * reset, for now). It calls `callback.cometControl(type, detail)` only when the page's callback
+ * has that method, which the shipped client sets; any other page never sees it as data.
+ */
+export function controlScript (callback: string, nonce: string | undefined, type: string, detail: Record<string, unknown>): string {
+  return scriptOpen(nonce) +
+    `(function(){var f;try{f=${callback}}catch(e){return}` +
+    `if(typeof f==="function"&&typeof f.cometControl==="function")f.cometControl(${encodeMessage(type)},${encodeMessage(detail)})})();` +
+    '</script>'
 }
 
 export const SCRIPT_SUFFIX = ');</script>'

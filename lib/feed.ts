@@ -20,6 +20,8 @@ export interface CometSubscriber {
   readonly ready: boolean
   /** Resolves when the socket has drained, or on the next turn of the event loop if it is not full. */
   whenReady (): Promise<void>
+  /** A control message for the shipped client, in order with the messages (see encode.ts). */
+  control (type: 'reset', detail: Record<string, unknown>): void
   /** The feed is over ('done') or overflowed: the stream writes what it has and ends. */
   end (reason: FeedEndReason): void
   /** The feed failed: the stream logs the error and ends. */

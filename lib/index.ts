@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
-import type { CometChannelOptions, FastifyCometOptions } from '../types/index.js'
+import type { CometChannelOptions, CometPushOptions, FastifyCometOptions } from '../types/index.js'
 import { FST_COMET_INVALID_OPTION, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
 import { lastEventIdOf } from './last-event-id.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
@@ -16,6 +16,7 @@ import { OpenStreams } from './open-streams.js'
 import { CometChannel } from './channel.js'
 import { LiveChannels } from './live-channels.js'
 import { CometPush } from './push.js'
+import { NamedChannels } from './named-channels.js'
 import type { CometFeed } from './feed.js'
 
 const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options) => {
@@ -24,7 +25,7 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
   // Routes already told that their CSP blocks comet scripts (keyed by the route's config object).
   const warnedRoutes = new WeakSet<object>()
   const streams = new OpenStreams(maxStreams)
-  const channels = new LiveChannels()
+  const live = new LiveChannels()
 
   const comet: FastifyReply['comet'] = function (this: FastifyReply, source, callback) {
     // Every check runs before anything is written, so Fastify's error handler can still answer,
@@ -59,11 +60,12 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
     return stream.done
   }
   fastify.decorateReply('comet', comet)
+  const channels = new NamedChannels()
   fastify.decorate('comet', {
-    channel: <T>(options?: CometChannelOptions<T>) => channels.add(new CometChannel<T>(options)),
-    push: <T>(options?: CometChannelOptions<T>) => new CometPush<T>(options),
-    stats: () => ({ ...streams.stats(), channels: channels.stats() })
-  } satisfies FastifyInstance['comet'])
+    channel: (options?: CometChannelOptions) => live.add(channels.channel(options)),
+    push: <T>(options?: CometPushOptions<T>) => new CometPush<T>(options),
+    stats: () => ({ ...streams.stats(), channels: live.stats() })
+  } as FastifyInstance['comet'])
 
   // Fastify waits for in-flight responses before it closes, and a stream never finishes by
   // itself: end them all cleanly so that close() settles and every source's finally runs.

@@ -6,11 +6,16 @@ import type { CometStats } from '../types/index.js'
 
 export class LiveChannels {
   readonly #channels = new Set<WeakRef<CometChannel<unknown>>>()
+  /** A named channel comes back from every fastify.comet.channel() call that names it: counted once. */
+  readonly #known = new WeakSet<CometChannel<unknown>>()
   /** The set is swept of dead references once it has doubled since the last sweep: amortized O(1). */
   #sweepAt = 64
 
   add<T> (channel: CometChannel<T>): CometChannel<T> {
-    this.#channels.add(new WeakRef(channel as CometChannel<unknown>))
+    const known = channel as CometChannel<unknown>
+    if (this.#known.has(known)) return channel
+    this.#known.add(known)
+    this.#channels.add(new WeakRef(known))
     // An application that makes a channel per request and never asks for stats() would otherwise
     // grow the set with references to collected channels.
     if (this.#channels.size >= this.#sweepAt) {

@@ -1,7 +1,7 @@
 // Option validation: plugin options once at register, per-call options at each reply.comet().
 import { FST_COMET_INVALID_OPTION } from './errors.js'
 import { assertCallback } from './encode.js'
-import type { FastifyCometOptions, CometReplyOptions, CometChannelOptions } from '../types/index.js'
+import type { FastifyCometOptions, CometReplyOptions, CometChannelOptions, CometPushOptions } from '../types/index.js'
 
 /** What one stream needs to know, with every default filled in. */
 export interface StreamSettings {
@@ -66,16 +66,35 @@ export function resolveReplyOptions<T> (defaults: StreamDefaults, arg: string | 
   return { callback: assertCallback(arg.callback), id: readIdOption(arg), ...readStreamOptions(arg, defaults) }
 }
 
-const FEED_OPTIONS = new Set(['maxQueue', 'id'])
+const PUSH_OPTIONS = new Set(['maxQueue', 'id'])
+const CHANNEL_OPTIONS = new Set(['maxQueue', 'id', 'history', 'name'])
+// A history is kept in memory per channel: a bound keeps a typo from reserving gigabytes.
+const MAX_HISTORY = 1_000_000
 
-/** Options of a channel or push source; throws FST_COMET_INVALID_OPTION. */
-export function resolveFeedOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined } {
+/** Options of a push source; throws FST_COMET_INVALID_OPTION. */
+export function resolvePushOptions<T> (options: CometPushOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined } {
   assertObject(options, 'options')
-  assertKnownKeys(options, FEED_OPTIONS)
-  return {
-    maxQueue: readInteger(options, 'maxQueue', 1024, Number.MAX_SAFE_INTEGER, 'messages', 1),
-    id: readIdOption(options)
+  assertKnownKeys(options, PUSH_OPTIONS)
+  return { maxQueue: readMaxQueue(options), id: readIdOption(options) }
+}
+
+/** Options of a channel (`name` is the factory's business); throws FST_COMET_INVALID_OPTION. */
+export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined, history: number } {
+  assertObject(options, 'options')
+  assertKnownKeys(options, CHANNEL_OPTIONS)
+  const history = readInteger(options, 'history', 0, MAX_HISTORY, 'messages (0 keeps none)')
+  const id = readIdOption<T>(options)
+  if (history > 0 && id !== undefined) {
+    throw new FST_COMET_INVALID_OPTION('id', 'a channel with history gives its messages their ids itself')
   }
+  if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '' || options.name.length > 200)) {
+    throw new FST_COMET_INVALID_OPTION('name', 'expected a non-empty string of at most 200 characters')
+  }
+  return { maxQueue: readMaxQueue(options), id, history }
+}
+
+function readMaxQueue (options: Record<string, unknown>): number {
+  return readInteger(options, 'maxQueue', 1024, Number.MAX_SAFE_INTEGER, 'messages', 1)
 }
 
 /** The `id` option: a function from message to id, or undefined. */

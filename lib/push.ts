@@ -3,7 +3,7 @@
 import { encodeMessage, encodeId } from './encode.js'
 import { FST_COMET_SOURCE_CONSUMED } from './errors.js'
 import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber } from './feed.js'
-import { resolveFeedOptions } from './options.js'
+import { resolvePushOptions } from './options.js'
 import type { CometPushOptions, CometPush as PublicCometPush } from '../types/index.js'
 
 type Ending = { failure: unknown }
@@ -22,7 +22,7 @@ export class CometPush<T = unknown> implements CometFeed, CometFeedSource, Publi
   #stopped = false
 
   constructor (options: CometPushOptions<T> = {}) {
-    const { maxQueue, id } = resolveFeedOptions(options)
+    const { maxQueue, id } = resolvePushOptions(options)
     this.maxQueue = maxQueue
     this.#idOf = id
   }

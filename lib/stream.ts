@@ -2,7 +2,7 @@
 // and limits, and the single place where a stream ends, whatever the reason.
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { paddingChunk, scriptPrefix, SCRIPT_SUFFIX } from './encode.js'
+import { controlScript, paddingChunk, scriptPrefix, SCRIPT_SUFFIX } from './encode.js'
 import type { CometFeed, CometSubscriber, FeedEndReason } from './feed.js'
 import { logFailure } from './log.js'
 import { abortResponse, clientGone } from './transport.js'
@@ -36,6 +36,7 @@ export class CometStream implements CometSubscriber {
   readonly #log: FastifyBaseLogger
   readonly #settings: StreamSettings
   readonly #prefix: string
+  readonly #nonce: string | undefined
   readonly #feed: CometFeed
   readonly #streams: OpenStreams
   readonly #isHead: boolean
@@ -71,6 +72,7 @@ export class CometStream implements CometSubscriber {
     this.#isHead = reply.request.method === 'HEAD'
     this.#settings = settings
     this.#prefix = scriptPrefix(settings.callback, nonce)
+    this.#nonce = nonce
     this.#feed = feed
     this.#streams = streams
     this.done = new Promise(resolve => { this.#resolveDone = resolve })
@@ -129,6 +131,10 @@ export class CometStream implements CometSubscriber {
     return this.#whenReady
   }
 
+  control (type: 'reset', detail: Record<string, unknown>): void {
+    this.#append(controlScript(this.#settings.callback, this.#nonce, type, detail))
+  }
+
   deliver (encoded: string, encodedId: string | undefined): void {
     if (this.#ended) return
     // A feed that cannot wait may run ahead of the socket only so far. A burst that fills the
@@ -136,9 +142,13 @@ export class CometStream implements CometSubscriber {
     // its socket stayed full for a whole turn of the event loop, that is once 'drain' had its chance.
     const maxQueue = this.#feed.maxQueue
     if (this.#blocked && this.#pendingMessages >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.end('overflow')
-    const script = encodedId === undefined
+    this.#append(encodedId === undefined
       ? this.#prefix + encoded + SCRIPT_SUFFIX
-      : this.#prefix + encoded + ',' + encodedId + SCRIPT_SUFFIX
+      : this.#prefix + encoded + ',' + encodedId + SCRIPT_SUFFIX)
+  }
+
+  /** Queues one script: written with the next batch, or on the next tick if it is alone. */
+  #append (script: string): void {
     this.#pending += script
     this.#messages++
     this.#pendingMessages++

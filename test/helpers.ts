@@ -72,10 +72,10 @@ export async function open (url: string, options: http.RequestOptions = {}): Pro
   const [res] = await once(req, 'response') as [http.IncomingMessage]
   res.setEncoding('utf8')
   const chunks: string[] = []
-  const waiters = new Set<() => void>()
+  const waiters = new Set<(chunk: string) => void>()
   res.on('data', (chunk: string) => {
     chunks.push(chunk)
-    for (const check of waiters) check()
+    for (const check of waiters) check(chunk)
   })
   const ended = new Promise<void>((resolve, reject) => {
     req.on('error', reject) // the connection died: the body did not end properly
@@ -86,14 +86,20 @@ export async function open (url: string, options: http.RequestOptions = {}): Pro
   ended.catch(() => {})
   const body = (): string => chunks.join('')
   const waitFor = (text: string): Promise<void> => new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (body().includes(text)) {
+    // Each chunk is searched with the end of what came before it, not the whole body again:
+    // long streams stay linear.
+    let tail = body()
+    const check = (chunk: string): void => {
+      const window = tail + chunk
+      if (window.includes(text)) {
         waiters.delete(check)
         resolve()
+      } else {
+        tail = window.slice(window.length - text.length + 1)
       }
     }
     waiters.add(check)
-    check()
+    check('')
     ended.then(() => { if (waiters.delete(check)) reject(new Error(`ended without ${text}`)) }, reject)
   })
   return { res, req, chunks, body, waitFor, ended }
@@ -106,15 +112,34 @@ const SCRIPT = /<script(?: nonce="([^"]*)")?>([\s\S]*?)<\/script>/g
  * the arguments each call received. `callback` is the dotted path the scripts call.
  */
 export function replay (html: string, callback = 'parent.cometMessage'): unknown[][] {
+  return run(html, callback).calls
+}
+
+/**
+ * Runs a comet document like replay(), as a page with the shipped client would (its callback
+ * has a `cometControl` method), and returns every call in order: messages as `['message', value,
+ * id?]`, control messages as `['control', type, detail]`.
+ */
+export function replayWithControl (html: string, callback = 'parent.cometMessage'): unknown[][] {
+  return run(html, callback, true).all
+}
+
+function run (html: string, callback: string, withControl = false): { calls: unknown[][], all: unknown[][] } {
   const calls: unknown[][] = []
+  const all: unknown[][] = []
   const context: Record<string, unknown> = {}
   const path = callback.split('.')
   let target = context
   for (const name of path.slice(0, -1)) target = (target[name] ??= {}) as Record<string, unknown>
-  target[path[path.length - 1]] = (...args: unknown[]) => { calls.push(args) }
+  const receive = (...args: unknown[]): void => {
+    calls.push(args)
+    all.push(['message', ...args])
+  }
+  if (withControl) Object.assign(receive, { cometControl: (type: string, detail: unknown) => { all.push(['control', type, detail]) } })
+  target[path[path.length - 1]] = receive
   vm.createContext(context)
   for (const [, , code] of html.matchAll(SCRIPT)) vm.runInContext(code, context)
-  return calls
+  return { calls, all }
 }
 
 /** The messages (first arguments) of every call in a comet document. */

@@ -3,8 +3,8 @@
 // period instead of holding the shutdown until the client leaves. A hang fails as a timeout.
 // (HTTP/1 settles today: on Node 20, server.close() destroys "idle" connections, and a connection
 // whose request was fully read counts as idle, streaming response or not. HTTP/2 has no such shortcut.)
-import t from 'tap'
-import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
 import http from 'node:http'
 import http2 from 'node:http2'
 import type { ServerResponse } from 'node:http'
@@ -36,8 +36,8 @@ function filling (): { source: CometSource, watch: (raw: unknown) => void, block
   return { source, watch, blocked, finished, signal: () => seen }
 }
 
-t.test('HTTP/1: app.close() settles while a client has stopped reading', { timeout: 15000 }, async t => {
-  const app = Fastify()
+/** `app` with the plugin and a /comet route that fills its socket; listening, with its port. */
+async function serveFilling (app: FastifyInstance): Promise<{ route: ReturnType<typeof filling>, port: number }> {
   await app.register(fastifyComet, { padding: 0, maxBytes: Infinity })
   const route = filling()
   app.get('/comet', (request, reply) => {
@@ -45,7 +45,22 @@ t.test('HTTP/1: app.close() settles while a client has stopped reading', { timeo
     return reply.comet(route.source, 'cb')
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
+  return { route, port: (app.server.address() as { port: number }).port }
+}
+
+async function closeWhileBlocked (t: Test, app: FastifyInstance, route: ReturnType<typeof filling>): Promise<void> {
+  await route.blocked
+  t.pass('the server side is full')
+  await app.close()
+  t.pass('app.close() settled with the client still connected and not reading')
+  t.ok(route.signal()?.aborted, "the source's signal aborted")
+  await route.finished
+  t.pass("the source's finally ran")
+}
+
+t.test('HTTP/1: app.close() settles while a client has stopped reading', { timeout: 15000 }, async t => {
+  const app = Fastify()
+  const { route, port } = await serveFilling(app)
   const req = http.get({ host: '127.0.0.1', port, path: '/comet', agent: false })
   req.on('error', () => {})
   req.on('response', res => {
@@ -53,42 +68,21 @@ t.test('HTTP/1: app.close() settles while a client has stopped reading', { timeo
     res.pause() // reads nothing from here on
   })
   t.teardown(() => { req.destroy() })
-  await route.blocked
-  t.pass('the server socket is full')
-
-  await app.close()
-  t.pass('app.close() settled with the client still connected and not reading')
-  t.ok(route.signal()?.aborted, "the source's signal aborted")
-  await route.finished
-  t.pass("the source's finally ran")
+  await closeWhileBlocked(t, app, route)
 })
 
 t.test('HTTP/2: app.close() settles while a client has stopped reading', { timeout: 15000 }, async t => {
   // On Node < 24, Fastify closes HTTP/2 sessions at shutdown only with forceCloseConnections;
   // without it, close() waits for every client session to hang up, whatever the plugin does.
   const app = Fastify({ http2: true, forceCloseConnections: true })
-  await app.register(fastifyComet, { padding: 0, maxBytes: Infinity })
-  const route = filling()
-  app.get('/comet', (request, reply) => {
-    route.watch(reply.raw)
-    return reply.comet(route.source, 'cb')
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
+  const { route, port } = await serveFilling(app as unknown as FastifyInstance)
   const session = http2.connect(`http://127.0.0.1:${port}`)
   session.on('error', () => {})
   t.teardown(() => { session.destroy() })
   const stream = session.request({ ':path': '/comet' })
   stream.on('error', () => {})
   stream.pause() // flow control stops the server once the windows are full
-  await route.blocked
-  t.pass('the server stream is full')
-
-  await app.close()
-  t.pass('app.close() settled with the client still connected and not reading')
-  t.ok(route.signal()?.aborted, "the source's signal aborted")
-  await route.finished
-  t.pass("the source's finally ran")
+  await closeWhileBlocked(t, app as unknown as FastifyInstance, route)
 })
 
 t.test('HTTP/1: a stream that ends while its client has stopped reading loses its connection after the grace period', { timeout: 15000 }, async t => {

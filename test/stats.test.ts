@@ -171,6 +171,15 @@ t.test('channels made by fastify.comet.channel() are counted with their subscrib
   t.same(app.comet.stats().channels, { open: 0, subscribers: 0 })
 })
 
+t.test('a named channel is counted once, however many times it is asked for', async t => {
+  const { app } = await build(t)
+  const first = app.comet.channel({ name: 'news' })
+  const again = app.comet.channel({ name: 'news' })
+  t.equal(again, first, 'the same channel')
+  app.comet.channel({ name: 'sport' })
+  t.same(app.comet.stats().channels, { open: 2, subscribers: 0 })
+})
+
 t.test('a channel dropped without close() is not kept alive by being counted', async t => {
   v8.setFlagsFromString('--expose-gc')
   const gc = vm.runInNewContext('gc') as () => void

@@ -70,15 +70,29 @@ declare namespace fastifyComet {
     lastEventId: string | undefined
   }
 
-  /** Options of a channel or push source. */
-  export interface CometChannelOptions<T = unknown> {
+  /** Options of a push source. */
+  export interface CometPushOptions<T = unknown> {
     /** Messages a subscriber may hold unwritten (its client reads too slowly) before its stream is ended and logged at warn. Default 1024. */
     maxQueue?: number
     /** Gives a message its id, so that a reconnecting client can resume after it. */
     id?: (message: T) => string | undefined
   }
 
-  export type CometPushOptions<T = unknown> = CometChannelOptions<T>
+  /** Options of a channel. */
+  export interface CometChannelOptions<T = unknown> extends CometPushOptions<T> {
+    /** The same name in one instance gives back the same channel (other options for it: FST_COMET_INVALID_OPTION). */
+    name?: string
+    /**
+     * Keep the last `history` messages and give every message an id (then `id` is refused):
+     * a reconnecting client gets exactly what it missed, or a reset. Default 0 (none).
+     */
+    history?: number
+  }
+
+  /** Options of a channel that keeps a history. */
+  export interface CometHistoryChannelOptions extends Omit<CometChannelOptions, 'id' | 'history'> {
+    history: number
+  }
 
   /**
    * Broadcast: `reply.comet(channel, callback)` subscribes a response until it ends, `publish()`
@@ -92,6 +106,16 @@ declare namespace fastifyComet {
     publish (message: T): void
     /** Ends every subscriber's stream cleanly; later subscribers end at once. */
     close (): void
+  }
+
+  /**
+   * A channel with history: it gives every message an id, and a client that reconnects with its
+   * last id (`?lastEventId=` or `Last-Event-ID`) gets every message after it, then the live ones,
+   * each once and in order; if that id is out of reach, a `reset` control message first.
+   */
+  export interface CometHistoryChannel<T = unknown> extends Omit<CometChannel<T>, 'publish'> {
+    /** Stores and sends `message`; resolves with its id. Throws FST_COMET_UNSERIALIZABLE_MESSAGE synchronously. */
+    publish (message: T): Promise<string>
   }
 
   /** A single-consumer push source for callback-style code: `reply.comet(out, callback)`. */
@@ -108,6 +132,7 @@ declare namespace fastifyComet {
   }
 
   export interface CometFactories {
+    channel<T = unknown>(options: CometHistoryChannelOptions): CometHistoryChannel<T>
     channel<T = unknown>(options?: CometChannelOptions<T>): CometChannel<T>
     push<T = unknown>(options?: CometPushOptions<T>): CometPush<T>
     /** A fresh snapshot of this instance's counters; cheap enough to call on every metrics scrape. */
@@ -166,8 +191,9 @@ declare namespace fastifyComet {
   export type CometSource<T = unknown> =
     | CometIterable<T>
     | CometChannel<T>
+    | CometHistoryChannel<T>
     | CometPush<T>
-    | ((context: CometSourceContext) => CometIterable<T> | CometChannel<T> | CometPush<T>)
+    | ((context: CometSourceContext) => CometIterable<T> | CometChannel<T> | CometHistoryChannel<T> | CometPush<T>)
 
   export const fastifyComet: FastifyCometPlugin
   export { fastifyComet as default }

@@ -2,7 +2,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import { expect } from 'tstyche'
 import fastifyComet, {
-  fastifyComet as named, CometChannel, CometPush, type CometSource, type FastifyCometOptions,
+  fastifyComet as named, CometChannel, CometPush, type CometHistoryChannel, type CometSource, type FastifyCometOptions,
   type CometStats, type CometEndReason, type CometStreamOpenMessage, type CometStreamEndMessage
 } from './index.js'
 
@@ -48,6 +48,17 @@ app.after(() => {
   expect(channel.size).type.toBe<number>()
   expect(app.comet.channel({ maxQueue: '10' })).type.toRaiseError()
 
+  const chat = app.comet.channel<Tick>({ name: 'chat', history: 100, maxQueue: 64 })
+  expect(chat).type.toBe<CometHistoryChannel<Tick>>()
+  expect(chat.publish({ time: 'now' })).type.toBe<Promise<string>>()
+  expect(chat.publish({ time: 1 })).type.toRaiseError()
+  expect(chat.size).type.toBe<number>()
+  expect(app.comet.channel<Tick>({ history: 100, id: tick => tick.time })).type.toRaiseError()
+  expect(app.comet.channel({ history: '100' })).type.toRaiseError()
+  expect(app.comet.channel({ name: 42 })).type.toRaiseError()
+  expect(app.comet.push({ history: 10 })).type.toRaiseError()
+  expect(app.comet.push({ name: 'x' })).type.toRaiseError()
+
   const out = app.comet.push<Tick>()
   expect(out.push({ time: 'now' })).type.toBe<boolean>()
   expect(out.push(42)).type.toRaiseError()
@@ -55,6 +66,8 @@ app.after(() => {
 
   app.get('/channel', (request, reply) => {
     expect(reply.comet(channel, 'cb')).type.toBe<Promise<void>>()
+    expect(reply.comet(chat, 'cb')).type.toBe<Promise<void>>()
+    expect(reply.comet(() => chat, 'cb')).type.not.toRaiseError()
     expect(reply.comet(out, { callback: 'cb', id: tick => tick.time })).type.not.toRaiseError()
     expect(reply.comet(({ lastEventId }) => {
       expect(lastEventId).type.toBe<string | undefined>()

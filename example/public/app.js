@@ -26,7 +26,9 @@
       item.append(time, document.createTextNode(message.text))
       log.append(item)
       log.scrollTop = log.scrollHeight
-    }
+    },
+    // The lines this page missed are no longer in the channel's history: start the log afresh.
+    onReset: function () { log.replaceChildren() }
   })
 
   form.addEventListener('submit', async function (event) {

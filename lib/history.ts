@@ -1,0 +1,64 @@
+// The last N messages of a channel, and the ids that point into them. An id is `EPOCH-SEQ`:
+// SEQ counts the channel's messages from 1, EPOCH is 12 random hex digits per channel, so a restarted process
+// or a new channel under the same name is never mistaken for the old sequence. Pure: no I/O.
+import { randomBytes } from 'node:crypto'
+
+/** Where a reconnecting client resumes: replay from `from` on, or a reset when that is not possible. */
+export type Resume = { replayFrom: number } | { reset: true }
+
+export class History {
+  readonly epoch = randomBytes(6).toString('hex')
+  readonly #size: number
+  /** Encoded messages and their encoded ids, in a ring of `size` slots. */
+  readonly #encoded: string[] = []
+  readonly #encodedIds: string[] = []
+  /** Sequence number of the newest message; 0 before the first. */
+  #last = 0
+
+  constructor (size: number) {
+    this.#size = size
+  }
+
+  get last (): number {
+    return this.#last
+  }
+
+  /** Sequence number of the oldest message still held. */
+  get oldest (): number {
+    return Math.max(1, this.#last - this.#size + 1)
+  }
+
+  idOf (seq: number): string {
+    return `${this.epoch}-${seq}`
+  }
+
+  /** Stores an encoded message; returns its sequence number. */
+  append (encoded: string, encodedId: string): number {
+    const seq = ++this.#last
+    const slot = seq % this.#size
+    this.#encoded[slot] = encoded
+    this.#encodedIds[slot] = encodedId
+    return seq
+  }
+
+  /** The encoded message and id at `seq`; only for oldest <= seq <= last. */
+  entry (seq: number): [encoded: string, encodedId: string] {
+    const slot = seq % this.#size
+    return [this.#encoded[slot], this.#encodedIds[slot]]
+  }
+
+  /**
+   * Where a client that saw `lastEventId` resumes. No id: a new client, live from now. An id of
+   * this epoch still in reach: replay what follows it. Anything else (another epoch, older than
+   * the history, ahead of it, not an id at all): a reset, never a silent gap.
+   */
+  resume (lastEventId: string | undefined): Resume {
+    if (lastEventId === undefined) return { replayFrom: this.#last + 1 }
+    const dash = lastEventId.lastIndexOf('-')
+    const seqText = lastEventId.slice(dash + 1)
+    if (dash === -1 || lastEventId.slice(0, dash) !== this.epoch || !/^(0|[1-9]\d{0,15})$/.test(seqText)) return { reset: true }
+    const seq = Number(seqText)
+    if (seq > this.#last || seq < this.oldest - 1) return { reset: true }
+    return { replayFrom: seq + 1 }
+  }
+}
