@@ -7,6 +7,9 @@ import { History } from './history.js'
 import { resolveChannelOptions } from './options.js'
 import type { CometChannelOptions, CometChannel as PublicCometChannel } from '../types/index.js'
 
+/** Whether a channel was closed, for the plugin's stats(); a symbol, so it stays off the public API. */
+export const kChannelClosed = Symbol('fastify-comet.channel-closed')
+
 /** What a channel shares with the feeds of its subscribers. */
 interface Hub {
   readonly maxQueue: number
@@ -32,6 +35,10 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
   /** How many streams are subscribed. */
   get size (): number {
     return this.#hub.feeds.size
+  }
+
+  get [kChannelClosed] (): boolean {
+    return this.#hub.closed
   }
 
   /**

@@ -68,3 +68,11 @@ export const FST_COMET_NOT_FRAMED = createError(
   'A comet stream must be loaded in a frame (an iframe), not opened as a page',
   403
 )
+
+// 503: the server is at its `maxStreams`; the client should come back later (Retry-After says when).
+// Thrown before anything is written, so Fastify's error handler answers it.
+export const FST_COMET_TOO_MANY_STREAMS = createError(
+  'FST_COMET_TOO_MANY_STREAMS',
+  'Too many comet streams open (maxStreams is %s): try again later',
+  503
+)

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { CometChannelOptions, CometPushOptions, FastifyCometOptions } from '../types/index.js'
-import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT } from './errors.js'
+import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
 import { lastEventIdOf } from './last-event-id.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
@@ -14,16 +14,18 @@ import { responseHead } from './response-head.js'
 import { CometStream } from './stream.js'
 import { OpenStreams } from './open-streams.js'
 import { CometChannel } from './channel.js'
+import { LiveChannels } from './live-channels.js'
 import { CometPush } from './push.js'
 import { NamedChannels } from './named-channels.js'
 import type { CometFeed } from './feed.js'
 
 const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options) => {
-  const { defaults, clientPath } = resolvePluginOptions(options)
+  const { defaults, clientPath, maxStreams, retryAfter } = resolvePluginOptions(options)
   registerHelmet(fastify, options.helmet)
   // Routes already told that their CSP blocks comet scripts (keyed by the route's config object).
   const warnedRoutes = new WeakSet<object>()
-  const streams = new OpenStreams()
+  const streams = new OpenStreams(maxStreams)
+  const live = new LiveChannels()
 
   const comet: FastifyReply['comet'] = function (this: FastifyReply, source, callback) {
     // Every check runs before anything is written, so Fastify's error handler can still answer,
@@ -37,6 +39,11 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
       // path against the comet document, with the visitor's cookies.
       if (this.request.headers['sec-fetch-dest'] === 'document') throw new FST_COMET_NOT_FRAMED()
       const head = responseHead(this)
+      if (!streams.admit()) {
+        // On the reply rather than the error, so that an application's own error handler sends it too.
+        this.header('retry-after', String(retryAfter))
+        throw new FST_COMET_TOO_MANY_STREAMS(maxStreams)
+      }
       // During shutdown no source runs: the stream ends as soon as it has started.
       feed = streams.closing ? unopenedSource(source) : openSource(source, { lastEventId: lastEventIdOf(this.request) }, settings.id)
       // A channel or push source gives its messages their ids itself.
@@ -58,8 +65,9 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
   fastify.decorateReply('comet', comet)
   const channels = new NamedChannels()
   fastify.decorate('comet', {
-    channel: (options?: CometChannelOptions) => channels.channel(options),
-    push: <T>(options?: CometPushOptions<T>) => new CometPush<T>(options)
+    channel: (options?: CometChannelOptions) => live.add(channels.channel(options)),
+    push: <T>(options?: CometPushOptions<T>) => new CometPush<T>(options),
+    stats: () => ({ ...streams.stats(), channels: live.stats() })
   } as FastifyInstance['comet'])
 
   // Fastify waits for in-flight responses before it closes, and a stream never finishes by

@@ -18,6 +18,8 @@ export type StreamDefaults = Omit<StreamSettings, 'callback' | 'id'>
 export interface PluginSettings {
   defaults: StreamDefaults
   clientPath: string | undefined
+  maxStreams: number
+  retryAfter: number
 }
 
 const DEFAULTS: StreamDefaults = {
@@ -31,9 +33,12 @@ const DEFAULTS: StreamDefaults = {
 const MAX_PADDING = 65536
 // setTimeout's own limit (about 24.8 days).
 const MAX_DELAY = 2147483647
+// Long enough for a client to wait, short enough that a later retry still means something.
+const DEFAULT_RETRY_AFTER = 5
+const MAX_RETRY_AFTER = 86400
 
 const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxDuration']
-const PLUGIN_OPTIONS = new Set([...STREAM_OPTIONS, 'helmet', 'clientPath'])
+const PLUGIN_OPTIONS = new Set([...STREAM_OPTIONS, 'helmet', 'clientPath', 'maxStreams', 'retryAfter'])
 const REPLY_OPTIONS = new Set([...STREAM_OPTIONS, 'callback', 'id'])
 
 /** Validates the options given to register(); throws FST_COMET_INVALID_OPTION. */
@@ -45,7 +50,12 @@ export function resolvePluginOptions (options: FastifyCometOptions): PluginSetti
   if (clientPath !== undefined && (typeof clientPath !== 'string' || !/^\/[\w\-./]*$/.test(clientPath))) {
     throw new FST_COMET_INVALID_OPTION('clientPath', 'expected a URL path such as /comet/client.js')
   }
-  return { defaults: readStreamOptions(options, DEFAULTS), clientPath }
+  return {
+    defaults: readStreamOptions(options, DEFAULTS),
+    clientPath,
+    maxStreams: options.maxStreams === Infinity ? Infinity : readInteger(options, 'maxStreams', Infinity, Number.MAX_SAFE_INTEGER, 'streams, or Infinity', 1),
+    retryAfter: readInteger(options, 'retryAfter', DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, 'seconds')
+  }
 }
 
 /** Validates the second argument of reply.comet(); throws before anything is written. */

@@ -96,7 +96,7 @@ export class CometStream implements CometSubscriber {
     const raw = this.#raw
     reply.hijack()
     this.#startedAt = performance.now()
-    this.#streams.add(this)
+    this.#streams.add(this, reply)
     if (clientGone(raw)) return this.end('client-gone') // the client left before the handler got here
     writeResponseHead(raw, head)
     // Node drops the body of a HEAD response without a word; the source would run for nothing.
@@ -119,6 +119,16 @@ export class CometStream implements CometSubscriber {
     // Started while the server shuts down: an empty document, and the client reconnects elsewhere.
     if (this.#streams.closing) return this.end('shutdown')
     this.#feed.start(this)
+  }
+
+  /** Messages handed to this stream so far; read by stats(). */
+  get messages (): number {
+    return this.#messages
+  }
+
+  /** Bytes written so far, padding and heartbeats included; read by stats(). */
+  get bytes (): number {
+    return this.#bytes
   }
 
   get ready (): boolean {
@@ -256,7 +266,6 @@ export class CometStream implements CometSubscriber {
     if (reason !== 'client-gone') this.#flush()
     this.#ended = true
     this.#pending = ''
-    this.#streams.delete(this)
     clearTimeout(this.#heartbeatTimer)
     clearTimeout(this.#durationTimer)
     raw.removeListener('close', onResponseClose)
@@ -268,6 +277,8 @@ export class CometStream implements CometSubscriber {
       this.#log.warn({ maxQueue: this.#feed.maxQueue }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
     }
     if (reason !== 'client-gone') endResponse(raw, this.#log)
+    // With the response ended: counted in stats() and published to diagnostics subscribers.
+    this.#streams.delete(this, reason, this.#startedAt)
     this.#log.debug({
       reason,
       messages: this.#messages,

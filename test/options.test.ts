@@ -77,6 +77,38 @@ t.test('invalid plugin options reject register with FST_COMET_INVALID_OPTION', a
   t.match(results['a misspelt key'], { message: /"paddin"/ }, 'the unknown-key error names the key')
 })
 
+t.test('maxStreams and retryAfter: invalid values reject register, valid ones register', async t => {
+  const results = registerInChild([
+    ['maxStreams 0', { maxStreams: 0 }],
+    ['maxStreams -1', { maxStreams: -1 }],
+    ['maxStreams 1.5', { maxStreams: 1.5 }],
+    ['maxStreams as a string', { maxStreams: '100' }],
+    ['maxStreams null', { maxStreams: null }],
+    ['retryAfter -1', { retryAfter: -1 }],
+    ['retryAfter 0.5', { retryAfter: 0.5 }],
+    ['retryAfter 86401', { retryAfter: 86401 }],
+    ['retryAfter as a string', { retryAfter: '5' }],
+    ['maxStreams 1 (valid)', { maxStreams: 1 }],
+    ['maxStreams with retryAfter 0 (valid)', { maxStreams: 10, retryAfter: 0 }],
+    ['retryAfter 86400 (valid)', { retryAfter: 86400 }]
+  ])
+  // The child adds two padding cases of its own; they are checked above.
+  const ours = Object.entries(results).filter(([name]) => !name.startsWith('padding'))
+  t.equal(ours.length, 12, 'every case ran')
+  for (const [name, result] of ours) {
+    if (name.endsWith('(valid)')) t.same(result, { outcome: 'registered' }, name)
+    else t.match(result, { outcome: 'rejected', code: 'FST_COMET_INVALID_OPTION', statusCode: 500, message: new RegExp(`"${name.split(' ')[0]}"`) }, name)
+  }
+})
+
+// JSON cannot carry Infinity to the child, so this one registers here.
+
+t.test('maxStreams: Infinity is the default, spelt out', async t => {
+  const { app } = await build(t, { maxStreams: Infinity, padding: 0 })
+  app.get('/comet', (request, reply) => reply.comet(['a'], 'cb'))
+  t.equal((await app.inject('/comet')).statusCode, 200)
+})
+
 t.test('valid paddings: exactly N spaces then <html><body>', async t => {
   for (const [label, options, bytes] of [
     ['padding 0', { padding: 0 }, 0],

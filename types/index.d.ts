@@ -1,11 +1,11 @@
 // The public type surface of fastify-comet. lib/ imports these declarations and implements them,
 // so the compiler keeps the two in step.
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyHelmetOptions } from '@fastify/helmet'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Factories for push sources: broadcast channels and single-consumer push queues. */
+    /** Factories for push sources (broadcast channels, single-consumer push queues) and the plugin's counters. */
     comet: fastifyComet.CometFactories
   }
 
@@ -44,6 +44,14 @@ declare namespace fastifyComet {
      * headers to the application. Ignored when the application registered `@fastify/helmet` first.
      */
     helmet?: FastifyHelmetOptions | false
+    /**
+     * Streams this instance keeps open at once. Past it, `reply.comet()` throws
+     * `FST_COMET_TOO_MANY_STREAMS` (503, with `Retry-After`) before anything is written, and the
+     * source is released. Default `Infinity` (no limit); a whole number from 1.
+     */
+    maxStreams?: number
+    /** Seconds sent in `Retry-After` with a refusal past `maxStreams`. Default 5; 0 to 86400. */
+    retryAfter?: number
   }
 
   /** Options of one `reply.comet()` call; the stream options override the plugin's. */
@@ -127,6 +135,53 @@ declare namespace fastifyComet {
     channel<T = unknown>(options: CometHistoryChannelOptions): CometHistoryChannel<T>
     channel<T = unknown>(options?: CometChannelOptions<T>): CometChannel<T>
     push<T = unknown>(options?: CometPushOptions<T>): CometPush<T>
+    /** A fresh snapshot of this instance's counters; cheap enough to call on every metrics scrape. */
+    stats(): CometStats
+  }
+
+  /** Why a stream ended. */
+  export type CometEndReason = 'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head'
+
+  /** What `fastify.comet.stats()` returns: plain numbers, counted since the plugin was registered. */
+  export interface CometStats {
+    streams: {
+      /** Streams open now. */
+      open: number
+      /** Streams started since registration (those refused by `maxStreams` are not). */
+      opened: number
+      /** Streams ended since registration, in total and by reason. */
+      ended: number
+      endReasons: Record<CometEndReason, number>
+      /** Calls to `reply.comet()` refused with `FST_COMET_TOO_MANY_STREAMS`. */
+      refused: number
+    }
+    /** Messages handed to streams, open and ended. */
+    messages: number
+    /** Bytes written to comet responses (padding, scripts and heartbeats), open and ended streams. */
+    bytes: number
+    channels: {
+      /** Channels made by `fastify.comet.channel()` that are neither closed nor garbage-collected. */
+      open: number
+      /** Streams subscribed to those channels now. */
+      subscribers: number
+    }
+  }
+
+  /** Published on `node:diagnostics_channel` `fastify-comet:stream:open` once a stream has taken its response over. */
+  export interface CometStreamOpenMessage {
+    request: FastifyRequest
+    reply: FastifyReply
+  }
+
+  /** Published on `node:diagnostics_channel` `fastify-comet:stream:end`, once per stream, whatever ended it. */
+  export interface CometStreamEndMessage extends CometStreamOpenMessage {
+    reason: CometEndReason
+    /** Messages handed to the stream. */
+    messages: number
+    /** Bytes written, padding and heartbeats included. */
+    bytes: number
+    /** Whole milliseconds from the start of the stream to its end. */
+    durationMs: number
   }
 
   /** Anything that yields messages: async generators, Node `Readable`, web `ReadableStream`, arrays, generators. */

@@ -1,7 +1,10 @@
-import Fastify, { type FastifyReply } from 'fastify'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import { expect } from 'tstyche'
-import fastifyComet, { fastifyComet as named, CometChannel, CometPush, type CometHistoryChannel, type CometSource, type FastifyCometOptions } from './index.js'
+import fastifyComet, {
+  fastifyComet as named, CometChannel, CometPush, type CometHistoryChannel, type CometSource, type FastifyCometOptions,
+  type CometStats, type CometEndReason, type CometStreamOpenMessage, type CometStreamEndMessage
+} from './index.js'
 
 const app = Fastify()
 
@@ -75,3 +78,35 @@ app.after(() => {
 
 expect(new CometChannel<number>()).type.toBe<CometChannel<number>>()
 expect(new CometPush<string>({ maxQueue: 1 })).type.toBe<CometPush<string>>()
+
+// Operating options: a stream limit and the Retry-After of its refusals.
+expect(app.register(fastifyComet, { maxStreams: 100, retryAfter: 5 })).type.not.toRaiseError()
+expect(app.register(fastifyComet, { maxStreams: Infinity })).type.not.toRaiseError()
+expect(app.register(fastifyComet, { maxStreams: '100' })).type.toRaiseError()
+expect(app.register(fastifyComet, { retryAfter: '5' })).type.toRaiseError()
+expect(app.register(fastifyComet, { retryafter: 5 })).type.toRaiseError()
+
+app.after(() => {
+  const stats = app.comet.stats()
+  expect(stats).type.toBe<CometStats>()
+  expect(stats.streams.open).type.toBe<number>()
+  expect(stats.streams.opened).type.toBe<number>()
+  expect(stats.streams.ended).type.toBe<number>()
+  expect(stats.streams.refused).type.toBe<number>()
+  expect(stats.streams.endReasons).type.toBe<Record<CometEndReason, number>>()
+  expect(stats.streams.endReasons['client-gone']).type.toBe<number>()
+  expect(stats.messages).type.toBe<number>()
+  expect(stats.bytes).type.toBe<number>()
+  expect(stats.channels).type.toBe<{ open: number, subscribers: number }>()
+  expect(app.comet.stats(true)).type.toRaiseError()
+})
+
+expect<CometEndReason>().type.toBe<'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head'>()
+expect<CometEndReason>().type.not.toBeAssignableFrom('closed')
+
+// What the diagnostics channels publish.
+expect<CometStreamOpenMessage['request']>().type.toBe<FastifyRequest>()
+expect<CometStreamOpenMessage['reply']>().type.toBe<FastifyReply>()
+expect<CometStreamEndMessage>().type.toBeAssignableTo<CometStreamOpenMessage>()
+expect<CometStreamEndMessage['reason']>().type.toBe<CometEndReason>()
+expect<Pick<CometStreamEndMessage, 'messages' | 'bytes' | 'durationMs'>>().type.toBe<{ messages: number, bytes: number, durationMs: number }>()
