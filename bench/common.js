@@ -10,9 +10,15 @@ const { fork, execFileSync } = require('node:child_process')
 const CHUNKED_END = Buffer.from('0\r\n\r\n')
 const HEADERS_END = Buffer.from('\r\n\r\n')
 
-/** Terminator that ends one message on the wire, per competitor. */
+/**
+ * What marks one message on the wire, per competitor. fastify-comet writes one script element per
+ * write with many messages in it, so its messages are counted by the text every benchmark message
+ * holds exactly once (`"hello"`, alone or as `text`), which closes each of them. The node:http
+ * baselines keep the one-script-per-message format; SSE ends each event with a blank line.
+ */
 function terminatorOf (competitor) {
-  return competitor.includes('sse') ? '\n\n' : '</script>'
+  if (competitor.includes('sse')) return '\n\n'
+  return competitor.startsWith('fastify-comet') ? 'hello"' : '</script>'
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ async function run ({ quick, inproc, rounds: roundsOpt, execArgv = [] }) {
     `${fmt(median(samples[c]) - median(samples[BASELINE]), 3)} / ${fmt(percentile(samples[c], 99) - percentile(samples[BASELINE], 99), 3)}`
   ])
   const lines = [
-    `### Latency: ${n} messages, one every ${interval} ms, ${rounds} round(s) (${rounds * n} samples each), yield -> client sees \`</script>\``,
+    `### Latency: ${n} messages, one every ${interval} ms, ${rounds} round(s) (${rounds * n} samples each), yield -> client sees the message`,
     '',
     table(['competitor', 'median ms', 'p99 ms', 'max ms', 'median of per-round p99 ms', `Δ vs ${BASELINE} median / p99 ms`], rows)
   ]

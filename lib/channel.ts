@@ -10,12 +10,16 @@ import type { CometChannelOptions, CometChannel as PublicCometChannel } from '..
 /** Whether a channel was closed, for the plugin's stats(); a symbol, so it stays off the public API. */
 export const kChannelClosed = Symbol('fastify-comet.channel-closed')
 
+/** Called once when a channel closes, so the plugin's registry of names lets go of it. */
+export const kOnClose = Symbol('fastify-comet.channel-on-close')
+
 /** What a channel shares with the feeds of its subscribers. */
 interface Hub {
   readonly maxQueue: number
   readonly feeds: Set<ChannelFeed>
   readonly history: History | undefined
   closed: boolean
+  onClose: (() => void) | undefined
 }
 
 /**
@@ -29,7 +33,7 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
   constructor (options: CometChannelOptions<T> = {}) {
     const { maxQueue, id, history } = resolveChannelOptions(options)
     this.#idOf = id
-    this.#hub = { maxQueue, feeds: new Set(), history: history === 0 ? undefined : new History(history), closed: false }
+    this.#hub = { maxQueue, feeds: new Set(), history: history === 0 ? undefined : new History(history), closed: false, onClose: undefined }
   }
 
   /** How many streams are subscribed. */
@@ -39,6 +43,10 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
 
   get [kChannelClosed] (): boolean {
     return this.#hub.closed
+  }
+
+  [kOnClose] (listener: () => void): void {
+    this.#hub.onClose = listener
   }
 
   /**
@@ -65,9 +73,11 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
   /** Ends every subscriber's stream cleanly; later subscribers end at once. */
   close (): void {
     const hub = this.#hub
+    if (hub.closed) return
     hub.closed = true
     for (const feed of hub.feeds) feed.close()
     hub.feeds.clear()
+    hub.onClose?.()
   }
 
   [kCometFeed] (context: FeedContext): CometFeed {

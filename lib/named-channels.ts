@@ -1,6 +1,7 @@
 // fastify.comet.channel(): a name gives back the same channel within one plugin instance, so
-// every route (and, with a broker, every instance) that names it shares its subscribers and history.
-import { CometChannel } from './channel.js'
+// every route (and, with a broker, every instance) that names it shares its subscribers and history,
+// until it is closed.
+import { CometChannel, kOnClose } from './channel.js'
 import { FST_COMET_INVALID_OPTION } from './errors.js'
 import type { CometChannelOptions } from '../types/index.js'
 
@@ -17,6 +18,9 @@ export class NamedChannels {
     const existing = this.#channels.get(name)
     if (existing === undefined) {
       this.#channels.set(name, { channel: channel as CometChannel<never>, options: options as CometChannelOptions<never> })
+      // Held until closed (a name must give back the same channel, history included); a closed
+      // one is let go, so the name starts afresh and per-room names do not pile up.
+      channel[kOnClose](() => { this.#channels.delete(name) })
       return channel
     }
     const differs = SETTINGS.find(key => existing.options[key] !== (options as CometChannelOptions<never>)[key])

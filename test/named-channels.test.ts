@@ -1,7 +1,7 @@
 // fastify.comet.channel({ name }): the same name gives back the same channel in one plugin
 // instance; other settings for a name in use are refused, as are invalid channel options.
 import t from 'tap'
-import { build } from './helpers.js'
+import { build, listen, messages, open } from './helpers.js'
 
 t.test('the same name gives back the same channel; unnamed channels are always new', async t => {
   const { app } = await build(t)
@@ -34,4 +34,20 @@ t.test('invalid channel options fail with FST_COMET_INVALID_OPTION', async t => 
   }
   t.throws(() => app.comet.channel({ history: 10, id: (m: unknown) => String(m) } as never), { code: 'FST_COMET_INVALID_OPTION', message: /ids itself/ }, 'history with id')
   t.throws(() => app.comet.push({ history: 10 } as never), { code: 'FST_COMET_INVALID_OPTION' }, 'a push source has no history')
+})
+
+t.test('a closed named channel is let go: the name starts afresh and streams on it get messages', async t => {
+  const { app } = await build(t, { padding: 0 })
+  const first = app.comet.channel<string>({ name: 'room', history: 10 })
+  first.close()
+  first.close() // a second close is harmless
+  const second = app.comet.channel<string>({ name: 'room', history: 10 })
+  t.not(second, first, 'a new channel, not the closed one')
+  t.equal(app.comet.channel<string>({ name: 'room', history: 10 }), second, 'and the name gives it back from now on')
+  app.get('/comet', (request, reply) => reply.comet(app.comet.channel<string>({ name: 'room', history: 10 }), 'cb'))
+  const client = await open(`${await listen(app)}/comet`)
+  await second.publish('after the first was closed')
+  second.close()
+  await client.ended
+  t.same(messages(client.body(), 'cb'), ['after the first was closed'])
 })
