@@ -3,7 +3,7 @@
 // every message exactly once, in order; an id the channel cannot resume from gives onReset.
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, listen } from '../helpers.js'
+import { build, deferred, listen } from '../helpers.js'
 import { useChromium } from './browser.js'
 
 declare global {
@@ -28,25 +28,31 @@ FastifyComet.connect('/events', {
 })
 `
 
-async function server (t: Test, maxBytes: number): Promise<{ app: FastifyInstance, origin: string }> {
+async function server (t: Test, maxBytes: number): Promise<{ app: FastifyInstance, origin: string, subscribed: Promise<void> }> {
+  const firstStream = deferred()
   const { app } = await build(t, { clientPath: '/comet/client.js' })
   app.get('/page', (request, reply) => reply.type('text/html; charset=utf-8').send(HTML))
   app.get('/app.js', (request, reply) => reply.type('text/javascript; charset=utf-8').send(APP))
   const channel = app.comet.channel<{ n: number, text: string }>({ name: 'events', history: 1000 })
-  app.get('/events', (request, reply) => reply.comet(channel, { callback: 'parent.cometMessage', maxBytes }))
+  app.get('/events', (request, reply) => {
+    const done = reply.comet(channel, { callback: 'parent.cometMessage', maxBytes })
+    firstStream.resolve() // subscribed by now: reply.comet() subscribes before it returns
+    return done
+  })
   app.decorate('events', channel)
-  return { app, origin: await listen(app) }
+  return { app, origin: await listen(app), subscribed: firstStream.promise }
 }
 
 const chromium = useChromium(t)
 
 if (chromium !== undefined) {
   t.test('a channel publishing across many rotations: every message exactly once, in order', async t => {
-    const { app, origin } = await server(t, 8192) // default padding (5 KiB): about 20 messages a document
+    const { app, origin, subscribed } = await server(t, 8192) // default padding (5 KiB): about 20 messages a document
     const channel = (app as unknown as { events: { publish: (m: { n: number, text: string }) => Promise<string> } }).events
     const { page, problems } = await chromium.page(t)
     await page.goto(`${origin}/page`)
-    await page.waitForFunction(() => document.querySelector('iframe') !== null)
+    // A page without an id starts live: publishing starts once its first stream is subscribed.
+    await subscribed
     const TOTAL = 400
     const ids: string[] = []
     for (let n = 1; n <= TOTAL; n++) {
