@@ -11,8 +11,8 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { once } from 'node:events'
 import fastifyComet from '../lib/index.js'
-import { build, firstBlockedWrite } from './helpers.js'
-import type { CometSource, CometSourceContext } from '../types/index.js'
+import { build, firstBlockedWrite, type LogLine } from './helpers.js'
+import type { CometPush, CometSource, CometSourceContext } from '../types/index.js'
 
 const PAYLOAD = 'x'.repeat(65536)
 
@@ -85,7 +85,8 @@ t.test('HTTP/2: app.close() settles while a client has stopped reading', { timeo
   await closeWhileBlocked(t, app as unknown as FastifyInstance, route)
 })
 
-t.test('HTTP/1: a stream that ends while its client has stopped reading loses its connection after the grace period', { timeout: 15000 }, async t => {
+/** A push-fed /comet route on a listening app, and an open client request to it with its response. */
+async function pushStream (t: Test): Promise<{ app: FastifyInstance, logs: LogLine[], out: CometPush<string>, raw: ServerResponse, req: http.ClientRequest, res: http.IncomingMessage }> {
   const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
   const out = app.comet.push<string>()
   let raw!: ServerResponse
@@ -99,6 +100,11 @@ t.test('HTTP/1: a stream that ends while its client has stopped reading loses it
   req.on('error', () => {})
   const res = await new Promise<http.IncomingMessage>(resolve => req.on('response', resolve))
   res.on('error', () => {})
+  return { app, logs, out, raw, req, res }
+}
+
+t.test('HTTP/1: a stream that ends while its client has stopped reading loses its connection after the grace period', { timeout: 15000 }, async t => {
+  const { logs, out, raw, res } = await pushStream(t)
   res.pause()
   // Fill the socket for real: push while the stream still takes more, one turn at a time.
   while (raw.writableLength < 4 * 1024 * 1024 && out.push(PAYLOAD)) await new Promise(setImmediate)
@@ -109,18 +115,7 @@ t.test('HTTP/1: a stream that ends while its client has stopped reading loses it
 })
 
 t.test('end() cannot throw: a response whose end() throws is dropped, and close() settles', async t => {
-  const { app, logs } = await build(t, { padding: 0 })
-  const out = app.comet.push<string>()
-  let raw!: ServerResponse
-  app.get('/comet', (request, reply) => {
-    raw = reply.raw
-    return reply.comet(out, 'cb')
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const req = http.get({ host: '127.0.0.1', port, path: '/comet', agent: false })
-  req.on('error', () => {})
-  await new Promise(resolve => req.on('response', resolve))
+  const { app, logs, raw } = await pushStream(t)
   raw.end = () => { throw new Error('end failed') }
   const closed = once(raw.socket as Socket, 'close')
   await app.close()
