@@ -31,7 +31,7 @@ export function openSource (source: CometSource<unknown>, context: FeedContext, 
 export function sourceKind (source: unknown): 'function' | 'feed' | 'async-iterable' | 'iterable' {
   if (typeof source === 'function') return 'function'
   if (isFeedSource(source)) return 'feed'
-  return typeof (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function' ? 'async-iterable' : 'iterable'
+  return isAsyncIterable(source) ? 'async-iterable' : 'iterable'
 }
 
 /** Lets a source that reply.comet() refused clean up: a push source's signal aborts. */
@@ -62,7 +62,7 @@ function assertIterable (value: unknown): CometIterable<unknown> {
   // Strings and byte arrays are iterable, but as a source they would send one character or one
   // number per message: almost certainly a mistake, so they are refused.
   if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value) &&
-      (typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function' ||
+      (isAsyncIterable(value) ||
        typeof (value as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function')) {
     return value as CometIterable<unknown>
   }
@@ -235,6 +235,10 @@ function closeIterator (iterator: AsyncIterator<unknown> | Iterator<unknown>): v
     const closing: unknown = iterator.return()
     if (closing instanceof Promise) closing.then(undefined, ignore)
   } catch {}
+}
+
+function isAsyncIterable (value: unknown): boolean {
+  return typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function'
 }
 
 function ignore (): void {}
