@@ -76,3 +76,11 @@ export const FST_COMET_TOO_MANY_STREAMS = createError(
   'Too many comet streams open (maxStreams is %s): try again later',
   503
 )
+
+// publish() on a channel shared through a broker: Redis did not store the message (unreachable,
+// or no answer within the broker's commandTimeout). The message may be published again.
+export const FST_COMET_PUBLISH_FAILED = createError(
+  'FST_COMET_PUBLISH_FAILED',
+  'Could not publish to channel "%s": %s',
+  503
+)

@@ -20,7 +20,7 @@ import { NamedChannels } from './named-channels.js'
 import type { CometFeed } from './feed.js'
 
 const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options) => {
-  const { defaults, clientPath, maxStreams, retryAfter } = resolvePluginOptions(options)
+  const { defaults, clientPath, maxStreams, retryAfter, broker } = resolvePluginOptions(options)
   registerHelmet(fastify, options.helmet)
   // Routes already told that their CSP blocks comet scripts (keyed by the route's config object).
   const warnedRoutes = new WeakSet<object>()
@@ -63,7 +63,8 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
     return stream.done
   }
   fastify.decorateReply('comet', comet)
-  const channels = new NamedChannels()
+  const brokerConnection = await broker?.connect(fastify.log)
+  const channels = new NamedChannels(brokerConnection)
   fastify.decorate('comet', {
     channel: (options?: CometChannelOptions) => live.add(channels.channel(options)),
     push: <T>(options?: CometPushOptions<T>) => new CometPush<T>(options),
@@ -75,6 +76,7 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
   fastify.addHook('preClose', async () => {
     streams.shutdown()
   })
+  if (brokerConnection !== undefined) fastify.addHook('onClose', async () => brokerConnection.close())
 
   if (clientPath !== undefined) serveClient(fastify, clientPath)
 }

@@ -1,6 +1,7 @@
 // Option validation: plugin options once at register, per-call options at each reply.comet().
 import { FST_COMET_INVALID_OPTION } from './errors.js'
 import { assertCallback } from './encode.js'
+import type { CometBroker } from './broker.js'
 import type { FastifyCometOptions, CometReplyOptions, CometChannelOptions, CometPushOptions } from '../types/index.js'
 
 /** What one stream needs to know, with every default filled in. */
@@ -20,6 +21,7 @@ export interface PluginSettings {
   clientPath: string | undefined
   maxStreams: number
   retryAfter: number
+  broker: CometBroker | undefined
 }
 
 const DEFAULTS: StreamDefaults = {
@@ -38,7 +40,7 @@ const DEFAULT_RETRY_AFTER = 5
 const MAX_RETRY_AFTER = 86400
 
 const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxDuration']
-const PLUGIN_OPTIONS = new Set([...STREAM_OPTIONS, 'helmet', 'clientPath', 'maxStreams', 'retryAfter'])
+const PLUGIN_OPTIONS = new Set([...STREAM_OPTIONS, 'helmet', 'clientPath', 'maxStreams', 'retryAfter', 'broker'])
 const REPLY_OPTIONS = new Set([...STREAM_OPTIONS, 'callback', 'id'])
 
 /** Validates the options given to register(); throws FST_COMET_INVALID_OPTION. */
@@ -54,7 +56,8 @@ export function resolvePluginOptions (options: FastifyCometOptions): PluginSetti
     defaults: readStreamOptions(options, DEFAULTS),
     clientPath,
     maxStreams: options.maxStreams === Infinity ? Infinity : readInteger(options, 'maxStreams', Infinity, Number.MAX_SAFE_INTEGER, 'streams, or Infinity', 1),
-    retryAfter: readInteger(options, 'retryAfter', DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, 'seconds')
+    retryAfter: readInteger(options, 'retryAfter', DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER, 'seconds'),
+    broker: readBroker(options.broker)
   }
 }
 
@@ -118,6 +121,14 @@ function readStreamOptions (options: Record<string, unknown>, defaults: StreamDe
     throw new FST_COMET_INVALID_OPTION('maxBytes', `must be larger than padding (${settings.padding} bytes)`)
   }
   return settings
+}
+
+function readBroker (broker: unknown): CometBroker | undefined {
+  if (broker === undefined) return undefined
+  if (broker === null || typeof broker !== 'object' || typeof (broker as Partial<CometBroker>).connect !== 'function') {
+    throw new FST_COMET_INVALID_OPTION('broker', 'expected a broker such as cometRedis() from fastify-comet/redis')
+  }
+  return broker as CometBroker
 }
 
 function assertObject (value: unknown, name: string): asserts value is Record<string, unknown> {

@@ -1,6 +1,6 @@
 // The public type surface of fastify-comet. lib/ imports these declarations and implements them,
 // so the compiler keeps the two in step.
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyHelmetOptions } from '@fastify/helmet'
 
 declare module 'fastify' {
@@ -52,6 +52,17 @@ declare namespace fastifyComet {
     maxStreams?: number
     /** Seconds sent in `Retry-After` with a refusal past `maxStreams`. Default 5; 0 to 86400. */
     retryAfter?: number
+    /**
+     * Shares named channels with every instance that uses the same broker, e.g. `cometRedis()` from
+     * `fastify-comet/redis`. Named channels then need a `history`; unnamed ones stay in process.
+     */
+    broker?: CometBroker
+  }
+
+  /** Shares named channels between instances; made by `cometRedis()` (`fastify-comet/redis`). */
+  export interface CometBroker {
+    /** Called once by the plugin when it is registered; resolves once the broker is connected (or has waited long enough). */
+    connect (log: FastifyBaseLogger): Promise<{ close (): void }>
   }
 
   /** Options of one `reply.comet()` call; the stream options override the plugin's. */

@@ -1,0 +1,215 @@
+// A named channel shared through Redis by every instance: publish() goes to Redis, which numbers
+// and stores the message; every instance (this one too) delivers it when it comes back, so all of
+// them deliver the same messages in the same order with the same ids. A reconnecting client
+// resumes on any instance: what it missed is read from the log in Redis, then it goes live.
+import { encodeMessage } from './encode.js'
+import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from './feed.js'
+import { kChannelClosed, kOnClose } from './channel.js'
+import type { RedisLink } from './redis-link.js'
+import type { ChannelKeys } from './redis-scripts.js'
+import type { Topic, TopicListener } from './redis-topic.js'
+
+/** Entries read per round trip while a client catches up. */
+const REPLAY_PAGE = 500
+
+export interface BrokeredChannelSettings {
+  history: number
+  maxQueue: number
+}
+
+export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListener {
+  readonly name: string
+  readonly history: number
+  readonly maxQueue: number
+  readonly link: RedisLink
+  readonly keys: ChannelKeys
+  readonly #feeds = new Set<BrokeredFeed>()
+  /** Followed in Redis while this instance has subscribers, and only then. */
+  #topic: Topic | undefined
+  /** Where this instance stands in the channel; epoch undefined until the topic has read the log. */
+  epoch: string | undefined
+  last = 0
+  #closed = false
+  #onClose: (() => void) | undefined
+
+  constructor (name: string, settings: BrokeredChannelSettings, link: RedisLink) {
+    this.name = name
+    this.history = settings.history
+    this.maxQueue = settings.maxQueue
+    this.link = link
+    this.keys = link.keysOf(name)
+  }
+
+  get size (): number {
+    return this.#feeds.size
+  }
+
+  get [kChannelClosed] (): boolean {
+    return this.#closed
+  }
+
+  [kOnClose] (listener: () => void): void {
+    this.#onClose = listener
+  }
+
+  /**
+   * Stores and sends `message` through Redis; resolves with its id. Throws
+   * FST_COMET_UNSERIALIZABLE_MESSAGE synchronously; rejects with FST_COMET_PUBLISH_FAILED when
+   * Redis cannot be reached within the broker's commandTimeout.
+   */
+  publish (message: T): Promise<string> {
+    return this.link.publish(this.keys, this.name, this.history, encodeMessage(message))
+  }
+
+  /** Ends this instance's subscribers cleanly and stops following the channel here. */
+  close (): void {
+    if (this.#closed) return
+    this.#closed = true
+    for (const feed of this.#feeds) feed.close()
+    this.#onClose?.()
+  }
+
+  [kCometFeed] (context: FeedContext): CometFeed {
+    return new BrokeredFeed(this, context.lastEventId)
+  }
+
+  subscribe (feed: BrokeredFeed, stream: CometSubscriber): void {
+    if (this.#closed) return stream.end('done')
+    this.#feeds.add(feed)
+    if (this.#topic === undefined) this.#topic = this.link.follow(this.keys, this)
+    else if (this.epoch !== undefined) feed.resume(this.epoch, this.last)
+  }
+
+  unsubscribe (feed: BrokeredFeed): void {
+    if (!this.#feeds.delete(feed) || this.#feeds.size > 0 || this.#topic === undefined) return
+    this.link.unfollow(this.#topic)
+    this.#topic = undefined
+    this.epoch = undefined
+  }
+
+  position (epoch: string, last: number): void {
+    this.epoch = epoch
+    this.last = last
+    for (const feed of this.#feeds) feed.resume(epoch, last)
+  }
+
+  reset (epoch: string, last: number): void {
+    const id = `${epoch}-${last}`
+    this.epoch = epoch
+    this.last = last
+    for (const feed of this.#feeds) feed.reset(id)
+  }
+
+  message (epoch: string, seq: number, message: string): void {
+    this.last = seq
+    const id = `${epoch}-${seq}`
+    const encodedId = encodeMessage(id)
+    for (const feed of this.#feeds) feed.live(seq, message, id, encodedId)
+  }
+}
+
+/** One stream's subscription: waits for the channel's position, replays from Redis, then goes live. */
+class BrokeredFeed implements CometFeed {
+  readonly #channel: BrokeredChannel
+  #stream: CometSubscriber | undefined
+  /** The id of the last message this client has (from the request, then as delivered). */
+  #lastId: string | undefined
+  #resumed = false
+  /** While replaying from the log: the seq of the next message to read. */
+  #replayNext = 0
+  /** Live messages up to this seq already reached the client through another instance. */
+  #seenThrough = 0
+
+  constructor (channel: BrokeredChannel, lastEventId: string | undefined) {
+    this.#channel = channel
+    this.#lastId = lastEventId
+  }
+
+  get maxQueue (): number {
+    return this.#channel.maxQueue
+  }
+
+  start (stream: CometSubscriber): void {
+    this.#stream = stream
+    this.#channel.subscribe(this, stream)
+  }
+
+  /** The channel knows where it stands: resume from the client's id, or start live. */
+  resume (epoch: string, last: number): void {
+    if (this.#resumed) return
+    this.#resumed = true
+    const seq = seqOf(this.#lastId, epoch)
+    if (this.#lastId === undefined || seq === last) return
+    if (seq === undefined || seq < last - this.#channel.history) return this.reset(`${epoch}-${last}`)
+    if (seq < last) {
+      this.#replayNext = seq + 1
+      this.#replay(this.#stream as CometSubscriber, epoch).then(undefined, err => this.#stream?.fail(err))
+    } else {
+      // Ahead of this instance: the client came from one that has already delivered more.
+      this.#seenThrough = seq
+      this.#checkAhead(this.#stream as CometSubscriber, epoch, seq).then(undefined, err => this.#stream?.fail(err))
+    }
+  }
+
+  /** What the client missed is gone: it is told, and goes on from `id`. */
+  reset (id: string): void {
+    this.#replayNext = 0
+    this.#seenThrough = 0
+    this.#stream?.control('reset', { lastEventId: this.#lastId, id })
+    this.#lastId = id
+  }
+
+  live (seq: number, message: string, id: string, encodedId: string): void {
+    if (!this.#resumed || this.#replayNext !== 0 || seq <= this.#seenThrough) return
+    this.#lastId = id
+    this.#stream?.deliver(message, encodedId)
+  }
+
+  close (): void {
+    this.#stream?.end('done')
+  }
+
+  stop (): void {
+    this.#channel.unsubscribe(this)
+    this.#stream = undefined
+  }
+
+  // Paced like any pulled source: pages are read as the socket takes them. Live messages wait in
+  // the log meanwhile, and the replay hands over to them once it has reached the channel's position.
+  async #replay (stream: CometSubscriber, epoch: string): Promise<void> {
+    const channel = this.#channel
+    while (this.#replayNext !== 0 && this.#replayNext <= channel.last) {
+      const page = await channel.link.read(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
+      // Stopped, or reset by the channel meanwhile (then page.entries is undefined as well).
+      if (this.#stream !== stream || this.#replayNext === 0 || page.entries === undefined) return
+      if (page.entries[0]?.[0] !== this.#replayNext) return stream.end('overflow') // trimmed past it
+      for (const [seq, message] of page.entries) {
+        if (seq > channel.last) break
+        this.#deliverReplayed(stream, epoch, seq, message)
+        if (!stream.ready) await stream.whenReady()
+        if (this.#stream !== stream || this.#replayNext === 0) return
+      }
+    }
+    this.#replayNext = 0
+  }
+
+  #deliverReplayed (stream: CometSubscriber, epoch: string, seq: number, message: string): void {
+    this.#lastId = `${epoch}-${seq}`
+    this.#replayNext = seq + 1
+    stream.deliver(message, encodeMessage(this.#lastId))
+  }
+
+  // An id ahead of what this instance has delivered is real only if Redis has it.
+  async #checkAhead (stream: CometSubscriber, epoch: string, seq: number): Promise<void> {
+    const page = await this.#channel.link.read(this.#channel.keys, epoch, seq, 1)
+    if (this.#stream !== stream || this.#seenThrough !== seq) return
+    if (page.entries === undefined || seq > page.last) this.reset(`${page.epoch}-${page.last}`)
+  }
+}
+
+/** The sequence number in an id of `epoch`; undefined for any other id. */
+function seqOf (id: string | undefined, epoch: string): number | undefined {
+  if (id === undefined || !id.startsWith(epoch + '-')) return undefined
+  const text = id.slice(epoch.length + 1)
+  return /^(0|[1-9]\d{0,15})$/.test(text) ? Number(text) : undefined
+}

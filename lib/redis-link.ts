@@ -1,0 +1,144 @@
+// This instance's two connections to Redis: one for commands (publish, read the log), which fails
+// fast while Redis is away instead of queueing, and one subscriber, shared by every named channel
+// followed here. After the subscriber reconnects, it subscribes again and then every channel reads
+// the log, so what was published meanwhile is delivered, once.
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { setTimeout } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Redis } from 'ioredis'
+import { FST_COMET_PUBLISH_FAILED } from './errors.js'
+import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './redis-scripts.js'
+import { Topic, type LogPage, type LogReader, type TopicListener } from './redis-topic.js'
+
+type ReadReply = [epoch: string, last: number, entries?: Array<[id: string, fields: string[]]>]
+
+interface CometCommands {
+  cometPublish (meta: string, log: string, epoch: string, history: number, message: string, live: string): Promise<string>
+  cometRead (meta: string, log: string, epoch: string, knownEpoch: string, after: number, count: number): Promise<ReadReply>
+  cometRetireEpoch (meta: string, log: string, epoch: string, knownEpoch: string, seq: number): Promise<number>
+}
+
+const newEpoch = (): string => randomBytes(6).toString('hex')
+
+export class RedisLink implements LogReader {
+  readonly #commands: Redis & CometCommands
+  readonly #subscriber: Redis
+  readonly #prefix: string
+  readonly #log: FastifyBaseLogger
+  /** The channels followed here, by their pub/sub channel. */
+  readonly #topics = new Map<string, Topic>()
+  #down = false
+
+  constructor (commands: Redis, subscriber: Redis, prefix: string, log: FastifyBaseLogger) {
+    commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
+    commands.defineCommand('cometRead', { numberOfKeys: 2, lua: READ })
+    commands.defineCommand('cometRetireEpoch', { numberOfKeys: 2, lua: RETIRE_EPOCH })
+    this.#commands = commands as Redis & CometCommands
+    this.#subscriber = subscriber
+    this.#prefix = prefix
+    this.#log = log
+    subscriber.on('message', (channel: string, text: string) => this.#onMessage(channel, text))
+    subscriber.on('ready', () => this.#resubscribe())
+    // A read that failed while Redis was away is tried again as soon as commands can run.
+    commands.on('ready', () => { for (const topic of this.#topics.values()) if (topic.stale) topic.catchUp() })
+    for (const connection of [commands, subscriber]) {
+      connection.on('error', (err: Error) => this.#lost(err))
+      connection.on('ready', () => this.#back())
+    }
+  }
+
+  /** Resolves once commands can run, or after `ms` (then it logs why, and publishing fails until Redis is back). */
+  async connected (ms: number): Promise<void> {
+    if (this.#commands.status === 'ready') return
+    const ready = once(this.#commands, 'ready')
+    const timeout = setTimeout(ms, false, { ref: false })
+    if (await Promise.race([ready.then(() => true), timeout])) return
+    this.#log.warn(`fastify-comet: Redis did not answer within ${ms} ms of starting; publishing to named channels fails until it does`)
+  }
+
+  /** Stores and sends a message; resolves with its id, or rejects with FST_COMET_PUBLISH_FAILED. */
+  async publish (keys: ChannelKeys, name: string, history: number, message: string): Promise<string> {
+    try {
+      return await this.#commands.cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live)
+    } catch (err) {
+      throw new FST_COMET_PUBLISH_FAILED(name, (err as Error).message, { cause: err })
+    }
+  }
+
+  keysOf (name: string): ChannelKeys {
+    return channelKeys(this.#prefix, name)
+  }
+
+  /** Starts following a channel: its listener hears where it stands, then every message. */
+  follow (keys: ChannelKeys, listener: TopicListener): Topic {
+    const topic = new Topic(keys, this, listener)
+    this.#topics.set(topic.keys.live, topic)
+    // Subscribed first, then the log is read: nothing published in between is missed.
+    this.#subscriber.subscribe(topic.keys.live).then(() => topic.catchUp(), () => {
+      // The connection dropped before it could subscribe: #resubscribe() does it when it is back.
+    })
+    return topic
+  }
+
+  unfollow (topic: Topic): void {
+    topic.closed = true
+    this.#topics.delete(topic.keys.live)
+    this.#subscriber.unsubscribe(topic.keys.live).catch(() => {
+      // Gone with the connection: it will not be subscribed again.
+    })
+  }
+
+  async read (keys: ChannelKeys, epoch: string, after: number, count: number): Promise<LogPage> {
+    const [logEpoch, last, entries] = await this.#commands.cometRead(keys.meta, keys.log, newEpoch(), epoch, after, count)
+    return {
+      epoch: logEpoch,
+      last,
+      // Entry ids are `0-SEQ`; the only field is the message.
+      entries: entries?.map(([id, fields]) => [Number(id.slice(2)), fields[1]])
+    }
+  }
+
+  async retireEpoch (keys: ChannelKeys, epoch: string, seq: number): Promise<void> {
+    await this.#commands.cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq)
+  }
+
+  close (): void {
+    for (const topic of this.#topics.values()) topic.closed = true
+    this.#topics.clear()
+    this.#commands.disconnect()
+    this.#subscriber.disconnect()
+  }
+
+  #onMessage (channel: string, text: string): void {
+    const topic = this.#topics.get(channel)
+    const space = text.indexOf(' ')
+    const secondSpace = text.indexOf(' ', space + 1)
+    if (topic === undefined || secondSpace === -1) return
+    topic.live(text.slice(0, space), Number(text.slice(space + 1, secondSpace)), text.slice(secondSpace + 1))
+  }
+
+  // The subscriber (re)connected: subscribe to every channel again, in one command, then read
+  // each log from where this instance stopped.
+  #resubscribe (): void {
+    if (this.#topics.size === 0) return
+    const topics = [...this.#topics.values()]
+    this.#subscriber.subscribe(...this.#topics.keys()).then(() => {
+      for (const topic of topics) topic.catchUp()
+    }, () => {
+      // Dropped again before it could subscribe: the next 'ready' tries again.
+    })
+  }
+
+  #lost (err: Error): void {
+    if (this.#down) return
+    this.#down = true
+    this.#log.warn({ err }, 'fastify-comet: lost the connection to Redis; named channels catch up once it is back')
+  }
+
+  #back (): void {
+    if (!this.#down) return
+    this.#down = false
+    this.#log.info('fastify-comet: connected to Redis again')
+  }
+}

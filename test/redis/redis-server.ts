@@ -1,0 +1,82 @@
+// A real redis-server per test file (Debian's, never a mock): started on a unix socket in a
+// temporary directory, persistence off, so SIGKILL and start() again is a real outage with an
+// empty restart. Without redis-server the file skips itself with one line saying how to get it,
+// except on CI (env CI set), where a missing component is a failure.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { once } from 'node:events'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+
+export const REDIS_SERVER_PATH = process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server'
+
+function onCI (): boolean {
+  const ci = process.env.CI
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
+}
+
+export interface RedisServer {
+  /** The socket's path: what `cometRedis({ url })` and ioredis take. */
+  readonly url: string
+  /** A plain client for the test's own commands (CLIENT KILL, HSET, ...), closed with the file. */
+  readonly cli: Redis
+  /** Starts the server (again) on the same socket, empty. */
+  start (): Promise<void>
+  /** SIGKILL: the server is gone at once, with everything it held. */
+  kill (): Promise<void>
+}
+
+/**
+ * The file's redis-server, started (with `cli` connected) before the file's first test; undefined
+ * when it is missing, in which case the file must define no tests (it is skipped or failed).
+ */
+export function useRedis (t: Test): RedisServer | undefined {
+  if (!existsSync(REDIS_SERVER_PATH)) {
+    const reason = `no redis-server at ${REDIS_SERVER_PATH}: \`apt-get install redis-server\` (or set REDIS_SERVER_PATH) to run the Redis tests`
+    if (onCI()) t.fail(`${reason}; on CI they must run`)
+    else t.plan(0, reason)
+    return undefined
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-comet-redis-'))
+  const url = join(dir, 'redis.sock')
+  let child: ChildProcess | undefined
+  const server: RedisServer = {
+    url,
+    cli: new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null }),
+    async start () {
+      const started = spawn(REDIS_SERVER_PATH, ['--port', '0', '--unixsocket', url, '--unixsocketperm', '700',
+        '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+      child = started
+      let output = ''
+      started.stdout.setEncoding('utf8')
+      await new Promise<void>((resolve, reject) => {
+        started.stdout.on('data', (text: string) => {
+          output += text
+          if (/ready to accept connections/i.test(output)) resolve()
+        })
+        started.once('exit', code => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output}`)))
+      })
+      started.stdout.resume()
+    },
+    async kill () {
+      const running = child
+      child = undefined
+      if (running === undefined || running.exitCode !== null) return
+      const exited = once(running, 'exit')
+      running.kill('SIGKILL')
+      await exited
+    }
+  }
+  t.teardown(async () => {
+    server.cli.disconnect()
+    await server.kill()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  t.before(async () => {
+    await server.start()
+    await server.cli.connect()
+  })
+  return server
+}

@@ -1,0 +1,18 @@
+// The public types of fastify-comet/redis.
+import type { Redis } from 'ioredis'
+import type { CometBroker } from './index.js'
+
+export interface CometRedisOptions {
+  /** Where Redis is, e.g. `redis://127.0.0.1:6379` (any URL ioredis takes). Give `url` or `client`. */
+  url?: string
+  /** An ioredis instance, e.g. `fastify.redis` from @fastify/redis; the broker duplicates its connections from it. */
+  client?: Redis
+  /** Prefix of every key and pub/sub channel the broker uses. Default `comet:`. */
+  prefix?: string
+  /** Milliseconds a publish (or a read of a channel's log) may wait for Redis before it fails. Default 2000. */
+  commandTimeout?: number
+}
+
+/** A broker that shares named channels between instances through Redis (Streams for the log, pub/sub for delivery). */
+export declare function cometRedis (options: CometRedisOptions): CometBroker
+export default cometRedis
