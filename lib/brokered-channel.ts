@@ -94,10 +94,9 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
   }
 
   reset (epoch: string, last: number): void {
-    const id = `${epoch}-${last}`
     this.epoch = epoch
     this.last = last
-    for (const feed of this.#feeds) feed.reset(id)
+    for (const feed of this.#feeds) feed.moved(epoch, last)
   }
 
   message (epoch: string, seq: number, message: string): void {
@@ -136,7 +135,6 @@ class BrokeredFeed implements CometFeed {
 
   /** The channel knows where it stands: resume from the client's id, or start live. */
   resume (epoch: string, last: number): void {
-    if (this.#resumed) return
     this.#resumed = true
     const seq = seqOf(this.#lastId, epoch)
     if (this.#lastId === undefined || seq === last) return
@@ -147,8 +145,15 @@ class BrokeredFeed implements CometFeed {
     } else {
       // Ahead of this instance: the client came from one that has already delivered more.
       this.#seenThrough = seq
-      this.#checkAhead(this.#stream as CometSubscriber, epoch, seq).then(undefined, err => this.#stream?.fail(err))
+      this.#checkAhead(epoch, seq).then(undefined, err => this.#stream?.fail(err))
     }
+  }
+
+  /** The channel skipped ahead to `last`: a reset for a client that had not got that far. */
+  moved (epoch: string, last: number): void {
+    const seq = seqOf(this.#lastId, epoch)
+    // A client that came from an instance that was ahead may already have everything up to there.
+    if (seq === undefined || seq < last) this.reset(`${epoch}-${last}`)
   }
 
   /** What the client missed is gone: it is told, and goes on from `id`. */
@@ -172,42 +177,44 @@ class BrokeredFeed implements CometFeed {
   stop (): void {
     this.#channel.unsubscribe(this)
     this.#stream = undefined
+    this.#replayNext = 0
   }
 
   // Paced like any pulled source: pages are read as the socket takes them. Live messages wait in
   // the log meanwhile, and the replay hands over to them once it has reached the channel's position.
+  // One check after every wait: a stop or a reset meanwhile sets #replayNext to 0.
   async #replay (stream: CometSubscriber, epoch: string): Promise<void> {
     const channel = this.#channel
+    let page: Array<[seq: number, message: string]> = []
+    let at = 0
     while (this.#replayNext !== 0 && this.#replayNext <= channel.last) {
-      const page = await channel.link.read(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
-      // Stopped, or reset by the channel meanwhile (then page.entries is undefined as well).
-      if (this.#stream !== stream || this.#replayNext === 0 || page.entries === undefined) return
-      if (page.entries[0]?.[0] !== this.#replayNext) return stream.end('overflow') // trimmed past it
-      for (const [seq, message] of page.entries) {
-        if (seq > channel.last) break
-        this.#deliverReplayed(stream, epoch, seq, message)
-        if (!stream.ready) await stream.whenReady()
-        if (this.#stream !== stream || this.#replayNext === 0) return
+      if (!stream.ready) {
+        await stream.whenReady()
+      } else if (at < page.length) {
+        const [seq, message] = page[at++]
+        this.#lastId = `${epoch}-${seq}`
+        this.#replayNext = seq + 1
+        stream.deliver(message, encodeMessage(this.#lastId))
+      } else {
+        const { entries = [] } = await channel.link.read(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
+        // Trimmed past it, or the log started afresh: the client reconnects, and is told then.
+        // (Stopped or reset during the read, the loop ends instead.)
+        if (this.#replayNext !== 0 && entries[0]?.[0] !== this.#replayNext) return stream.end('overflow')
+        page = entries
+        at = 0
       }
     }
     this.#replayNext = 0
   }
 
-  #deliverReplayed (stream: CometSubscriber, epoch: string, seq: number, message: string): void {
-    this.#lastId = `${epoch}-${seq}`
-    this.#replayNext = seq + 1
-    stream.deliver(message, encodeMessage(this.#lastId))
-  }
-
-  // An id ahead of what this instance has delivered is real only if Redis has it.
-  async #checkAhead (stream: CometSubscriber, epoch: string, seq: number): Promise<void> {
+  // An id ahead of what this instance has delivered is real only if Redis has it. (Stopped
+  // meanwhile, the reset goes nowhere.)
+  async #checkAhead (epoch: string, seq: number): Promise<void> {
     const page = await this.#channel.link.read(this.#channel.keys, epoch, seq, 1)
-    if (this.#stream !== stream || this.#seenThrough !== seq) return
     if (page.entries === undefined || seq > page.last) this.reset(`${page.epoch}-${page.last}`)
   }
 }
 
-/** The sequence number in an id of `epoch`; undefined for any other id. */
 function seqOf (id: string | undefined, epoch: string): number | undefined {
   if (id === undefined || !id.startsWith(epoch + '-')) return undefined
   const text = id.slice(epoch.length + 1)

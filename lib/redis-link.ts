@@ -3,8 +3,6 @@
 // followed here. After the subscriber reconnects, it subscribes again and then every channel reads
 // the log, so what was published meanwhile is delivered, once.
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { setTimeout } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { FST_COMET_PUBLISH_FAILED } from './errors.js'
@@ -20,6 +18,9 @@ interface CometCommands {
 }
 
 const newEpoch = (): string => randomBytes(6).toString('hex')
+
+// For replies nothing waits for; a callback also keeps a failed one from being unhandled.
+function ignoreReply (): void {}
 
 export class RedisLink implements LogReader {
   readonly #commands: Redis & CometCommands
@@ -50,11 +51,16 @@ export class RedisLink implements LogReader {
 
   /** Resolves once commands can run, or after `ms` (then it logs why, and publishing fails until Redis is back). */
   async connected (ms: number): Promise<void> {
-    if (this.#commands.status === 'ready') return
-    const ready = once(this.#commands, 'ready')
-    const timeout = setTimeout(ms, false, { ref: false })
-    if (await Promise.race([ready.then(() => true), timeout])) return
-    this.#log.warn(`fastify-comet: Redis did not answer within ${ms} ms of starting; publishing to named channels fails until it does`)
+    let timer: NodeJS.Timeout | undefined
+    let onReady: (() => void) | undefined
+    const ready = await new Promise<boolean>(resolve => {
+      onReady = () => resolve(true)
+      this.#commands.once('ready', onReady)
+      timer = setTimeout(resolve, ms, false)
+    })
+    clearTimeout(timer)
+    this.#commands.off('ready', onReady as () => void)
+    if (!ready) this.#log.warn(`fastify-comet: Redis did not answer within ${ms} ms of starting; publishing to named channels fails until it does`)
   }
 
   /** Stores and sends a message; resolves with its id, or rejects with FST_COMET_PUBLISH_FAILED. */
@@ -75,18 +81,16 @@ export class RedisLink implements LogReader {
     const topic = new Topic(keys, this, listener)
     this.#topics.set(topic.keys.live, topic)
     // Subscribed first, then the log is read: nothing published in between is missed.
-    this.#subscriber.subscribe(topic.keys.live).then(() => topic.catchUp(), () => {
-      // The connection dropped before it could subscribe: #resubscribe() does it when it is back.
-    })
+    // (Should the connection drop first, #resubscribe() subscribes and reads again when it is back.)
+    this.#subscriber.subscribe(topic.keys.live, () => topic.catchUp())
     return topic
   }
 
   unfollow (topic: Topic): void {
     topic.closed = true
     this.#topics.delete(topic.keys.live)
-    this.#subscriber.unsubscribe(topic.keys.live).catch(() => {
-      // Gone with the connection: it will not be subscribed again.
-    })
+    // Gone with the connection, it is not subscribed again either way.
+    this.#subscriber.unsubscribe(topic.keys.live, ignoreReply)
   }
 
   async read (keys: ChannelKeys, epoch: string, after: number, count: number): Promise<LogPage> {
@@ -104,8 +108,6 @@ export class RedisLink implements LogReader {
   }
 
   close (): void {
-    for (const topic of this.#topics.values()) topic.closed = true
-    this.#topics.clear()
     this.#commands.disconnect()
     this.#subscriber.disconnect()
   }
@@ -122,11 +124,9 @@ export class RedisLink implements LogReader {
   // each log from where this instance stopped.
   #resubscribe (): void {
     if (this.#topics.size === 0) return
-    const topics = [...this.#topics.values()]
-    this.#subscriber.subscribe(...this.#topics.keys()).then(() => {
-      for (const topic of topics) topic.catchUp()
-    }, () => {
-      // Dropped again before it could subscribe: the next 'ready' tries again.
+    // Dropped again before it could subscribe, the next 'ready' does it again.
+    this.#subscriber.subscribe(...this.#topics.keys(), () => {
+      for (const topic of this.#topics.values()) topic.catchUp()
     })
   }
 

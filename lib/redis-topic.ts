@@ -54,7 +54,6 @@ export class Topic {
 
   /** A message from pub/sub. */
   live (epoch: string, seq: number, message: string): void {
-    if (this.closed) return
     if (epoch === this.#epoch && seq === this.#last + 1 && !this.#restarted) {
       this.#last = seq
       this.#listener.message(epoch, seq, message)
@@ -85,17 +84,14 @@ export class Topic {
   async #read (): Promise<void> {
     do {
       this.#again = false
-      let page: LogPage
-      do {
-        if (this.closed) return
-        page = await this.#log.read(this.keys, this.#epoch ?? '', this.#last, PAGE)
-      } while (!this.closed && this.#apply(page))
-      if (this.closed) return
+      while (this.#apply(await this.#log.read(this.keys, this.#epoch ?? '', this.#last, PAGE)));
     } while (this.#again)
   }
 
   /** Applies one page; true when there is more to read. */
   #apply ({ epoch, last, entries }: LogPage): boolean {
+    // No longer followed (its last stream ended while the log was read): the page goes nowhere.
+    if (this.closed) return false
     if (this.#epoch === undefined) {
       this.#epoch = epoch
       this.#last = last
@@ -114,15 +110,16 @@ export class Topic {
       this.#log.retireEpoch(this.keys, epoch, this.#last).then(() => this.catchUp(), () => { this.stale = true })
       return false
     }
-    const first = entries.length > 0 ? entries[0][0] : last + 1
+    // Without what pub/sub delivered while the page was read.
+    const fresh = entries.filter(([seq]) => seq > this.#last)
+    const first = fresh.length > 0 ? fresh[0][0] : last + 1
     if (this.#restarted || first > this.#last + 1) {
       // What lies before `first` is gone: subscribers are told where they stand now.
       this.#restarted = false
       this.#last = first - 1
       this.#listener.reset(epoch, this.#last)
     }
-    for (const [seq, message] of entries) {
-      if (seq !== this.#last + 1) continue // delivered from pub/sub meanwhile
+    for (const [seq, message] of fresh) {
       this.#last = seq
       this.#listener.message(epoch, seq, message)
     }

@@ -15,6 +15,7 @@ const KNOWN = new Set(['url', 'client', 'prefix', 'commandTimeout'])
 // without limit; nothing is sent twice after a reconnection (a publish that timed out may have
 // been stored, and the application may publish it again).
 const commandOptions = (commandTimeout: number): RedisOptions => ({
+  lazyConnect: false,
   enableOfflineQueue: false,
   autoResendUnfulfilledCommands: false,
   commandTimeout
@@ -22,7 +23,7 @@ const commandOptions = (commandTimeout: number): RedisOptions => ({
 
 // The subscriber waits for Redis as long as it takes; it subscribes again itself after a
 // reconnection, so that every channel reads its log only once the subscription is back.
-const SUBSCRIBER_OPTIONS: RedisOptions = { autoResubscribe: false, maxRetriesPerRequest: null }
+const SUBSCRIBER_OPTIONS: RedisOptions = { lazyConnect: false, autoResubscribe: false, maxRetriesPerRequest: null }
 
 /** A broker for `fastify.register(fastifyComet, { broker: cometRedis({ url }) })`. */
 export function cometRedis (options: CometRedisOptions): CometBroker {

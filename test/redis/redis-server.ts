@@ -22,7 +22,7 @@ export interface RedisServer {
   readonly url: string
   /** A plain client for the test's own commands (CLIENT KILL, HSET, ...), closed with the file. */
   readonly cli: Redis
-  /** Starts the server (again) on the same socket, empty. */
+  /** Starts the server (again) on the same socket, empty; nothing if it is running. */
   start (): Promise<void>
   /** SIGKILL: the server is gone at once, with everything it held. */
   kill (): Promise<void>
@@ -46,6 +46,7 @@ export function useRedis (t: Test): RedisServer | undefined {
     url,
     cli: new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null }),
     async start () {
+      if (child !== undefined) return
       const started = spawn(REDIS_SERVER_PATH, ['--port', '0', '--unixsocket', url, '--unixsocketperm', '700',
         '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
       child = started
@@ -74,6 +75,8 @@ export function useRedis (t: Test): RedisServer | undefined {
     await server.kill()
     rmSync(dir, { recursive: true, force: true })
   })
+  // The test's own client sees the outages the tests cause: they are expected.
+  server.cli.on('error', () => {})
   t.before(async () => {
     await server.start()
     await server.cli.connect()

@@ -4,9 +4,21 @@ import type { Test } from 'tap'
 import type { RedisOptions } from 'ioredis'
 import { Redis } from 'ioredis'
 import { build, listen, type LogLine } from '../helpers.js'
-import { cometRedis } from '../../lib/redis.js'
 import type { CometHistoryChannel } from '../../types/index.js'
 import type { RedisServer } from './redis-server.js'
+
+/**
+ * The broker's entry point, loaded only by tests that have a redis-server: without one, the code
+ * that exists only to talk to Redis is not loaded at all, so coverage does not depend on it.
+ */
+export function loadRedisBroker (): typeof import('../../lib/redis.js') {
+  return require('../../lib/redis.js')
+}
+
+/** The keys of a channel, as the README documents them. */
+export function keysOf (name: string): { meta: string, log: string, live: string } {
+  return { meta: `comet:{${name}}:meta`, log: `comet:{${name}}:log`, live: `comet:{${name}}:live` }
+}
 
 export interface Instance {
   url: string
@@ -18,8 +30,9 @@ export interface Instance {
  * An instance serving `GET /comet` from the channel `name` (callback `cb`, no padding, no rotation).
  * `redisOptions` makes the broker's connections from a client with those options (they are duplicated).
  */
-export async function instance (t: Test, redis: RedisServer, options: { name?: string, history?: number, maxQueue?: number, redisOptions?: RedisOptions } = {}): Promise<Instance> {
-  const { name = 'chat', history = 100, maxQueue, redisOptions } = options
+export async function instance (t: Test, redis: RedisServer, options: { name?: string, history?: number, maxQueue?: number, heartbeat?: number, redisOptions?: RedisOptions } = {}): Promise<Instance> {
+  const { name = 'chat', history = 100, maxQueue, heartbeat, redisOptions } = options
+  const { cometRedis } = loadRedisBroker()
   let broker
   if (redisOptions === undefined) {
     broker = cometRedis({ url: redis.url })
@@ -28,7 +41,7 @@ export async function instance (t: Test, redis: RedisServer, options: { name?: s
     t.teardown(() => client.disconnect())
     broker = cometRedis({ client })
   }
-  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity, broker })
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity, heartbeat, broker })
   const chat = app.comet.channel({ name, history, maxQueue })
   app.get('/comet', (request, reply) => reply.comet(chat, 'cb'))
   return { url: `${await listen(app)}/comet`, chat, logs }
@@ -37,7 +50,11 @@ export async function instance (t: Test, redis: RedisServer, options: { name?: s
 /** `?lastEventId=` for a URL. */
 export const after = (id: string): string => `?lastEventId=${encodeURIComponent(id)}`
 
-/** Resolves once `check()` holds, asking Redis (or anything async) again after each answer. */
+/**
+ * Resolves once `check()` holds, asking again after each answer. Each round gives the event loop
+ * a turn: a check that fails without I/O (a publish refused while Redis reconnects) must not
+ * starve the reconnection it waits for.
+ */
 export async function until (check: () => Promise<boolean>): Promise<void> {
-  while (!await check()) { /* each check is a round trip to Redis */ }
+  while (!await check()) await new Promise(resolve => setImmediate(resolve))
 }

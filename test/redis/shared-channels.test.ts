@@ -2,14 +2,12 @@
 // with the same id, and a client resumes on any instance with exactly what it missed.
 import t from 'tap'
 import { build, logged, open, replay, replayWithControl } from '../helpers.js'
-import { cometRedis } from '../../lib/redis.js'
-import { channelKeys } from '../../lib/redis-scripts.js'
 import { useRedis } from './redis-server.js'
-import { after, instance, until } from './setup.js'
+import { after, instance, keysOf, loadRedisBroker, until } from './setup.js'
 
 const redis = useRedis(t)
 if (redis !== undefined) {
-  const live = channelKeys('comet:', 'chat').live
+  const live = keysOf('chat').live
   const subscribers = async (): Promise<number> => {
     const [, count] = await redis.cli.pubsub('NUMSUB', live) as [string, number]
     return count
@@ -71,7 +69,8 @@ if (redis !== undefined) {
     const ids = []
     for (let n = 1; n <= 6; n++) ids.push(await a.chat.publish(n))
     const [epoch] = ids[0].split('-')
-    for (const [why, id] of [['older than the history', ids[1]], ['of another epoch', 'abcdefabcdef-5'], ['not an id', 'x'], ['ahead of the log', `${epoch}-99`]]) {
+    for (const [why, id] of [['older than the history', ids[1]], ['of another epoch', 'abcdefabcdef-5'], ['not an id', 'x'],
+      ['not a number', `${epoch}-x`], ['ahead of the log', `${epoch}-99`]]) {
       const client = await open(a.url + after(id))
       await client.waitFor('"reset"')
       const next = await a.chat.publish('next')
@@ -139,22 +138,63 @@ if (redis !== undefined) {
     await until(async () => await subscribers() === 0)
     t.equal(a.chat.size, 0)
     t.same(replay(client.body(), 'cb'), [[1, id]])
+    const late = await open(a.url + after(id))
+    await late.ended
+    t.same(replay(late.body(), 'cb'), [], 'a stream of a closed channel ends at once')
+  })
+
+  t.test('a stream that ends while its instance reads the log leaves nothing behind', async t => {
+    const a = await instance(t, redis, { history: 3000 })
+    const b = await instance(t, redis, { history: 3000 })
+    const start = await a.chat.publish(0)
+    const steady = await open(a.url + after(start))
+    const id = await a.chat.publish(1)
+    await steady.waitFor(id)
+    // Redis holds the reads (scripts that may write) for a while: both streams end meanwhile.
+    await redis.cli.call('CLIENT', 'PAUSE', '300', 'WRITE')
+    const replaying = await open(a.url + after(start)) // a follows the channel: it replays from the log
+    const first = await open(b.url + after(start)) // b does not yet: it reads where the channel stands
+    replaying.req.destroy()
+    first.req.destroy()
+    await until(async () => a.chat.size === 1 && b.chat.size === 0 && await subscribers() === 1)
+    const next = await a.chat.publish(2)
+    await steady.waitFor(next)
+    steady.req.destroy()
+    t.same(replay(steady.body(), 'cb').map(([message]) => message), [1, 2])
+  })
+
+  t.test('a stream that ends in the middle of a long replay stops reading the log', async t => {
+    const a = await instance(t, redis, { history: 3000 })
+    const b = await instance(t, redis, { history: 3000 })
+    const start = await a.chat.publish(0)
+    const big = 'x'.repeat(16 * 1024)
+    const ids = []
+    for (let n = 1; n <= 600; n++) ids.push(await a.chat.publish({ n, big }))
+    const client = await open(b.url + after(start))
+    await client.waitFor('"n":2,')
+    client.res.pause() // the replay now waits for the socket to drain
+    client.req.socket?.pause()
+    client.req.destroy()
+    await until(async () => b.chat.size === 0 && await subscribers() === 0)
+    t.ok(client.body().split('"n":').length - 1 < 600, 'stopped before the end of the replay')
   })
 
   t.test('named channels on a broker need a history; unnamed ones stay in process', async t => {
+    const { cometRedis } = loadRedisBroker()
     const { app } = await build(t, { broker: cometRedis({ url: redis.url }) })
     t.throws(() => app.comet.channel({ name: 'plain' }), { code: 'FST_COMET_INVALID_OPTION', message: /history/ })
     const local = app.comet.channel({ history: 5 })
     const [epoch] = (await local.publish(1)).split('-')
-    t.equal(await redis.cli.exists(channelKeys('comet:', 'plain').meta, `comet:{${epoch}}:meta`), 0, 'nothing of them in Redis')
+    t.equal(await redis.cli.exists(keysOf('plain').meta, `comet:{${epoch}}:meta`), 0, 'nothing of them in Redis')
     const shared = app.comet.channel({ name: 'shared', history: 5 })
     t.equal(app.comet.channel({ name: 'shared', history: 5 }), shared, 'a name gives back the same channel')
     t.throws(() => shared.publish(10n as unknown), { code: 'FST_COMET_UNSERIALIZABLE_MESSAGE' }, 'thrown at once, nothing sent')
-    t.equal(await redis.cli.exists(channelKeys('comet:', 'shared').meta), 0)
+    t.equal(await redis.cli.exists(keysOf('shared').meta), 0)
     t.same(app.comet.stats().channels, { open: 2, subscribers: 0 })
   })
 
   t.test('cometRedis() refuses options it cannot use, by name', async t => {
+    const { cometRedis } = loadRedisBroker()
     const cases: Array<[unknown, string]> = [
       [{}, 'url'], [{ url: redis.url, client: redis.cli }, 'url'], [{ url: '' }, 'url'], [{ url: 7 }, 'url'],
       [{ client: {} }, 'client'], [{ url: redis.url, prefix: 1 }, 'prefix'], [{ url: redis.url, commandTimeout: 0 }, 'commandTimeout'],

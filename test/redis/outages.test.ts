@@ -1,0 +1,159 @@
+// What an instance does when Redis goes away, comes back empty, drops its subscriber connection,
+// or goes back in time: publish() fails within commandTimeout, streams stay open, and once Redis
+// is back every subscriber gets every message it can still get, once and in order, or a reset.
+import t, { type Test } from 'tap'
+import { build, logged, open, replay, replayWithControl } from '../helpers.js'
+import { useRedis } from './redis-server.js'
+import { after, instance, keysOf, loadRedisBroker, until } from './setup.js'
+
+const redis = useRedis(t)
+if (redis !== undefined) {
+  t.beforeEach(() => redis.cli.flushall())
+
+  /** Kills the connections Redis lists for `filter` (e.g. TYPE pubsub, or by name). */
+  const kill = async (...filter: string[]): Promise<void> => {
+    await redis.cli.call('CLIENT', 'KILL', ...filter)
+  }
+  /** The ids of the connections named `name` of one type. */
+  const connections = async (name: string, type: 'pubsub' | 'normal'): Promise<string[]> => {
+    const list = await redis.cli.call('CLIENT', 'LIST', 'TYPE', type) as string
+    return list.split('\n').filter(line => line.includes(` name=${name} `)).map(line => /id=(\d+)/.exec(line)?.[1] as string)
+  }
+  /** An instance whose connections, once dropped, come back only after a second: time to act while it lags. */
+  const lagging = (t: Test, name: string, options: { history?: number, name?: string } = {}): ReturnType<typeof instance> =>
+    instance(t, redis, { ...options, redisOptions: { connectionName: name, retryStrategy: () => 1000 } })
+  const seq = (id: string): number => Number(id.split('-')[1])
+
+  t.test('while Redis is down, publish() fails at once and streams stay open; back empty, subscribers get a reset, then live', async t => {
+    const a = await instance(t, redis, { heartbeat: 50 })
+    const start = await a.chat.publish(0)
+    const client = await open(a.url + after(start))
+    const before = await a.chat.publish(1)
+    await client.waitFor(before)
+    await redis.kill()
+    await logged(a.logs, line => line.msg.includes('lost the connection to Redis'))
+    await t.rejects(a.chat.publish(2), { code: 'FST_COMET_PUBLISH_FAILED', statusCode: 503 })
+    await new Promise<void>(resolve => client.res.on('data', chunk => { if (chunk === '\n') resolve() }))
+    t.pass('heartbeats go on: the stream is alive without Redis')
+    await redis.start()
+    await logged(a.logs, line => line.msg.includes('connected to Redis again'))
+    await client.waitFor('"reset"')
+    let next: string | undefined
+    await until(async () => { next = await a.chat.publish(3).catch(() => undefined); return next !== undefined })
+    await client.waitFor(next as string)
+    client.req.destroy()
+    const [, reset] = replayWithControl(client.body(), 'cb')
+    const [epoch] = (next as string).split('-')
+    t.not(epoch, start.split('-')[0], 'a new epoch: old ids can never match new messages')
+    t.same(reset, ['control', 'reset', { lastEventId: before, id: `${epoch}-${seq(next as string) - 1}` }])
+    t.same(replay(client.body(), 'cb').map(([message]) => message), [1, 3])
+  })
+
+  t.test('subscriber connections killed by Redis: instances reconnect and deliver what was published meanwhile, once, in order', async t => {
+    const a = await instance(t, redis)
+    const b = await instance(t, redis)
+    const start = await a.chat.publish(0)
+    const clients = [await open(a.url + after(start)), await open(b.url + after(start))]
+    const ids: string[] = []
+    for (let n = 1; n <= 60; n++) {
+      if (n === 20 || n === 40) await kill('TYPE', 'pubsub')
+      ids.push(await (n % 2 === 0 ? a : b).chat.publish(n))
+    }
+    await Promise.all(clients.map(client => client.waitFor(ids[59])))
+    for (const client of clients) {
+      client.req.destroy()
+      t.same(replay(client.body(), 'cb'), ids.map((id, n) => [n + 1, id]))
+    }
+  })
+
+  t.test('a log that went back in time under one epoch (a failover that lost writes) is retired: reset, then live', async t => {
+    const a = await instance(t, redis)
+    const start = await a.chat.publish(0)
+    const client = await open(a.url + after(start))
+    const ids = [await a.chat.publish(1), await a.chat.publish(2), await a.chat.publish(3)]
+    await client.waitFor(ids[2])
+    const keys = keysOf('chat')
+    await redis.cli.hset(keys.meta, 'seq', seq(ids[0]))
+    await redis.cli.xtrim(keys.log, 'MAXLEN', 1)
+    await kill('TYPE', 'pubsub') // the instance reads the log when it reconnects
+    await client.waitFor('"reset"')
+    const next = await a.chat.publish(4)
+    await client.waitFor(next)
+    client.req.destroy()
+    t.not(next.split('-')[0], start.split('-')[0], 'the old epoch is retired')
+    t.same(replayWithControl(client.body(), 'cb').slice(3), [
+      ['control', 'reset', { lastEventId: ids[2], id: `${next.split('-')[0]}-${seq(ids[0])}` }],
+      ['message', 4, next]
+    ])
+  })
+
+  t.test('a client ahead of a lagging instance gets nothing twice; one behind what the log still holds is ended', async t => {
+    const a = await instance(t, redis, { history: 3 })
+    const b = await lagging(t, 'lagging-b', { history: 3 })
+    const start = await a.chat.publish(0)
+    const steady = await open(b.url + after(start))
+    const early = [await a.chat.publish(1), await a.chat.publish(2)]
+    await steady.waitFor(early[1])
+    const [subscriber] = await connections('lagging-b', 'pubsub')
+    await kill('ID', subscriber)
+    // b hears nothing for a second, while a publishes past b's history.
+    const missed = []
+    for (let n = 3; n <= 8; n++) missed.push(await a.chat.publish(n))
+    // Came from a, which delivered 8 already: b waits for it rather than sending it again.
+    const ahead = await open(b.url + after(missed[5]))
+    // b believes 1 can still be replayed, but Redis trimmed it: ended, to reconnect and reset.
+    const behind = await open(b.url + after(early[0]))
+    await behind.waitFor('"reconnect"')
+    const next = await a.chat.publish(9)
+    await Promise.all([steady.waitFor(next), ahead.waitFor(next)])
+    steady.req.destroy()
+    ahead.req.destroy()
+    t.same(replay(ahead.body(), 'cb'), [[9, next]])
+    // b catches up a second later, when the log holds the last three (7, 8 and 9).
+    t.same(replayWithControl(steady.body(), 'cb'), [
+      ['message', 1, early[0]], ['message', 2, early[1]],
+      ['control', 'reset', { lastEventId: early[1], id: missed[3] }],
+      ['message', 7, missed[4]], ['message', 8, missed[5]], ['message', 9, next]
+    ], 'the steady one was told what it lost, then got what the log held')
+    t.same(replay(behind.body(), 'cb'), [])
+  })
+
+  t.test('a log read that fails while commands cannot run is tried again once they can', async t => {
+    const a = await instance(t, redis)
+    const b = await lagging(t, 'lagging-c')
+    const [commands] = await connections('lagging-c', 'normal')
+    await kill('ID', commands)
+    // b's subscriber still works: it subscribes, but cannot read where the channel stands yet.
+    const start = await a.chat.publish(0)
+    const client = await open(b.url + after(start))
+    const id = await a.chat.publish(1)
+    await client.waitFor(id)
+    client.req.destroy()
+    t.same(replay(client.body(), 'cb'), [[1, id]])
+  })
+
+  t.test('an application that starts while Redis is down starts, and publishes once Redis is back', async t => {
+    await redis.kill()
+    t.teardown(() => redis.start())
+    const { cometRedis } = loadRedisBroker()
+    const { app, logs } = await build(t, { broker: cometRedis({ url: redis.url, commandTimeout: 50 }) })
+    t.ok(logs.some(line => line.msg.includes('did not answer within 50 ms')))
+    const chat = app.comet.channel({ name: 'chat', history: 10 })
+    await t.rejects(chat.publish(1), { code: 'FST_COMET_PUBLISH_FAILED' })
+    await redis.start()
+    await until(async () => (await chat.publish(2).catch(() => undefined)) !== undefined)
+    t.pass('published once Redis was back')
+  })
+
+  t.test('a broker made from the application\'s ioredis client leaves that client as it was', async t => {
+    const { Redis } = await import('ioredis')
+    const client = new Redis(redis.url)
+    t.teardown(() => client.disconnect())
+    const { cometRedis } = loadRedisBroker()
+    const { app } = await build(t, { broker: cometRedis({ client }) })
+    await app.comet.channel({ name: 'chat', history: 10 }).publish('x')
+    await app.close()
+    t.equal(client.status, 'ready', 'still connected after the application closed')
+    t.equal(await client.xlen(keysOf('chat').log), 1)
+  })
+}
