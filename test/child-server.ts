@@ -18,16 +18,18 @@ export interface ChildServer {
   kill: (signal?: NodeJS.Signals) => Promise<void>
 }
 
+/** Variables to set, or (undefined) to leave out, in a child's environment. */
+export type EnvChanges = Record<string, string | undefined>
+
 /** The environment of a child that runs dist/: tap's loader and coverage are not passed on. */
-export function childEnv (env: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const merged: NodeJS.ProcessEnv = { ...process.env, ...env }
-  delete merged.NODE_OPTIONS
-  delete merged.NODE_V8_COVERAGE
-  return merged
+export function childEnv (changes: EnvChanges = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...changes, NODE_OPTIONS: undefined, NODE_V8_COVERAGE: undefined }
+  for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name]
+  return env
 }
 
-/** Runs `node script` with `env` added, until `t` ends; resolves once it listens. */
-export async function startServer (t: Test, script: string, env: Record<string, string> = {}): Promise<ChildServer> {
+/** Runs `node script` with `env` changed, until `t` ends; resolves once it listens. */
+export async function startServer (t: Test, script: string, env: EnvChanges = {}): Promise<ChildServer> {
   const child = spawn(process.execPath, [script], { env: childEnv(env), stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = once(child, 'exit')
   const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
