@@ -7,7 +7,7 @@ import type { CometFeed, CometSubscriber, FeedEndReason } from './feed.js'
 import { logFailure } from './log.js'
 import { abortResponse, clientGone } from './transport.js'
 import type { StreamSettings } from './options.js'
-import { writeResponseHead, type ResponseHead } from './response-head.js'
+import { releaseSentHead, writeResponseHead, type ResponseHead } from './response-head.js'
 import type { OpenStreams } from './open-streams.js'
 
 // Entries are gathered into one write (one script element) until this many characters are
@@ -113,6 +113,7 @@ export class CometStream implements CometSubscriber {
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
     const padding = paddingChunk(this.#settings.padding, this.#settings.callback, this.#nonce)
     this.#write(padding, padding.length) // ASCII: one byte a character
+    releaseSentHead(raw) // it went out with the padding
     const { heartbeat, maxDuration } = this.#settings
     if (heartbeat > 0) this.#heartbeatTimer = setTimeout(beat, heartbeat, this).unref()
     if (maxDuration > 0) this.#durationTimer = setTimeout(expire, maxDuration, this).unref()
