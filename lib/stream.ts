@@ -9,6 +9,7 @@ import { abortResponse, clientGone } from './transport.js'
 import type { StreamSettings } from './options.js'
 import { releaseSentHead, writeResponseHead, type ResponseHead } from './response-head.js'
 import type { OpenStreams } from './open-streams.js'
+import { HeartbeatClock, type Beating } from './heartbeat.js'
 
 // Entries are gathered into one write (one script element) until this many characters are
 // waiting. It matches the socket's default high-water mark: big enough to cut syscalls and script
@@ -43,7 +44,7 @@ const RECONNECT: Partial<Record<EndReason, Record<string, unknown>>> = {
 const kStream = Symbol('fastify-comet.stream')
 type Carrier = { [kStream]?: CometStream }
 
-export class CometStream implements CometSubscriber {
+export class CometStream implements CometSubscriber, Beating {
   readonly #raw: ServerResponse
   readonly #request: IncomingMessage
   readonly #log: FastifyBaseLogger
@@ -54,7 +55,9 @@ export class CometStream implements CometSubscriber {
   readonly #streams: OpenStreams
   readonly #isHead: boolean
   #startedAt = 0
-  #heartbeatTimer: NodeJS.Timeout | undefined
+  #heartbeat: HeartbeatClock | undefined
+  /** Ticks of the heartbeat clock since the last write. */
+  #silentTicks = 0
   #durationTimer: NodeJS.Timeout | undefined
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
@@ -115,7 +118,10 @@ export class CometStream implements CometSubscriber {
     this.#write(padding, padding.length) // ASCII: one byte a character
     releaseSentHead(raw) // it went out with the padding
     const { heartbeat, maxDuration } = this.#settings
-    if (heartbeat > 0) this.#heartbeatTimer = setTimeout(beat, heartbeat, this).unref()
+    if (heartbeat > 0) {
+      this.#heartbeat = HeartbeatClock.of(heartbeat)
+      this.#heartbeat.add(this)
+    }
     if (maxDuration > 0) this.#durationTimer = setTimeout(expire, maxDuration, this).unref()
     // Started while the server shuts down: an empty document, and the client reconnects elsewhere.
     if (this.#streams.closing) return this.end('shutdown')
@@ -210,7 +216,7 @@ export class CometStream implements CometSubscriber {
 
   #write (chunk: string, bytes: number): void {
     this.#bytes += bytes
-    this.#heartbeatTimer?.refresh()
+    this.#silentTicks = 0
     // Listen for 'drain' at once: waiting for it later could miss it.
     if (!this.#raw.write(chunk) && !this.#blocked) {
       this.#blocked = true
@@ -246,9 +252,8 @@ export class CometStream implements CometSubscriber {
   }
 
   /** Keeps proxies from closing an idle stream; never writes while the socket is full. */
-  heartbeat (): void {
-    if (!this.#blocked) this.#write(HEARTBEAT, HEARTBEAT.length)
-    else this.#heartbeatTimer?.refresh()
+  idleTick (ticksPerBeat: number): void {
+    if (++this.#silentTicks >= ticksPerBeat && !this.#blocked) this.#write(HEARTBEAT, HEARTBEAT.length)
   }
 
   /** Ends the stream because its source failed; logged once, as an error of this request. */
@@ -267,7 +272,7 @@ export class CometStream implements CometSubscriber {
     if (reason !== 'client-gone') this.#flush()
     this.#ended = true
     this.#pending = ''
-    clearTimeout(this.#heartbeatTimer)
+    this.#heartbeat?.delete(this)
     clearTimeout(this.#durationTimer)
     raw.removeListener('close', onResponseClose)
     raw.removeListener('drain', onDrain)
@@ -335,10 +340,6 @@ function releaseReady (stream: CometStream): void {
 
 function checkBehind (stream: CometStream, turn: number): void {
   stream.checkBehind(turn)
-}
-
-function beat (stream: CometStream): void {
-  stream.heartbeat()
 }
 
 function expire (stream: CometStream): void {
