@@ -384,6 +384,11 @@ async function command (cmd, state, args) {
         heapUsed: process.memoryUsage().heapUsed
       }
     }
+    case 'snapshot': {
+      // a heap snapshot after the same GC as 'memory' (bench/heap.js reads it)
+      await command('memory', state)
+      return require('node:v8').writeHeapSnapshot(args.file)
+    }
     case 'memory': {
       if (typeof global.gc !== 'function') throw new Error('memory needs --expose-gc')
       for (let i = 0; i < 4; i++) {
