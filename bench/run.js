@@ -10,6 +10,8 @@
 //
 // `npm run bench` builds dist/ first; `npm run bench -- --quick` passes the flag through.
 // COMET_DIST=/some/dist node bench/run.js measures another build of the plugin.
+// COMET_DIST_BASELINE=/old/dist adds a twin of every fastify-comet competitor built from there
+// (throughput, idle, fanout), and says how the two builds' ratios compare in the same run.
 // The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200
 // (fanout: 2,000 sockets, above 2,200).
 //
@@ -20,7 +22,7 @@ const os = require('node:os')
 const fs = require('node:fs')
 const path = require('node:path')
 const { log } = require('./common.js')
-const { COMET_DIST } = require('./servers.js')
+const { COMET_DIST, COMET_DIST_BASELINE } = require('./servers.js')
 
 const BENCHMARKS = {
   throughput: require('./throughput.js'),
@@ -70,8 +72,12 @@ async function main () {
   if (!fs.existsSync(path.join(COMET_DIST, 'index.js'))) {
     throw new Error(`${COMET_DIST}/index.js is missing: run \`npm run build\` (or use \`npm run bench\`)`)
   }
+  if (COMET_DIST_BASELINE !== undefined && !fs.existsSync(path.join(COMET_DIST_BASELINE, 'index.js'))) {
+    throw new Error(`COMET_DIST_BASELINE: ${COMET_DIST_BASELINE}/index.js is missing`)
+  }
   const names = options.names.length > 0 ? options.names : Object.keys(BENCHMARKS)
-  process.stdout.write(`## fastify-comet benchmarks${options.quick ? ' (--quick)' : ''}\n\n${machine()}\n\nPlugin: ${COMET_DIST}\n`)
+  const baseline = COMET_DIST_BASELINE === undefined ? '' : `; baseline build (competitors marked [baseline build]): ${COMET_DIST_BASELINE}`
+  process.stdout.write(`## fastify-comet benchmarks${options.quick ? ' (--quick)' : ''}\n\n${machine()}\n\nPlugin: ${COMET_DIST}${baseline}\n`)
   let failed = 0
   for (const name of names) {
     log(`# ${name}`)

@@ -219,6 +219,19 @@ async function startFastify (setup) {
  */
 const COMET_DIST = path.resolve(process.env.COMET_DIST || path.join(__dirname, '..', 'dist'))
 
+/**
+ * COMET_DIST_BASELINE=/other/dist measures a second build in the same run: every fastify-comet
+ * competitor gets a twin, named with BASELINE_BUILD appended, that loads the plugin from there.
+ */
+const COMET_DIST_BASELINE = process.env.COMET_DIST_BASELINE ? path.resolve(process.env.COMET_DIST_BASELINE) : undefined
+const BASELINE_BUILD = ' [baseline build]'
+
+/** `names`, each fastify-comet competitor followed by its baseline-build twin when COMET_DIST_BASELINE is set. */
+function withBaselineBuild (names) {
+  if (COMET_DIST_BASELINE === undefined) return names
+  return names.flatMap(name => name.startsWith('fastify-comet') ? [name, name + BASELINE_BUILD] : [name])
+}
+
 const COMET_OPTIONS = { padding: 0, maxBytes: Infinity }
 
 /**
@@ -226,8 +239,8 @@ const COMET_OPTIONS = { padding: 0, maxBytes: Infinity }
  * idle stream reads (called once per server, so a channel can be shared by every stream).
  */
 function cometServer (options, idleSourceOf) {
-  return (spec, state) => startFastify(async app => {
-    await app.register(require(path.join(COMET_DIST, 'index.js')), options)
+  return (spec, state, dist) => startFastify(async app => {
+    await app.register(require(path.join(dist, 'index.js')), options)
     if (spec.scenario === 'fanout') {
       // one channel, default maxQueue (1,024 messages a subscriber may hold unwritten)
       const channel = app.comet.channel()
@@ -331,10 +344,12 @@ const COMPETITORS = {
  * (stats, memory, sample) and close().
  */
 async function start (spec) {
-  const factory = COMPETITORS[spec.competitor]
+  const twin = spec.competitor.endsWith(BASELINE_BUILD)
+  if (twin && COMET_DIST_BASELINE === undefined) throw new Error(`${spec.competitor} needs COMET_DIST_BASELINE`)
+  const factory = COMPETITORS[twin ? spec.competitor.slice(0, -BASELINE_BUILD.length) : spec.competitor]
   if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
   const state = { yields: [], pulled: 0, last: undefined, open: new Set(), subscribers: undefined, broadcast: undefined }
-  const server = await factory(spec, state)
+  const server = await factory(spec, state, twin ? COMET_DIST_BASELINE : COMET_DIST)
   return {
     port: server.port,
     close: server.close,
@@ -368,6 +383,11 @@ async function command (cmd, state, args) {
         socketQueued,
         heapUsed: process.memoryUsage().heapUsed
       }
+    }
+    case 'snapshot': {
+      // a heap snapshot after the same GC as 'memory' (bench/heap.js reads it)
+      await command('memory', state)
+      return require('node:v8').writeHeapSnapshot(args.file)
     }
     case 'memory': {
       if (typeof global.gc !== 'function') throw new Error('memory needs --expose-gc')
@@ -405,4 +425,4 @@ async function profileStop (state, { file }) {
   return file
 }
 
-module.exports = { start, COMPETITORS, COMET_DIST, formatScript, messageAt, fanoutMessage }
+module.exports = { start, COMPETITORS, COMET_DIST, COMET_DIST_BASELINE, BASELINE_BUILD, withBaselineBuild, formatScript, messageAt, fanoutMessage }
