@@ -1,6 +1,8 @@
 // The one-script-per-write format in the browser: a throwing callback in the middle of a batch, a
-// callback replaced mid-stream, and a comet URL opened as a top-level page.
+// callback replaced mid-stream, control messages that a page's own callback never sees, and a
+// comet URL opened as a top-level page.
 import t from 'tap'
+import { once } from 'node:events'
 import { build, listen } from '../helpers.js'
 import { eachBrowser } from './browser.js'
 import { addParentPage, parentUrl } from './parent-page.js'
@@ -53,6 +55,46 @@ eachBrowser(t, (t, browser) => {
     t.same(await page.evaluate(() => (window as unknown as { seen: string[] }).seen),
       ['first:0', 'first:1', 'first:2', 'second:3', 'second:4', 'second:5'], 'looked up at each delivery, within one script')
   })
+
+  // A document ends with a control message for the shipped client (reconnect). A page with its own
+  // callback gets the same document and must see the messages only; the same page with a callback
+  // that has a cometControl method, as the shipped client's has, shows the control message was there.
+  const endings = [
+    { ending: 'a rotation (maxBytes)', detail: { delay: 0 } },
+    { ending: 'a shutdown', detail: { delay: 'backoff' } }
+  ]
+  for (const { ending, detail } of endings) {
+    t.test(`a page without the shipped client gets the messages of a document ended by ${ending}, never its control message`, async t => {
+      const { app } = await build(t)
+      addParentPage(app)
+      const sent = Array.from({ length: 100 }, (_, n) => ({ n, text: 'x'.repeat(50) }))
+      const rotating = detail.delay === 0
+      app.get('/stream', (request, reply) => reply.comet(rotating
+        ? sent // about 40 fit after the padding: the document rotates long before the end
+        : async function * ({ signal }) {
+          yield * sent.slice(0, 3)
+          await once(signal, 'abort') // until the shutdown
+        }, { callback: 'parent.cometMessage', maxBytes: rotating ? 8192 : Infinity }))
+      const origin = await listen(app)
+      const [own, withControls] = await Promise.all([browser.page(t), browser.page(t)])
+      await Promise.all([own.goto(parentUrl(origin, '/stream')), withControls.goto(parentUrl(origin, '/stream', { controls: true }))])
+      if (!rotating) {
+        await Promise.all([own, withControls].map(page => page.waitForFunction(() => window.received.length === 3)))
+        await app.close()
+      }
+      const ended = (): boolean => document.querySelector('iframe')?.contentDocument?.readyState === 'complete'
+      await Promise.all([own.waitForFunction(ended), withControls.waitForFunction(ended)])
+
+      const controls = await withControls.evaluate(() => window.controls)
+      t.same(controls, [{ type: 'reconnect', detail }], 'the document ended with a control message')
+      const received = await own.evaluate(() => window.received.map(({ message }) => message))
+      t.ok(received.length > 0 && received.length < sent.length, `${received.length} messages before the end`)
+      t.same(received, sent.slice(0, received.length), 'the page got each message, and nothing else')
+      t.same(await withControls.evaluate(() => window.received.map(({ message }) => message)), received, 'as did the page that took the control message')
+      t.same(await own.evaluate(() => window.controls), [], 'no control message reached the page without cometControl')
+      t.same([...own.problems, ...withControls.problems], [], 'no console error, page error or CSP violation')
+    })
+  }
 
   t.test('a comet document opened as a top-level page calls nothing', async t => {
     const { app } = await build(t)
