@@ -70,6 +70,29 @@ eachBrowser(t, (t, browser) => {
     t.same(page.problems, [], 'no console error, page error or CSP violation')
   })
 
+  // Many writes, so batch boundaries fall between, before and after every kind of payload; each
+  // message carries a hostile id too (ids are strings), so the `1,VALUE,ID,` entries are covered.
+  t.test('hostile messages with hostile ids, across many batches, arrive exactly as sent and nothing runs', async t => {
+    const { app } = await build(t)
+    addParentPage(app)
+    const strings = HOSTILE.filter(value => typeof value === 'string')
+    const sent = Array.from({ length: 2000 }, (_, i) => ({ value: HOSTILE[i % HOSTILE.length], id: `${i} ${strings[i % strings.length]}` }))
+    // About 240 KB: more than a dozen scripts of up to about 16 KiB each.
+    app.get('/stream', (request, reply) => reply.comet(sent, { callback: 'parent.cometMessage', id: message => message.id, maxBytes: Infinity }))
+    const origin = await listen(app)
+
+    const page = await browser.page(t)
+    await page.goto(parentUrl(origin, '/stream'))
+    await page.waitForFunction(count => window.received.length === count, sent.length)
+    const received = await page.evaluate(() => window.received.map(({ message, id }) =>
+      JSON.stringify([message, id]).replace(/[^\x20-\x7e]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)))
+    t.same(received, sent.map(message => escapedJson([message, message.id])), 'every message and id, code unit for code unit, in order')
+    t.equal(await page.evaluate(() => window.pwned), undefined, 'no payload ran in the page')
+    const frame = await page.frame(url => url === `${origin}/stream`)
+    t.equal(await frame?.evaluate(() => window.pwned), undefined, 'nor in the comet document')
+    t.same(page.problems, [], 'no console error, page error or CSP violation')
+  })
+
   // JSON.parse makes "__proto__" an own key, while the same JSON text read as a JavaScript object
   // literal sets the object's prototype instead: such a message must still arrive as it was.
   t.test('an own "__proto__" key arrives as an own key, not as a prototype', async t => {
