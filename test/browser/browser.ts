@@ -39,6 +39,8 @@ export interface BrowserPage extends BrowserFrame {
   addInitScript: (fn: () => void) => Promise<void>
   /** Resolves once a response for `url` has started to arrive (its body may go on for ever). */
   waitForResponse: (url: string) => Promise<void>
+  /** Resolves at the next request for `url`, answered or not. */
+  waitForRequest: (url: string, options?: { timeout?: number }) => Promise<void>
   /** Types `text` into the form field `selector`, as a user would. */
   fill: (selector: string, text: string) => Promise<void>
   click: (selector: string) => Promise<void>
@@ -227,6 +229,7 @@ function playwrightPage (page: PlaywrightPage): BrowserPage {
     frame: matches => findFrame(page.frames().map(frame), matches),
     async addInitScript (fn) { await page.addInitScript(fn) },
     async waitForResponse (url) { await page.waitForResponse(url) },
+    async waitForRequest (url, options) { await page.waitForRequest(url, options) },
     fill: (selector, text) => page.fill(selector, text),
     click: selector => page.click(selector)
   })
@@ -243,6 +246,7 @@ function puppeteerPage (page: PuppeteerPage): BrowserPage {
     frame: matches => findFrame(page.frames().map(frame), matches),
     async addInitScript (fn) { await page.evaluateOnNewDocument(fn) },
     async waitForResponse (url) { await page.waitForResponse(url) },
+    async waitForRequest (url, options) { await page.waitForRequest(url, options) },
     fill: (selector, text) => page.locator(selector).fill(text),
     click: selector => page.click(selector)
   })

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import type FastifyCometClient from '../../client/comet-client.js'
+import type { CometSourceContext, CometStreamOptions } from '../../types/index.js'
 import { build, listen } from '../helpers.js'
 import { eachBrowser } from './browser.js'
 
@@ -54,6 +55,41 @@ async function server (t: Test): Promise<{ app: FastifyInstance, origin: () => P
   return { app, origin: () => listen(app) }
 }
 
+/**
+ * Messages `{ n }` kept for clients that reconnect, as a database keeps them: its source replays
+ * what follows `lastEventId`, then waits for more; `resumedFrom` lists each stream's lastEventId.
+ */
+function messageLog (): { add: (count: number) => void, readonly length: number, resumedFrom: Array<string | undefined>, route: (app: FastifyInstance, options?: CometStreamOptions) => void } {
+  const messages: Array<{ n: number }> = []
+  const added = new EventEmitter()
+  const resumedFrom: Array<string | undefined> = []
+  async function * source ({ lastEventId, signal }: CometSourceContext): AsyncGenerator<{ n: number }> {
+    resumedFrom.push(lastEventId)
+    let next = lastEventId === undefined ? 0 : Number(lastEventId)
+    for (;;) {
+      while (next >= messages.length) await once(added, 'message', { signal })
+      yield messages[next++]
+    }
+  }
+  return {
+    add (count) {
+      for (let i = 0; i < count; i++) messages.push({ n: messages.length + 1 })
+      added.emit('message')
+    },
+    get length () { return messages.length },
+    resumedFrom,
+    /** GET /events streams the log, with ids, to the shipped client's default callback. */
+    route (app, options = {}) {
+      app.get('/events', (request, reply) => reply.comet(source, { callback: 'parent.cometMessage', id: message => String(message.n), ...options }))
+    }
+  }
+}
+
+/** The messages `{ n }` from 1 to `count`, each with its id, as the page records them. */
+function numbered (count: number): Array<{ message: { n: number }, id: string }> {
+  return Array.from({ length: count }, (_, i) => ({ message: { n: i + 1 }, id: String(i + 1) }))
+}
+
 /** In the page: the number of frames (the client's comet frame, if one is open). */
 function frameCount (): number {
   return document.querySelectorAll('iframe').length
@@ -74,72 +110,40 @@ eachBrowser(t, (t, browser) => {
   t.test('rotation: reconnects at once, every message exactly once, in order', async t => {
     const { app, origin } = await server(t)
     const TOTAL = 200
-    // The producer: one message every 10 ms, kept in a log that reconnecting clients replay.
-    const log: Array<{ n: number }> = []
-    const produced = new EventEmitter()
+    const log = messageLog()
+    // The helper script takes about 700 of the 1200 bytes, and an entry at least 17: however the
+    // messages are batched, 200 of them need at least seven documents.
+    log.route(app, { maxBytes: 1200, padding: 0 })
+    // The producer: one message every 10 ms, from the first request on.
     let producer: NodeJS.Timeout | undefined
     t.teardown(() => clearInterval(producer))
-    const resumedFrom: Array<string | undefined> = []
-    app.get('/seq', (request, reply) => {
-      producer ??= setInterval(() => {
-        if (log.length === TOTAL) return clearInterval(producer)
-        log.push({ n: log.length + 1 })
-        produced.emit('message')
-      }, 10)
-      // The helper script takes about 700 of the 1200 bytes, and an entry at least 17: however the
-      // messages are batched, 200 of them need at least seven documents.
-      return reply.comet(async function * ({ lastEventId, signal }) {
-        resumedFrom.push(lastEventId)
-        let next = lastEventId === undefined ? 0 : Number(lastEventId)
-        for (;;) {
-          while (next >= log.length) await once(produced, 'message', { signal })
-          yield log[next++]
-        }
-      }, { callback: 'parent.cometMessage', id: (m: { n: number }) => String(m.n), maxBytes: 1200, padding: 0 })
+    app.addHook('onRequest', async () => {
+      producer ??= setInterval(() => log.length === TOTAL ? clearInterval(producer) : log.add(1), 10)
     })
     const page = await browser.page(t)
     // goto waits for the page's load event: the client opens its frame only after it.
-    await page.goto(pageUrl(await origin(), '/seq', { minDelay: 50, maxDelay: 200 }))
+    await page.goto(pageUrl(await origin(), '/events', { minDelay: 50, maxDelay: 200 }))
     await page.waitForFunction(n => window.clientTest.received.length >= n, TOTAL)
-    const received = await page.evaluate(() => window.clientTest.received)
-    const expected = Array.from({ length: TOTAL }, (_, i) => ({ message: { n: i + 1 }, id: String(i + 1) }))
-    t.same(received, expected, 'each message once, in order')
+    t.same(await page.evaluate(() => window.clientTest.received), numbered(TOTAL), 'each message once, in order')
     t.same(await page.evaluate(() => window.clientTest.stream.lastEventId), String(TOTAL))
     // The source never ends: every document ended because it was full.
     const closes = (await page.evaluate(() => window.clientTest.events))
       .filter((event): event is FastifyCometClient.CloseInfo => event !== 'open')
     t.ok(closes.length >= 6, `${closes.length} rotations`)
     t.same(closes.filter(info => info.reason !== 'rotated' || info.delay !== 0 || info.attempt !== 0), [], 'each one reconnected at once, with no backoff')
-    t.equal(resumedFrom[0], undefined, 'the first connection starts from the beginning')
-    const ids = resumedFrom.slice(1).map(Number)
+    t.equal(log.resumedFrom[0], undefined, 'the first connection starts from the beginning')
+    const ids = log.resumedFrom.slice(1).map(Number)
     t.ok(ids.every((id, i) => id > (ids[i - 1] ?? 0)), `each reconnect resumes after the last id received: ${ids.join(', ')}`)
     t.same(page.problems, [], 'no console errors or CSP violations')
   })
 
   t.test('shutdown: every client comes back after a delay of its own and resumes where it was', async t => {
-    // The messages outlive the instance, as in a database: the next one replays from the id.
-    const log: Array<{ n: number }> = []
-    const produced = new EventEmitter()
-    const publish = (count: number): void => {
-      for (let i = 0; i < count; i++) log.push({ n: log.length + 1 })
-      produced.emit('message')
-    }
-    const resumedFrom: Array<string | undefined> = []
-    const addRoute = (app: FastifyInstance): void => {
-      app.get('/events', (request, reply) => reply.comet(async function * ({ lastEventId, signal }) {
-        resumedFrom.push(lastEventId)
-        let next = lastEventId === undefined ? 0 : Number(lastEventId)
-        for (;;) {
-          while (next >= log.length) await once(produced, 'message', { signal })
-          yield log[next++]
-        }
-      }, { callback: 'parent.cometMessage', id: (m: { n: number }) => String(m.n) }))
-    }
+    const log = messageLog()
     // A front server hands each request to the instance in service, as a load balancer does in a
     // rolling restart: the old instance shuts down while the new one already answers.
     const [{ app: old }, { app: next }] = await Promise.all([server(t), server(t)])
-    addRoute(old)
-    addRoute(next)
+    log.route(old)
+    log.route(next)
     await Promise.all([old.ready(), next.ready()])
     let inService = old
     const front = http.createServer((request, response) => inService.routing(request, response))
@@ -152,18 +156,17 @@ eachBrowser(t, (t, browser) => {
 
     const pages = await Promise.all([browser.page(t), browser.page(t), browser.page(t)])
     await Promise.all(pages.map(page => page.goto(pageUrl(base, '/events', { minDelay: 1000 }))))
-    publish(5)
+    log.add(5)
     await Promise.all(pages.map(page => page.waitForFunction(() => window.clientTest.received.length === 5)))
     inService = next
     await old.close() // every stream ends with "reconnect later"
-    publish(5)
+    log.add(5)
     await Promise.all(pages.map(page => page.waitForFunction(() => window.clientTest.received.length === 10)))
 
-    const expected = Array.from({ length: 10 }, (_, i) => ({ message: { n: i + 1 }, id: String(i + 1) }))
     const delays: number[] = []
     for (const [i, page] of pages.entries()) {
       const { received, events } = await page.evaluate(() => window.clientTest)
-      t.same(received, expected, `client ${i}: each message once, in order`)
+      t.same(received, numbered(10), `client ${i}: each message once, in order`)
       const closes = events.filter((event): event is FastifyCometClient.CloseInfo => event !== 'open')
       t.equal(closes.length, 1, `client ${i}: one connection ended`)
       t.match(closes[0], { reason: 'ended', messages: 5, attempt: 0 }, `client ${i}: by the shutdown, not as a rotation`)
@@ -173,7 +176,34 @@ eachBrowser(t, (t, browser) => {
     }
     // Three draws below 1000 ms that are all equal: one chance in a million.
     t.ok(new Set(delays).size > 1, `spread out: ${delays.join(', ')} ms`)
-    t.same(resumedFrom, [undefined, undefined, undefined, '5', '5', '5'], 'each client started from the beginning, then resumed after the last id it received')
+    t.same(log.resumedFrom, [undefined, undefined, undefined, '5', '5', '5'], 'each client started from the beginning, then resumed after the last id it received')
+  })
+
+  t.test('a server down for a while: the client keeps trying and resumes once it is back', async t => {
+    const log = messageLog()
+    const { app, origin } = await server(t)
+    log.route(app)
+    const base = await origin()
+    const page = await browser.page(t)
+    await page.goto(pageUrl(base, '/events', { minDelay: 50, maxDelay: 200 }))
+    log.add(3)
+    await page.waitForFunction(() => window.clientTest.received.length === 3)
+    await app.close()
+    // Both waits are far longer than the client needs (it tries again within 200 ms); they only
+    // bound the wait where it never comes.
+    const tried = await page.waitForRequest(`${base}/events?lastEventId=3`, { timeout: 10000 }).then(() => true, () => false)
+    const { app: restarted } = await build(t)
+    log.route(restarted)
+    await restarted.listen({ port: Number(new URL(base).port), host: '127.0.0.1' })
+    log.add(2)
+    const resumed = await page.waitForFunction(() => window.clientTest.received.length === 5, undefined, { timeout: 10000 }).then(() => true, () => false)
+    // Firefox fires neither load nor error on a frame whose navigation failed (connection refused):
+    // the client never learns that its connection is over, and waits on the error page for ever.
+    const knownBug = browser.name === 'firefox' ? { todo: 'the client misses failed frame loads in Firefox' } : {}
+    t.ok(tried, 'the client tried while the server was down', knownBug)
+    t.ok(resumed, 'and resumed once it was back', knownBug)
+    t.same(await page.evaluate(() => window.clientTest.received), numbered(resumed ? 5 : 3), 'each message once, in order')
+    t.same(log.resumedFrom.filter(id => id !== '3'), [undefined], 'every reconnect resumed after the last id received')
   })
 
   t.test('close(): the connection ends, the frame and the global go, nothing reconnects', async t => {
