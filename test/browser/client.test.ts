@@ -55,11 +55,18 @@ async function server (t: Test): Promise<{ app: FastifyInstance, origin: () => P
   return { app, origin: () => listen(app) }
 }
 
-/**
- * Messages `{ n }` kept for clients that reconnect, as a database keeps them: its source replays
- * what follows `lastEventId`, then waits for more; `resumedFrom` lists each stream's lastEventId.
- */
-function messageLog (): { add: (count: number) => void, readonly length: number, resumedFrom: Array<string | undefined>, route: (app: FastifyInstance, options?: CometStreamOptions) => void } {
+/** Messages `{ n }` kept for clients that reconnect, as a database keeps them. */
+interface MessageLog {
+  /** Appends `count` messages, numbered on from the last. */
+  add: (count: number) => void
+  readonly length: number
+  /** The lastEventId of each stream, in the order they started. */
+  resumedFrom: Array<string | undefined>
+  /** Adds GET /events: the log, with ids, from the message after lastEventId on, then live. */
+  route: (app: FastifyInstance, options?: CometStreamOptions) => void
+}
+
+function messageLog (): MessageLog {
   const messages: Array<{ n: number }> = []
   const added = new EventEmitter()
   const resumedFrom: Array<string | undefined> = []
@@ -78,7 +85,6 @@ function messageLog (): { add: (count: number) => void, readonly length: number,
     },
     get length () { return messages.length },
     resumedFrom,
-    /** GET /events streams the log, with ids, to the shipped client's default callback. */
     route (app, options = {}) {
       app.get('/events', (request, reply) => reply.comet(source, { callback: 'parent.cometMessage', id: message => String(message.n), ...options }))
     }
@@ -114,13 +120,9 @@ eachBrowser(t, (t, browser) => {
     // The helper script takes about 700 of the 1200 bytes, and an entry at least 17: however the
     // messages are batched, 200 of them need at least seven documents.
     log.route(app, { maxBytes: 1200, padding: 0 })
-    // The producer: one message every 10 ms, from the first request on.
-    let producer: NodeJS.Timeout | undefined
-    t.teardown(() => clearInterval(producer))
-    app.addHook('onRequest', async () => {
-      producer ??= setInterval(() => log.length === TOTAL ? clearInterval(producer) : log.add(1), 10)
-    })
     const page = await browser.page(t)
+    const producer = setInterval(() => log.length === TOTAL ? clearInterval(producer) : log.add(1), 10)
+    t.teardown(() => clearInterval(producer))
     // goto waits for the page's load event: the client opens its frame only after it.
     await page.goto(pageUrl(await origin(), '/events', { minDelay: 50, maxDelay: 200 }))
     await page.waitForFunction(n => window.clientTest.received.length >= n, TOTAL)
@@ -278,7 +280,7 @@ eachBrowser(t, (t, browser) => {
         .filter((event): event is FastifyCometClient.CloseInfo => event !== 'open').slice(0, CLOSES)
       t.same(early.map(info => info.attempt), [0, 1, 2, 3], `${route}: attempts count up, a message does not reset them`)
       t.same(early.map(info => info.messages), Array(CLOSES).fill(route === '/snapshot' ? 1 : 0), `${route}: messages per connection`)
-      t.ok(early.every(info => info.reason !== 'rotated' && info.delay! >= 0 && info.delay! < 100 * 2 ** info.attempt!),
+      t.ok(early.every(info => info.reason !== 'rotated' && info.delay! >= 0 && info.delay! < 100 * 2 ** info.attempt),
         `${route}: each delay drawn below the capped exponential bound: ${early.map(info => info.delay).join(', ')} ms`)
       // A failed frame load is logged as a console error by the browser; nothing else may go wrong.
       t.same(page.problems.filter(problem => route !== '/down' || !/503|Service Unavailable/.test(problem)), [], `${route}: no other console error`)
