@@ -1,13 +1,13 @@
 // The page the browser tests open: a page of its own, without the shipped client. One external
 // script (no inline code, so it runs under the plugin's CSP) defines window.cometMessage, records
-// each message with its id and arrival time and, after `load`, frames the comet stream named in
-// ?stream=. With ?controls, the callback also has a `cometControl` method, as the shipped client's
-// has, which records the control messages.
+// each message with its id and, after `load`, frames the comet stream named in ?stream=. With
+// ?controls, the callback also has a `cometControl` method, as the shipped client's has, which
+// records the control messages.
 import type { FastifyInstance } from 'fastify'
 
 declare global {
   interface Window {
-    received: Array<{ message: unknown, id: string | undefined, at: number }>
+    received: Array<{ message: unknown, id: string | undefined }>
     controls: Array<{ type: string, detail: unknown }>
     cometMessage: (message: unknown, id?: string) => void
     pwned?: unknown
@@ -26,7 +26,7 @@ const params = new URLSearchParams(location.search)
 window.received = []
 window.controls = []
 window.cometMessage = function (message, id) {
-  window.received.push({ message, id, at: performance.now() })
+  window.received.push({ message, id })
 }
 if (params.has('controls')) {
   window.cometMessage.cometControl = function (type, detail) {
