@@ -10,6 +10,7 @@
 //   idle        never yields anything
 //   fanout      no source: every open response subscribes to one broadcaster, and the client
 //               drives publishing with the `publish` command (publishFanout below)
+//   browser     a page and a stream for a browser (bench/browser-servers.js has these competitors)
 
 const http = require('node:http')
 const path = require('node:path')
@@ -26,8 +27,13 @@ const SCRIPT_UNSAFE = /[<>&\u2028\u2029]/g
 const SCRIPT_ESCAPES = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' }
 const escapeUnsafe = (char) => SCRIPT_ESCAPES[char]
 
+/** A message's JSON, safe inside a <script> element (the old plugin's encoding). */
+function scriptJson (message) {
+  return JSON.stringify(message).replace(SCRIPT_UNSAFE, escapeUnsafe)
+}
+
 function formatScript (message) {
-  return SCRIPT_PREFIX + JSON.stringify(message).replace(SCRIPT_UNSAFE, escapeUnsafe) + SCRIPT_SUFFIX
+  return SCRIPT_PREFIX + scriptJson(message) + SCRIPT_SUFFIX
 }
 
 const COMET_HEADERS = {
@@ -331,6 +337,7 @@ const COMPETITORS = {
  * (stats, memory, sample) and close().
  */
 async function start (spec) {
+  if (spec.scenario === 'browser') return require('./browser-servers.js').start(spec)
   const factory = COMPETITORS[spec.competitor]
   if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
   const state = { yields: [], pulled: 0, last: undefined, open: new Set(), subscribers: undefined, broadcast: undefined }
@@ -405,4 +412,16 @@ async function profileStop (state, { file }) {
   return file
 }
 
-module.exports = { start, COMPETITORS, COMET_DIST, formatScript, messageAt, fanoutMessage }
+module.exports = {
+  start,
+  startFastify,
+  startNodeHttp,
+  COMPETITORS,
+  COMET_DIST,
+  COMET_HEADERS,
+  formatScript,
+  scriptJson,
+  waitDrain,
+  messageAt,
+  fanoutMessage
+}
