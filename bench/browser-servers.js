@@ -40,7 +40,11 @@ const PAGE_SCRIPT = `'use strict'
   var kind = params.get('kind')
   var bench = window.bench = { n: n, count: 0, outOfOrder: 0, started: 0, ms: undefined, rotations: 0, rotationMs: 0 }
   var rotatedAt // when the last document ended with a rotation, until the next one's first message
+  // ?work=N: the handler also runs a loop of N steps per message: a page slower than the wire
+  var work = Number(params.get('work')) || 0
+  var sink = 0
   function onMessage (message) {
+    for (var i = 0; i < work; i++) sink = (sink + i) | 0
     if (message.n !== bench.count) bench.outOfOrder++
     if (++bench.count === n) bench.ms = performance.now() - bench.started
   }
@@ -232,9 +236,9 @@ async function start (spec) {
   }
 }
 
-/** The page's URL for a competitor on a server. */
-function pageUrl (port, competitor, n) {
-  return `http://127.0.0.1:${port}/page?n=${n}&kind=${KIND[competitor] ?? 'comet'}`
+/** The page's URL for a competitor on a server; `work` slows its handler down (see the page). */
+function pageUrl (port, competitor, n, work = 0) {
+  return `http://127.0.0.1:${port}/page?n=${n}&kind=${KIND[competitor] ?? 'comet'}${work > 0 ? `&work=${work}` : ''}`
 }
 
 module.exports = { start, pageUrl, COMPETITORS, tick }
