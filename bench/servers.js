@@ -264,7 +264,7 @@ const COMPETITORS = {
 
   // (c) the plugin under test, with its defaults (it registers @fastify/helmet: security headers
   // and a CSP nonce on every script; 20 s heartbeat) except: no padding, and no maxBytes
-  // rotation (by default a stream ends after 128 KiB and the browser reconnects), since every
+  // rotation (by default a stream ends after 8 MiB and the browser reconnects), since every
   // scenario here is about one long stream
   'fastify-comet': cometServer(COMET_OPTIONS),
 
