@@ -177,19 +177,45 @@ function rssOf (pid) {
 
 // ---------------------------------------------------------------------------------------------
 
+const TIMED_OUT = Symbol('timed out')
+
+/** A run that took longer than its deadline: the page was still at `count`. */
+class GaveUp extends Error {
+  constructor (count, seconds) {
+    super(`gave up after ${seconds} s at ${count} messages`)
+    this.count = count
+    this.seconds = seconds
+  }
+}
+
+/** The page's counters, or TIMED_OUT when the page does not answer within `ms`. */
+async function readBench (tab, ms) {
+  const read = tab.evaluate(() => {
+    const b = window.bench
+    return b === undefined ? undefined : { count: b.count, ms: b.ms, firstMs: b.firstMs, outOfOrder: b.outOfOrder, rotations: b.rotations, rotationMs: b.rotationMs }
+  })
+  if (ms === Infinity) return read
+  const timer = new AbortController()
+  try {
+    return await Promise.race([read, sleep(Math.max(0, ms), TIMED_OUT, { signal: timer.signal })])
+  } finally {
+    timer.abort()
+  }
+}
+
 /**
  * Polls the page's window.bench until it has counted `n` messages; throws when the count stops
- * moving for `stallMs` (a lost message, a stream that never started). `onProgress(bench)` runs at
- * each poll (the long runs sample memory there).
+ * moving for `stallMs` (a lost message, a stream that never started), and GaveUp past `deadlineMs`
+ * (a page too busy to answer counts as still running). `onProgress(bench)` runs at each poll (the
+ * long runs sample memory there).
  */
-async function waitForMessages (tab, n, { stallMs = 30000, pollMs = 250, onProgress } = {}) {
+async function waitForMessages (tab, n, { stallMs = 30000, pollMs = 250, deadlineMs = Infinity, onProgress } = {}) {
+  const deadline = Date.now() + deadlineMs
   let last = -1
   let lastMoved = Date.now()
   for (;;) {
-    const bench = await tab.evaluate(() => {
-      const b = window.bench
-      return b === undefined ? undefined : { count: b.count, ms: b.ms, outOfOrder: b.outOfOrder, rotations: b.rotations, rotationMs: b.rotationMs }
-    })
+    const bench = await readBench(tab, deadline - Date.now())
+    if (bench === TIMED_OUT) throw new GaveUp(Math.max(last, 0), Math.round(deadlineMs / 1000))
     const count = bench?.count ?? 0
     if (bench !== undefined && bench.ms !== undefined && count >= n) return bench
     if (onProgress !== undefined && bench !== undefined) await onProgress(bench)
@@ -199,8 +225,9 @@ async function waitForMessages (tab, n, { stallMs = 30000, pollMs = 250, onProgr
     } else if (Date.now() - lastMoved > stallMs) {
       throw new Error(`the page stalled at ${count} of ${n} messages for ${stallMs / 1000} s`)
     }
+    if (Date.now() > deadline) throw new GaveUp(count, Math.round(deadlineMs / 1000))
     await sleep(pollMs)
   }
 }
 
-module.exports = { launch, waitForMessages, BROWSERS }
+module.exports = { launch, waitForMessages, GaveUp, BROWSERS }
