@@ -4,6 +4,7 @@
 //
 //   node bench/run.js                      every benchmark
 //   node bench/run.js throughput latency   only these
+//   node bench/run.js browser-memory       the long rotation study: only when named (see EXTRA)
 //   node bench/run.js --quick              short smoke run of each; exits 1 if one crashes
 //   node bench/run.js --rounds 3           override the number of rounds (throughput, latency, idle)
 //   node bench/run.js --inproc             servers in this process instead of a child process
@@ -29,8 +30,14 @@ const BENCHMARKS = {
   latency: require('./latency.js'),
   idle: require('./idle.js'),
   'slow-consumer': require('./slow-consumer.js'),
-  fanout: require('./fanout.js')
+  fanout: require('./fanout.js'),
+  browser: require('./browser.js')
 }
+// Long studies behind a decision (the maxBytes default): run only when named.
+const EXTRA = {
+  'browser-memory': require('./browser-memory.js')
+}
+const NAMED = { ...BENCHMARKS, ...EXTRA }
 
 function parseArgs (argv) {
   const options = { quick: false, inproc: false, rounds: undefined, names: [] }
@@ -48,7 +55,7 @@ function parseArgs (argv) {
     throw new Error('--rounds expects a positive whole number')
   }
   for (const name of options.names) {
-    if (BENCHMARKS[name] === undefined) throw new Error(`unknown benchmark ${name}; one of ${Object.keys(BENCHMARKS).join(', ')}`)
+    if (!Object.hasOwn(NAMED, name)) throw new Error(`unknown benchmark ${name}; one of ${Object.keys(NAMED).join(', ')}`)
   }
   return options
 }
@@ -66,7 +73,7 @@ function loadAverage () {
 async function main () {
   const options = parseArgs(process.argv.slice(2))
   if (options.help) {
-    process.stdout.write(`usage: node bench/run.js [--quick] [--inproc] [--rounds N] [${Object.keys(BENCHMARKS).join('|')} ...]\n`)
+    process.stdout.write(`usage: node bench/run.js [--quick] [--inproc] [--rounds N] [${Object.keys(NAMED).join('|')} ...]\n`)
     return
   }
   if (!fs.existsSync(path.join(COMET_DIST, 'index.js'))) {
@@ -84,7 +91,7 @@ async function main () {
     const started = Date.now()
     const loadBefore = loadAverage()
     try {
-      const markdown = await BENCHMARKS[name].run(options)
+      const markdown = await NAMED[name].run(options)
       const seconds = ((Date.now() - started) / 1000).toFixed(0)
       process.stdout.write(`\n${markdown}\n\n_${seconds} s; 1-minute load average ${loadBefore} before, ${loadAverage()} after_\n`)
     } catch (err) {

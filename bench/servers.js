@@ -10,6 +10,7 @@
 //   idle        never yields anything
 //   fanout      no source: every open response subscribes to one broadcaster, and the client
 //               drives publishing with the `publish` command (publishFanout below)
+//   browser     a page and a stream for a browser (bench/browser-servers.js has these competitors)
 
 const http = require('node:http')
 const path = require('node:path')
@@ -26,8 +27,13 @@ const SCRIPT_UNSAFE = /[<>&\u2028\u2029]/g
 const SCRIPT_ESCAPES = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' }
 const escapeUnsafe = (char) => SCRIPT_ESCAPES[char]
 
+/** A message's JSON, safe inside a <script> element (the old plugin's encoding). */
+function scriptJson (message) {
+  return JSON.stringify(message).replace(SCRIPT_UNSAFE, escapeUnsafe)
+}
+
 function formatScript (message) {
-  return SCRIPT_PREFIX + JSON.stringify(message).replace(SCRIPT_UNSAFE, escapeUnsafe) + SCRIPT_SUFFIX
+  return SCRIPT_PREFIX + scriptJson(message) + SCRIPT_SUFFIX
 }
 
 const COMET_HEADERS = {
@@ -271,7 +277,7 @@ const COMPETITORS = {
 
   // (c) the plugin under test, with its defaults (it registers @fastify/helmet: security headers
   // and a CSP nonce on every script; 20 s heartbeat) except: no padding, and no maxBytes
-  // rotation (by default a stream ends after 128 KiB and the browser reconnects), since every
+  // rotation (by default a stream ends after 8 MiB and the browser reconnects), since every
   // scenario here is about one long stream
   'fastify-comet': cometServer(COMET_OPTIONS),
 
@@ -344,6 +350,7 @@ const COMPETITORS = {
  * (stats, memory, sample) and close().
  */
 async function start (spec) {
+  if (spec.scenario === 'browser') return require('./browser-servers.js').start(spec)
   const twin = spec.competitor.endsWith(BASELINE_BUILD)
   if (twin && COMET_DIST_BASELINE === undefined) throw new Error(`${spec.competitor} needs COMET_DIST_BASELINE`)
   const factory = COMPETITORS[twin ? spec.competitor.slice(0, -BASELINE_BUILD.length) : spec.competitor]
@@ -425,4 +432,19 @@ async function profileStop (state, { file }) {
   return file
 }
 
-module.exports = { start, COMPETITORS, COMET_DIST, COMET_DIST_BASELINE, BASELINE_BUILD, withBaselineBuild, formatScript, messageAt, fanoutMessage }
+module.exports = {
+  start,
+  startFastify,
+  startNodeHttp,
+  COMPETITORS,
+  COMET_DIST,
+  COMET_DIST_BASELINE,
+  BASELINE_BUILD,
+  withBaselineBuild,
+  COMET_HEADERS,
+  formatScript,
+  scriptJson,
+  waitDrain,
+  messageAt,
+  fanoutMessage
+}

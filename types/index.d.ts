@@ -28,7 +28,7 @@ declare namespace fastifyComet {
     padding?: number
     /** Longest silence, in milliseconds, before a keep-alive newline is written (it comes after 3/4 to 1 of it). Default 20000; 0 turns it off. */
     heartbeat?: number
-    /** Document size in UTF-8 bytes (padding included) after which the stream ends, after the message that crosses it, so the client reconnects with a fresh document. Default 131072; must exceed `padding`; `Infinity` for never. */
+    /** Document size in UTF-8 bytes (padding included) after which the stream ends, after the message that crosses it, so the client reconnects with a fresh document. Default 8388608 (8 MiB); must exceed `padding`; `Infinity` for never. */
     maxBytes?: number
     /** Milliseconds after which the stream ends so the client reconnects. Default 0 (off). */
     maxDuration?: number
