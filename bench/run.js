@@ -11,7 +11,8 @@
 // `npm run bench` builds dist/ first; `npm run bench -- --quick` passes the flag through.
 // COMET_DIST=/some/dist node bench/run.js measures another build of the plugin.
 // The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200
-// (fanout: 2,000 sockets, above 2,200).
+// (fanout: 2,000 sockets, above 2,200; redis-fanout: 1,000 here and 1,000 in a server, above 2,200).
+// redis-fanout starts its own redis-server (Debian's `apt-get install redis-server`), or is skipped.
 //
 // A new benchmark is a module exporting { name, run(options) } that resolves to markdown; add
 // it to BENCHMARKS below.
@@ -27,7 +28,8 @@ const BENCHMARKS = {
   latency: require('./latency.js'),
   idle: require('./idle.js'),
   'slow-consumer': require('./slow-consumer.js'),
-  fanout: require('./fanout.js')
+  fanout: require('./fanout.js'),
+  'redis-fanout': require('./redis-fanout.js')
 }
 
 function parseArgs (argv) {

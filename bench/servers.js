@@ -405,4 +405,18 @@ async function profileStop (state, { file }) {
   return file
 }
 
-module.exports = { start, COMPETITORS, COMET_DIST, formatScript, messageAt, fanoutMessage }
+module.exports = {
+  start,
+  COMPETITORS,
+  COMET_DIST,
+  COMET_OPTIONS,
+  COMET_HEADERS,
+  CALLBACK,
+  formatScript,
+  messageAt,
+  fanoutMessage,
+  startNodeHttp,
+  startFastify,
+  profileStart,
+  profileStop
+}
