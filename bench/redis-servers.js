@@ -100,6 +100,10 @@ async function startSocketIo (spec, state) {
   const io = new Server(server, {
     transports: ['websocket'],
     serveClient: false,
+    // Every client lives in the one benchmark process, which socket.io-client keeps busy: with the
+    // defaults (a ping every 25 s, 20 s to answer) a busy run ends with clients dropped by timeout.
+    pingInterval: 120000,
+    pingTimeout: 120000,
     adapter: createAdapter(redis, { streamName: spec.params.channel })
   })
   state.subscribers = () => io.of('/').sockets.size
