@@ -31,7 +31,7 @@ function terminatorOf (competitor) {
  */
 async function startServer (spec, { inproc = false, execArgv = [] } = {}) {
   if (inproc) {
-    const server = await require('./servers.js').start(spec)
+    const server = await require(path.join(__dirname, spec.module ?? 'servers.js')).start(spec)
     return { port: server.port, pid: process.pid, call: server.command, close: async () => { await server.close() } }
   }
   const child = fork(path.join(__dirname, 'server-child.js'), [], {

@@ -124,9 +124,10 @@ function find (buf, term, from) {
   return { n, after }
 }
 
-async function subscribe (port, terminator, initial) {
+/** Opens one stream and resolves with its Subscriber (or `Kind`, a subclass) once it is live. */
+async function subscribe (port, terminator, initial, Kind = Subscriber) {
   const socket = await connect(port)
-  const subscriber = new Subscriber(socket, terminator, initial)
+  const subscriber = new Kind(socket, terminator, initial)
   await new Promise((resolve, reject) => {
     subscriber.onReady = resolve
     subscriber.onFail = reject
@@ -279,4 +280,4 @@ async function run ({ quick, inproc, rounds: roundsOpt, execArgv = [] }) {
   return lines.join('\n')
 }
 
-module.exports = { name: 'fanout', run, measure, COMPETITORS, SERVER_OF }
+module.exports = { name: 'fanout', run, measure, COMPETITORS, SERVER_OF, Subscriber, subscribe, allReach }
