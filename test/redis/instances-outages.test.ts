@@ -1,0 +1,95 @@
+// Instances in separate processes (test/redis/processes.ts) when Redis fails them: killed and
+// restarted empty, paused past commandTimeout, or dropping their subscriber connections. Publishing
+// answers 503 meanwhile, streams stay open, and afterwards every instance delivers every message it
+// can still get, once and in order, or a reset.
+import t from 'tap'
+import { replayWithControl } from '../helpers.js'
+import { useRedis } from './redis-server.js'
+import { keysOf } from './setup.js'
+import { epochOf, post, publish, publishOnceReady, seq, startInstances, subscribe } from './processes.js'
+
+const redis = useRedis(t)
+if (redis !== undefined) {
+  t.beforeEach(() => redis.cli.flushall())
+
+  t.test('redis-server killed and restarted empty: publishing answers 503 meanwhile, streams stay open, then a reset and live messages', async t => {
+    const servers = await startInstances(t, redis, 2)
+    const [a, b] = servers
+    const start = await publish(a, 0)
+    const clients = await Promise.all(servers.map(server => subscribe(server, start)))
+    const before = await publish(b, 1)
+    await Promise.all(clients.map(client => client.waitFor(before)))
+
+    await redis.kill()
+    await Promise.all(servers.map(server => server.logged(line => line.msg.includes('lost the connection to Redis'))))
+    for (const [n, server] of servers.entries()) {
+      const res = await post(server, 'during the outage')
+      t.equal(res.status, 503, `instance ${n}: the publish route answers 503`)
+      t.match(await res.json(), { code: 'FST_COMET_PUBLISH_FAILED' })
+    }
+    // A heartbeat written after the outage began: the streams are alive without Redis.
+    await Promise.all(clients.map(client => new Promise<void>(resolve => {
+      client.res.on('data', chunk => { if (chunk === '\n') resolve() })
+    })))
+
+    await redis.start()
+    // A client's reset comes from its instance's read of the log: its commands run again.
+    await Promise.all(clients.map(client => client.waitFor('"reset"')))
+    const next = [await publish(b, 2), await publish(a, 3)]
+    await Promise.all(clients.map(client => client.waitFor(next[1])))
+    const epoch = epochOf(next[0])
+    t.not(epoch, epochOf(start), 'a new epoch: ids of the old one can never match new messages')
+    t.same(next.map(seq), [1, 2], 'numbered from 1 again')
+    for (const [n, client] of clients.entries()) {
+      client.req.destroy()
+      t.same(replayWithControl(client.body(), 'cb'), [
+        ['message', 1, before],
+        ['control', 'reset', { lastEventId: before, id: `${epoch}-0` }],
+        ['message', 2, next[0]],
+        ['message', 3, next[1]]
+      ], `instance ${n}: what it had, a reset, then live; nothing from the outage`)
+    }
+    const log = await redis.cli.xrange(keysOf('chat').log, '-', '+')
+    t.same(log.map(([, [, message]]) => JSON.parse(message)), [2, 3], 'the refused publishes were not stored')
+  })
+
+  t.test('a Redis that stops answering: publishing answers 503 after commandTimeout; what it stored meanwhile arrives once, in order', async t => {
+    const servers = await startInstances(t, redis, 2, { COMMAND_TIMEOUT: '400' })
+    const [a, b] = servers
+    const start = await publishOnceReady(a, 0)
+    const clients = await Promise.all(servers.map(server => subscribe(server, start)))
+    const before = await publishOnceReady(b, 1)
+    await Promise.all(clients.map(client => client.waitFor(before)))
+    // Every command waits until the pause ends, 4 s from now (10 times commandTimeout): a 503
+    // means the instance gave up first.
+    await redis.cli.call('CLIENT', 'PAUSE', '4000', 'ALL')
+    const res = await post(a, 2)
+    t.equal(res.status, 503, 'the publish route answers 503 while Redis holds the command')
+    t.match(await res.json(), { code: 'FST_COMET_PUBLISH_FAILED', message: /timed out/i })
+    await redis.cli.ping() // answered once the pause is over (CLIENT UNPAUSE would wait too)
+    const after = await publish(b, 3)
+    await Promise.all(clients.map(client => client.waitFor(after)))
+    for (const [n, client] of clients.entries()) {
+      client.req.destroy()
+      // Redis ran the publish that timed out once it could (the README says so): it is delivered
+      // like any other, once and in its place.
+      t.same(replayWithControl(client.body(), 'cb'), [['message', 1, before], ['message', 2, `${epochOf(start)}-3`], ['message', 3, after]], `instance ${n}`)
+    }
+  })
+
+  t.test('subscriber connections killed by Redis: every instance catches up, nothing lost or repeated', async t => {
+    const servers = await startInstances(t, redis, 2)
+    const start = await publish(servers[0], 0)
+    const clients = await Promise.all(servers.map(server => subscribe(server, start)))
+    const ids: string[] = []
+    for (let n = 1; n <= 60; n++) {
+      if (n === 20 || n === 40) await redis.cli.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+      ids.push(await publish(servers[n % 2], n))
+    }
+    await Promise.all(clients.map(client => client.waitFor(ids[59])))
+    for (const [n, client] of clients.entries()) {
+      client.req.destroy()
+      t.same(replayWithControl(client.body(), 'cb'), ids.map((id, i) => ['message', i + 1, id]), `instance ${n}: 1 to 60, once each, in order, no reset`)
+    }
+  })
+}
