@@ -113,17 +113,25 @@ class IteratorFeed implements CometFeed {
   start (subscriber: CometSubscriber): void {
     const iterable = this.#iterable as Partial<AsyncIterable<unknown> & Iterable<unknown>>
     this.#iterable = undefined
-    // Prefer the asynchronous protocol when an object offers both. Each loop catches its own
-    // errors: a rejection handler on its promise would cost every idle stream a few hundred bytes.
-    if (typeof iterable[Symbol.asyncIterator] === 'function') this.#pull(iterable as AsyncIterable<unknown>, subscriber)
-    else this.#pullSync(iterable as Iterable<unknown>, subscriber)
+    // Each loop catches its own errors: a rejection handler on its promise would cost every
+    // stream waiting on its source a few hundred bytes.
+    try {
+      // Prefer the asynchronous protocol when an object offers both.
+      const asyncIterator = iterable[Symbol.asyncIterator]
+      if (typeof asyncIterator === 'function') {
+        this.#pull(this.#iterator = asyncIterator.call(iterable), subscriber)
+      } else {
+        this.#pullSync(this.#iterator = (iterable as Iterable<unknown>)[Symbol.iterator](), subscriber)
+      }
+    } catch (err) {
+      subscriber.fail(err)
+    }
   }
 
   // One await per message (the iterator's own); no race against the client leaving:
   // cancellation reaches the source through its AbortSignal and return().
-  async #pull (iterable: AsyncIterable<unknown>, subscriber: CometSubscriber): Promise<void> {
+  async #pull (iterator: AsyncIterator<unknown>, subscriber: CometSubscriber): Promise<void> {
     try {
-      const iterator = this.#iterator = iterable[Symbol.asyncIterator]()
       for (;;) {
         const result = await iterator.next()
         if (this.#stopped) return
@@ -138,9 +146,8 @@ class IteratorFeed implements CometFeed {
   }
 
   // Synchronous sources are pulled without awaiting, one batch at a time.
-  async #pullSync (iterable: Iterable<unknown>, subscriber: CometSubscriber): Promise<void> {
+  async #pullSync (iterator: Iterator<unknown>, subscriber: CometSubscriber): Promise<void> {
     try {
-      const iterator = this.#iterator = iterable[Symbol.iterator]()
       for (;;) {
         do {
           const result = iterator.next()
