@@ -3,9 +3,12 @@
 // it: it listens, it lost Redis, it is connected again, it served a request.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Test } from 'tap'
 import type { LogLine } from './helpers.js'
+
+const EXIT_WITH_PARENT = resolve(__dirname, 'fixtures/exit-with-parent.js')
 
 export interface ChildServer {
   /** Where it listens: http://127.0.0.1:PORT. */
@@ -30,21 +33,19 @@ export function childEnv (changes: EnvChanges = {}): NodeJS.ProcessEnv {
 
 /** Runs `node script` with `env` changed, until `t` ends; resolves once it listens. */
 export async function startServer (t: Test, script: string, env: EnvChanges = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, [script], { env: childEnv(env), stdio: ['ignore', 'pipe', 'inherit'] })
+  // With an IPC channel that only tells the child when this process is gone (EXIT_WITH_PARENT).
+  const child = spawn(process.execPath, ['-r', EXIT_WITH_PARENT, script], { env: childEnv(env), stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
+  child.channel?.unref()
   const exited = once(child, 'exit')
   const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal)
     await exited
   }
   t.teardown(() => kill())
-  // A test process that ends without its teardowns (a timeout) takes the child with it.
-  const orphaned = (): void => { child.kill('SIGKILL') }
-  process.once('exit', orphaned)
-  exited.then(() => process.off('exit', orphaned), () => {})
 
   const logs: LogLine[] = []
   const waiters = new Set<(line: LogLine) => void>()
-  createInterface({ input: child.stdout }).on('line', text => {
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', text => {
     let line: LogLine
     try {
       line = JSON.parse(text)

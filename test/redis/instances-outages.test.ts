@@ -53,6 +53,33 @@ if (redis !== undefined) {
     t.same(log.map(([, [, message]]) => JSON.parse(message)), [2, 3], 'the refused publishes were not stored')
   })
 
+  t.test('clients that connect while Redis is down get their streams, then a reset and live messages once it is back', async t => {
+    const servers = await startInstances(t, redis, 2)
+    const [a, b] = servers
+    const start = await publish(a, 0)
+    const steady = await subscribe(a, start)
+    const before = await publish(a, 1)
+    await steady.waitFor(before)
+
+    await redis.kill()
+    await Promise.all(servers.map(server => server.logged(line => line.msg.includes('lost the connection to Redis'))))
+    // a follows the channel already; b starts to follow it now, with its subscriber connection down.
+    const late = await Promise.all(servers.map(server => subscribe(server, before)))
+    t.same(late.map(client => client.res.statusCode), [200, 200], 'both streams open')
+
+    await redis.start()
+    await Promise.all([steady, ...late].map(client => client.waitFor('"reset"')))
+    const next = await publish(b, 2)
+    await Promise.all([steady, ...late].map(client => client.waitFor(next)))
+    const reset = ['control', 'reset', { lastEventId: before, id: `${epochOf(next)}-0` }]
+    steady.req.destroy()
+    t.same(replayWithControl(steady.body(), 'cb'), [['message', 1, before], reset, ['message', 2, next]])
+    for (const [n, client] of late.entries()) {
+      client.req.destroy()
+      t.same(replayWithControl(client.body(), 'cb'), [reset, ['message', 2, next]], `instance ${n}: a reset, then live`)
+    }
+  })
+
   t.test('a Redis that stops answering: publishing answers 503 after commandTimeout; what it stored meanwhile arrives once, in order', async t => {
     const servers = await startInstances(t, redis, 2, { COMMAND_TIMEOUT: '400' })
     const [a, b] = servers
@@ -75,6 +102,23 @@ if (redis !== undefined) {
       // like any other, once and in its place.
       t.same(replayWithControl(client.body(), 'cb'), [['message', 1, before], ['message', 2, `${epochOf(start)}-3`], ['message', 3, after]], `instance ${n}`)
     }
+  })
+
+  t.test('a log read that timed out while Redis held it is read again once Redis answers, with no publish to prompt it', async t => {
+    const [a, b] = await startInstances(t, redis, 2, { COMMAND_TIMEOUT: '200', LOG_LEVEL: 'debug' })
+    const start = await publishOnceReady(a, 0)
+    const missed = [await publishOnceReady(b, 1), await publish(a, 2)] // b's commands run: it is connected
+    // Scripts wait (they may write), pub/sub does not: b subscribes, and its read of the log times
+    // out with the connection up, so no reconnection prompts another read.
+    await redis.cli.call('CLIENT', 'PAUSE', '60000', 'WRITE')
+    t.teardown(() => redis.cli.call('CLIENT', 'UNPAUSE'))
+    const client = await subscribe(b, start)
+    await b.logged(line => line.msg.includes("could not read a channel's log") && /timed out/i.test(line.err?.message ?? ''))
+    await redis.cli.call('CLIENT', 'UNPAUSE')
+    // Nothing is published from here on: b reads the log again by itself.
+    await client.waitFor(missed[1])
+    client.req.destroy()
+    t.same(replayWithControl(client.body(), 'cb'), [['message', 1, missed[0]], ['message', 2, missed[1]]])
   })
 
   t.test('subscriber connections killed by Redis: every instance catches up, nothing lost or repeated', async t => {
