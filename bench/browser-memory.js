@@ -39,13 +39,13 @@ function label (maxBytes) {
   return maxBytes === Infinity ? 'Infinity' : maxBytes >= MiB ? `${maxBytes / MiB} MiB` : `${maxBytes / KiB} KiB`
 }
 
-async function measure (browser, maxBytes, n, work) {
+async function measure (browser, maxBytes, n, work, inproc) {
   const server = await startServer({
     competitor: `fastify-comet (maxBytes: ${label(maxBytes)})`,
     scenario: 'browser',
     params: { n },
     options: { maxBytes: String(maxBytes) } // IPC is JSON: no Infinity
-  })
+  }, { inproc })
   let tab
   try {
     tab = await browser.open(pageUrl(server.port, 'fastify-comet', n, work))
@@ -160,11 +160,11 @@ function curve (browser, maxBytes, results) {
     '\n\n' + table(['sample', ...maxBytes.map(m => `maxBytes ${label(m)}`)], rows)
 }
 
-async function runBrowser (name, quick) {
+async function runBrowser (name, { quick, inproc }) {
   const browser = await launch(name)
   if (browser.skipped !== undefined) {
     log(`  ${browser.skipped}`)
-    return `${browser.skipped}\n`
+    return browser.skipped
   }
   const parts = []
   try {
@@ -172,7 +172,7 @@ async function runBrowser (name, quick) {
       const n = quick ? scenario.quickN : scenario.n
       const results = new Map()
       for (const maxBytes of scenario.maxBytes) {
-        const result = await measure(browser, maxBytes, n, scenario.work)
+        const result = await measure(browser, maxBytes, n, scenario.work, inproc)
         results.set(maxBytes, result)
         const last = result.samples[END]
         log(`  ${browser.title} ${scenario.name} maxBytes ${label(maxBytes)}: ${fmtInt(result.rate)} msg/s, ` +
@@ -187,9 +187,9 @@ async function runBrowser (name, quick) {
   return parts.join('\n\n')
 }
 
-async function run ({ quick }) {
+async function run (options) {
   const parts = []
-  for (const name of ['chromium', 'firefox']) parts.push(await runBrowser(name, quick))
+  for (const name of ['chromium', 'firefox']) parts.push(await runBrowser(name, options))
   return parts.join('\n\n')
 }
 

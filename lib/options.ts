@@ -29,7 +29,7 @@ const DEFAULTS: StreamDefaults = {
   heartbeat: 20000, // under the 30-60 s idle timeouts common in proxies and load balancers
   // Browsers read a comet document as fast as it arrives, whatever the page's pace, and Firefox
   // holds on to what it read: ending a document bounds both. Each new document costs a reconnect
-  // (about 50 ms in a browser), so rarely: 8 MiB (BENCHMARKS.md, "Rotation from data").
+  // (50-100 ms in a browser), so rarely: 8 MiB (BENCHMARKS.md, "Rotation from data").
   maxBytes: 8388608,
   maxDuration: 0
 }
