@@ -136,4 +136,29 @@ if (redis !== undefined) {
       t.same(replayWithControl(client.body(), 'cb'), ids.map((id, i) => ['message', i + 1, id]), `instance ${n}: 1 to 60, once each, in order, no reset`)
     }
   })
+
+  t.test('subscriber connections dropped by Redis for their output buffer on every message: nothing lost or repeated', async t => {
+    const servers = await startInstances(t, redis, 2)
+    const start = await publish(servers[0], 0)
+    const clients = await Promise.all(servers.map(server => subscribe(server, start)))
+    const subscribers = async (): Promise<string[]> => {
+      const list = await redis.cli.call('CLIENT', 'LIST', 'TYPE', 'pubsub') as string
+      return [...list.matchAll(/^id=(\d+)/gm)].map(([, id]) => id)
+    }
+    const before = await subscribers()
+    // A message that does not fit a connection's 16 KiB reply buffer overflows the 1 KiB limit
+    // set here: Redis drops every subscriber connection it is sent to.
+    await redis.cli.config('SET', 'client-output-buffer-limit', 'pubsub 1024 1024 0')
+    t.teardown(() => redis.cli.config('SET', 'client-output-buffer-limit', 'pubsub 32mb 8mb 60'))
+    const big = 'x'.repeat(64 * 1024)
+    const ids: string[] = []
+    for (let n = 1; n <= 20; n++) ids.push(await publish(servers[n % 2], { n, big }))
+    await Promise.all(clients.map(client => client.waitFor(ids[19])))
+    t.same((await subscribers()).filter(id => before.includes(id)), [], 'Redis dropped the subscribers it had')
+    for (const [n, client] of clients.entries()) {
+      client.req.destroy()
+      t.same(replayWithControl(client.body(), 'cb').map(([type, message, id]) => [type, (message as { n: number }).n, id]),
+        ids.map((id, i) => ['message', i + 1, id]), `instance ${n}: 1 to 20, once each, in order, no reset`)
+    }
+  })
 }
