@@ -8,6 +8,10 @@
 //   node bench/profile.js --fanout [competitor] [--clients 2000] [--messages 1000] [--streams 5]
 //                                                 fan-out: --streams measured publishes of
 //                                                 --messages each to --clients streams
+//   node bench/profile.js --redis-fanout [competitor] [--messages 1000]
+//                                                 Redis fan-out (bench/redis-fanout.js): one profile
+//                                                 per instance, of the steady-rate publish
+//                                                 (default competitor: fastify-comet + Redis)
 //   node bench/profile.js --summarise FILE.cpuprofile
 //
 // The server runs in a child process under --cpu-prof and exits normally so the profile is
@@ -18,16 +22,18 @@ const path = require('node:path')
 const { startServer, fetchStream, terminatorOf, fmt, log } = require('./common.js')
 const { COMET_DIST } = require('./servers.js')
 const fanout = require('./fanout.js')
+const redisFanout = require('./redis-fanout.js')
 
 function parseArgs (argv) {
   const options = {
-    competitor: 'fastify-comet',
+    competitor: undefined,
     n: 200000,
     streams: undefined,
     out: '/tmp/fastify-comet-prof',
     summarise: undefined,
     top: 15,
     fanout: false,
+    redisFanout: false,
     clients: 2000,
     messages: 1000
   }
@@ -39,18 +45,21 @@ function parseArgs (argv) {
     else if (arg === '--top') options.top = Number(argv[++i])
     else if (arg === '--summarise') options.summarise = argv[++i]
     else if (arg === '--fanout') options.fanout = true
+    else if (arg === '--redis-fanout') options.redisFanout = true
     else if (arg === '--clients') options.clients = Number(argv[++i])
     else if (arg === '--messages') options.messages = Number(argv[++i])
     else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`)
     else options.competitor = arg
   }
   options.streams ??= options.fanout ? 5 : 10
+  options.competitor ??= options.redisFanout ? 'fastify-comet + Redis' : 'fastify-comet'
   return options
 }
 
-async function record ({ competitor, n, streams, out, fanout: isFanout, clients, messages }) {
+async function record ({ competitor, n, streams, out, fanout: isFanout, redisFanout: isRedisFanout, clients, messages }) {
   fs.mkdirSync(out, { recursive: true })
   const before = new Set(fs.readdirSync(out))
+  if (isRedisFanout) return recordRedisFanout(competitor, { out, messages, before })
   if (isFanout) {
     // only the measured publishes are profiled (through the inspector), not opening the streams
     const file = path.join(out, `fanout-${competitor.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`)
@@ -77,6 +86,31 @@ async function record ({ competitor, n, streams, out, fanout: isFanout, clients,
   }
   log(`${competitor}: ${streams} x ${n} messages, ${fmt((streams * n) / (total / 1000), 0)} msg/s under the profiler`)
   return newProfile(out, before)
+}
+
+// Every instance profiles the steady-rate publish (after the warm-up) through the inspector.
+async function recordRedisFanout (competitor, { out, messages, before }) {
+  const binary = redisFanout.findRedisServer()
+  if (binary === undefined) throw new Error(redisFanout.INSTALL_HINT)
+  const { clients, perInstance, warmup, phases } = redisFanout.settings(false)
+  const inProcess = competitor === 'fastify-comet (in process)'
+  const steady = { ...phases[phases.length - 1], messages }
+  const redis = await redisFanout.startRedis(binary)
+  try {
+    const [result] = await redisFanout.measure(competitor, {
+      redis,
+      instances: inProcess ? 1 : redisFanout.INSTANCES,
+      perInstance: inProcess ? clients : perInstance,
+      warmup,
+      phases: [steady],
+      profile: out
+    })
+    log(`${competitor}: ${clients} clients x ${messages} messages, one every ${steady.interval} ms, ` +
+      `${fmt((clients * messages) / (result.ms / 1000), 0)} deliveries/s, p50 ${fmt(result.p50, 1)} ms under the profiler`)
+  } finally {
+    await redis.stop()
+  }
+  return fs.readdirSync(out).filter(f => f.endsWith('.cpuprofile') && !before.has(f)).sort().map(f => path.join(out, f))
 }
 
 function newProfile (out, before) {
@@ -142,8 +176,8 @@ function summarise (file, top) {
 
 async function main () {
   const options = parseArgs(process.argv.slice(2))
-  const file = options.summarise ?? await record(options)
-  process.stdout.write(summarise(file, options.top) + '\n')
+  const files = options.summarise !== undefined ? [options.summarise] : [await record(options)].flat()
+  process.stdout.write(files.map(file => summarise(file, options.top)).join('\n\n') + '\n')
 }
 
 main().catch(err => {

@@ -81,16 +81,12 @@ export function encodeMessage (message: unknown): string {
     // property, so such a message is sent as JSON text for the browser's JSON.parse to read.
     if (json.includes('"__proto__":')) json = `JSON.parse(${JSON.stringify(json)})`
   }
-  return escapeScriptUnsafe(json)
+  return scriptSafe(json)
 }
 
-/**
- * `code` with every character that could end its <script> element (or start a comment) escaped.
- * Messages are encoded with it; text that comes back from elsewhere (a broker) goes through it
- * again, so that what a broker holds can never write markup into a comet document.
- */
-export function escapeScriptUnsafe (code: string): string {
-  return HAS_SCRIPT_UNSAFE.test(code) ? code.replace(SCRIPT_UNSAFE, escapeUnsafe) : code
+/** Text with nothing that could end its <script> element; already safe text comes back as is. */
+export function scriptSafe (text: string): string {
+  return HAS_SCRIPT_UNSAFE.test(text) ? text.replace(SCRIPT_UNSAFE, escapeUnsafe) : text
 }
 
 /** The id that `idOf` gives a message, encoded like a message; undefined without an id. */

@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
-import { escapeScriptUnsafe } from './encode.js'
 import { FST_COMET_PUBLISH_FAILED } from './errors.js'
 import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './redis-scripts.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './redis-topic.js'
@@ -104,8 +103,8 @@ export class RedisLink implements LogReader {
     return {
       epoch: logEpoch,
       last,
-      // Entry ids are `0-SEQ`; the only field is the message (escaped again: see #onMessage).
-      entries: entries?.map(([id, fields]) => [Number(id.slice(2)), escapeScriptUnsafe(fields[1])])
+      // Entry ids are `0-SEQ`; the only field is the message.
+      entries: entries?.map(([id, fields]) => [Number(id.slice(2)), fields[1]])
     }
   }
 
@@ -136,9 +135,7 @@ export class RedisLink implements LogReader {
     const space = text.indexOf(' ')
     const secondSpace = text.indexOf(' ', space + 1)
     if (topic === undefined || secondSpace === -1) return
-    // Encoded by the publisher, but Redis may hold anything: a message can never end its script
-    // element (for ours, which have nothing left to escape, one regular expression test).
-    topic.live(text.slice(0, space), Number(text.slice(space + 1, secondSpace)), escapeScriptUnsafe(text.slice(secondSpace + 1)))
+    topic.live(text.slice(0, space), Number(text.slice(space + 1, secondSpace)), text.slice(secondSpace + 1))
   }
 
   // The subscriber (re)connected: subscribe to every channel again, in one command, then read

@@ -1,0 +1,178 @@
+'use strict'
+
+// The competitors of the Redis fan-out benchmark (bench/redis-fanout.js), one server instance per
+// call to start(spec), in a child process (server-child.js with spec.module = 'redis-servers.js').
+// spec.params: { redis: unix socket path of the benchmark's redis-server, channel: the name every
+// instance shares }. Every instance serves GET / (or socket.io) to subscribers; the client drives
+// publishing on one of them with the `publish` command.
+//
+// Messages are { n, t, text: 'hello' }, t being process.hrtime in microseconds at the moment of the
+// publish call, so a client on this machine can tell the publish-to-delivery latency of each one.
+
+const path = require('node:path')
+const { setTimeout: sleep } = require('node:timers/promises')
+const {
+  COMET_DIST, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
+} = require('./servers.js')
+
+// Keeps as much history as one measured publish sends: resuming is not measured here, but a
+// channel on the broker must have a history, and XADD trims it on every message.
+const HISTORY = 1000
+
+/** The message a publisher sends, stamped when it is published. */
+function stampedMessage (n) {
+  return { n, t: Number(process.hrtime.bigint() / 1000n), text: 'hello' }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fastify-comet: in process (one instance) and on the Redis broker (as many as the client starts)
+
+function cometServer ({ broker }) {
+  return (spec, state) => startFastify(async app => {
+    const plugin = require(path.join(COMET_DIST, 'index.js'))
+    const options = { ...COMET_OPTIONS }
+    if (broker) options.broker = require(path.join(COMET_DIST, 'redis.js')).cometRedis({ url: spec.params.redis })
+    await app.register(plugin, options)
+    // The same named channel with the same history either way, so both write ids (the same bytes).
+    const channel = app.comet.channel({ name: spec.params.channel, history: HISTORY })
+    state.subscribers = () => channel.size
+    state.publish = (message) => channel.publish(message)
+    app.get('/', (request, reply) => reply.comet(channel, CALLBACK))
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hand-written baseline: node:http responses, one ioredis subscriber per instance, and each
+// message wrapped once per instance into a Buffer written to every response. The publisher sends
+// the entry comet would write for the message (`1,MESSAGE,ID,`, an id as long as comet's), so each
+// write is the script element comet writes without helmet: one script per write, same bytes.
+
+const BATCH_PREFIX = Buffer.from('<script>__fastifyComet([')
+const BATCH_SUFFIX = Buffer.from(']);</script>')
+const BASELINE_EPOCH = 'b00000000000' // as long as comet's epochs (12 hex digits)
+
+function baselineEntry (message) {
+  return `1,${JSON.stringify(message)},"${BASELINE_EPOCH}-${message.n + 1}",`
+}
+
+async function startBaseline (spec, state) {
+  const { Redis } = require('ioredis')
+  const commands = new Redis(spec.params.redis)
+  const subscriber = new Redis(spec.params.redis)
+  const responses = new Set()
+  subscriber.on('messageBuffer', (channel, entry) => {
+    const chunk = Buffer.concat([BATCH_PREFIX, entry, BATCH_SUFFIX])
+    for (const res of responses) res.write(chunk)
+  })
+  await subscriber.subscribe(spec.params.channel)
+  state.subscribers = () => responses.size
+  state.publish = (message) => commands.publish(spec.params.channel, baselineEntry(message))
+  const server = await startNodeHttp(async (req, res) => {
+    res.writeHead(200, COMET_HEADERS)
+    res.write('<html><body>')
+    res.socket.setNoDelay(true)
+    responses.add(res)
+    res.on('close', () => responses.delete(res))
+  })
+  return {
+    port: server.port,
+    close: () => {
+      server.close()
+      commands.disconnect()
+      subscriber.disconnect()
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// socket.io with @socket.io/redis-streams-adapter: what a user would pick for the same job. Every
+// broadcast is added to a Redis Stream that each instance reads with a blocking XREAD; clients use
+// socket.io-client over WebSocket only.
+
+async function startSocketIo (spec, state) {
+  const http = require('node:http')
+  const { once } = require('node:events')
+  const { Redis } = require('ioredis')
+  const { Server } = require('socket.io')
+  const { createAdapter } = require('@socket.io/redis-streams-adapter')
+  const redis = new Redis(spec.params.redis)
+  const server = http.createServer()
+  const io = new Server(server, {
+    transports: ['websocket'],
+    serveClient: false,
+    // Every client lives in the one benchmark process, which socket.io-client keeps busy: with the
+    // defaults (a ping every 25 s, 20 s to answer) a busy run ends with clients dropped by timeout.
+    pingInterval: 120000,
+    pingTimeout: 120000,
+    adapter: createAdapter(redis, { streamName: spec.params.channel })
+  })
+  state.subscribers = () => io.of('/').sockets.size
+  // io.emit() returns nothing to wait for: the adapter stores the packet, then delivers locally.
+  state.publish = (message) => { io.emit('m', message) }
+  server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 })
+  await once(server, 'listening')
+  return {
+    port: server.address().port,
+    close: () => {
+      io.close()
+      redis.disconnect()
+    }
+  }
+}
+
+const COMPETITORS = {
+  'fastify-comet (in process)': cometServer({ broker: false }),
+  'fastify-comet + Redis': cometServer({ broker: true }),
+  'node:http + ioredis': startBaseline,
+  'socket.io + redis-streams-adapter': startSocketIo
+}
+
+/**
+ * Publishes messages from..from+count-1, message i when `interval` x i ms have passed since the
+ * first (several at once when a timer fires late, so the average rate holds), then waits for every
+ * publish to be acknowledged. Resolves with the hrtime (as strings) of the first and the last
+ * publish, and how many were refused.
+ */
+async function publishSteady (state, { from, count, interval }) {
+  const step = interval * 1e6 // ns
+  const acks = []
+  const start = process.hrtime.bigint()
+  let last = start
+  for (let i = 0; i < count;) {
+    const due = Math.min(count, Math.floor(Number(process.hrtime.bigint() - start) / step) + 1)
+    for (; i < due; i++) acks.push(state.publish(stampedMessage(from + i)))
+    last = process.hrtime.bigint()
+    if (i < count) await sleep(Math.max(0, (i * step - Number(last - start)) / 1e6))
+  }
+  const refused = (await Promise.allSettled(acks)).filter(result => result.status === 'rejected')
+  return {
+    start: String(start),
+    end: String(last),
+    failed: refused.length,
+    error: refused[0]?.reason?.message
+  }
+}
+
+async function start (spec) {
+  const factory = COMPETITORS[spec.competitor]
+  if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
+  const state = { subscribers: undefined, publish: undefined, profiler: undefined }
+  const server = await factory(spec, state)
+  return { port: server.port, close: server.close, command: (cmd, args) => command(cmd, state, args) }
+}
+
+async function command (cmd, state, args) {
+  switch (cmd) {
+    case 'subscribers': return state.subscribers()
+    case 'publish': return publishSteady(state, args)
+    case 'cpu': {
+      const { user, system } = process.cpuUsage()
+      return user + system // µs
+    }
+    case 'profile-start': return profileStart(state)
+    case 'profile-stop': return profileStop(state, args)
+    default: throw new Error(`unknown command ${cmd}`)
+  }
+}
+
+module.exports = { start, COMPETITORS, HISTORY }
