@@ -21,9 +21,6 @@ const PAGES = 2
 const TOTAL = 240
 const TEXT = 'about a hundred bytes of chat text, give or take, so that documents rotate every few messages'
 
-// Four processes besides the browser: on a busy machine this file needs more than the usual minute.
-t.setTimeout(120000)
-
 // Each missing component skips the file with its own line (nginx, redis-server, then each browser).
 const redis = withoutNginx(t) ? undefined : useRedis(t)
 

@@ -6,9 +6,6 @@ import { replayWithControl } from '../helpers.js'
 import { useRedis } from './redis-server.js'
 import { publish, publishOnceReady, startInstances, subscribe } from './processes.js'
 
-// Instances in child processes start slowly on a busy machine: more than the usual minute.
-t.setTimeout(120000)
-
 const redis = useRedis(t)
 if (redis !== undefined) {
   t.beforeEach(() => redis.cli.flushall())

@@ -8,9 +8,6 @@ import { useRedis } from './redis-server.js'
 import { keysOf } from './setup.js'
 import { epochOf, post, publish, publishOnceReady, seq, startInstances, subscribe } from './processes.js'
 
-// Instances in child processes start slowly on a busy machine: more than the usual minute.
-t.setTimeout(120000)
-
 const redis = useRedis(t)
 if (redis !== undefined) {
   t.beforeEach(() => redis.cli.flushall())

@@ -7,9 +7,6 @@ import { replay, replayWithControl } from '../helpers.js'
 import { useRedis } from './redis-server.js'
 import { epochOf, publish, seq, startInstances, subscribe } from './processes.js'
 
-// Instances in child processes start slowly on a busy machine: more than the usual minute.
-t.setTimeout(120000)
-
 const redis = useRedis(t)
 if (redis !== undefined) {
   t.beforeEach(() => redis.cli.flushall())
