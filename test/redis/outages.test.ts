@@ -180,6 +180,7 @@ if (redis !== undefined) {
     const { Redis } = await import('ioredis')
     const client = new Redis(redis.url)
     t.teardown(() => client.disconnect())
+    await client.ping() // ready, as the application's client is by the time it registers the plugin
     const { cometRedis } = loadRedisBroker()
     const { app } = await build(t, { broker: cometRedis({ client }) })
     await app.comet.channel({ name: 'chat', history: 10 }).publish('x')
