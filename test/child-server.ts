@@ -25,7 +25,7 @@ export interface ChildServer {
 export type EnvChanges = Record<string, string | undefined>
 
 /** The environment of a child that runs dist/: tap's loader and coverage are not passed on. */
-export function childEnv (changes: EnvChanges = {}): NodeJS.ProcessEnv {
+function childEnv (changes: EnvChanges = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...changes, NODE_OPTIONS: undefined, NODE_V8_COVERAGE: undefined }
   for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name]
   return env
