@@ -312,6 +312,7 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
   const samples = new Samples(clients.length * messages)
   for (const c of clients) c.samples = samples
   if (profile !== undefined) await Promise.all(servers.map(server => server.call('profile-start')))
+  await Promise.all(servers.map(server => server.call('loop-delay', { reset: true })))
   const serverCpu = await Promise.all(servers.map(server => server.call('cpu')))
   const clientCpu = process.cpuUsage()
   const redisCpu = redis.cpu()
@@ -319,6 +320,7 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
   const { start, end, failed, error } = await publish(messages, interval)
   const last = await arrived
   const serverCpuAfter = await Promise.all(servers.map(server => server.call('cpu')))
+  const loopDelay = Math.max(...(await Promise.all(servers.map(server => server.call('loop-delay')))).map(d => d.max))
   const { user, system } = process.cpuUsage(clientCpu)
   const redisMs = redis.cpu() - redisCpu
   if (profile !== undefined) {
@@ -339,6 +341,7 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
     publishMs: Number(end - start) / 1e6,
     drainMs: Number(last - end) / 1e6,
     failed,
+    loopDelay,
     p50,
     p99,
     serverCpu: (serverCpuAfter.reduce((sum, us, i) => sum + us - serverCpu[i], 0) * 1000) / deliveries, // ns
@@ -465,6 +468,7 @@ function steadyReport (phase, shape) {
     fmtInt(median(of(c, 'serverCpu'))),
     fmt(median(of(c, 'redisMs')), 0),
     fmtInt(median(of(c, 'clientCpu'))),
+    fmtInt(median(of(c, 'loopDelay'))),
     String(Math.max(...of(c, 'failed')))
   ])
   return [
@@ -473,12 +477,14 @@ function steadyReport (phase, shape) {
     '',
     table(['competitor', 'instances x clients', 'deliveries/s (median)', 'min – max', `vs ${BASELINE}`, 'median of per-round ratios',
       'latency p50 ms', 'latency p99 ms', 'publishing took, ms', 'last publish -> last delivery, ms',
-      'server CPU ns/delivery', 'redis-server CPU ms', 'client CPU ns/delivery', 'publishes rejected (max)'], rows),
+      'server CPU ns/delivery', 'redis-server CPU ms', 'client CPU ns/delivery', 'event-loop delay, max ms', 'publishes rejected (max)'], rows),
     '',
     `deliveries/s = ${fmtInt(shape.clients)} x ${fmtInt(phase.messages)} / (first publish until the last client has the last message). ` +
       'Latency: from the publish call (its time is in the message) to the client reading it, every delivery of a round; the median of the rounds\' percentiles. ' +
       'Server CPU: user+system time of every instance over the same span, per delivery; redis-server CPU over the same span; ' +
-      'client CPU: the benchmark process (every client), per delivery.'
+      'client CPU: the benchmark process (every client), per delivery. Event-loop delay: the most any instance\'s loop ran late ' +
+      '(perf_hooks, 10 ms resolution). Publishes rejected: comet\'s `publish()` rejected (ioredis `Command timed out` after the broker\'s ' +
+      '`commandTimeout`, 2 s), though every client got every message.'
   ].join('\n')
 }
 
@@ -493,14 +499,15 @@ function lightReport (phase, shape) {
     `${fmt(Math.min(...of(c, 'p50')), 2)} – ${fmt(Math.max(...of(c, 'p50')), 2)}`,
     fmt(median(of(c, 'p50')) - median(of(IN_PROCESS, 'p50')), 2),
     fmtInt(median(of(c, 'serverCpu'))),
-    fmtInt(median(of(c, 'clientCpu')))
+    fmtInt(median(of(c, 'clientCpu'))),
+    fmtInt(median(of(c, 'loopDelay')))
   ])
   return [
     `### Redis fan-out latency at a light rate: ${fmtInt(shape.clients)} clients x ${fmtInt(phase.messages)} messages, one every ${phase.interval} ms, ` +
       `median of ${shape.rounds} round(s)`,
     '',
     table(['competitor', 'instances x clients', 'latency p50 ms', 'latency p99 ms', 'p50 min – max', `p50 − ${IN_PROCESS}, ms`,
-      'server CPU ns/delivery', 'client CPU ns/delivery'], rows),
+      'server CPU ns/delivery', 'client CPU ns/delivery', 'event-loop delay, max ms'], rows),
     '',
     'Same servers and clients, measured before the steady rate. At this rate every message should reach every client ' +
       'before the next is published, so that latency is the path itself (for the Redis competitors: a round trip to ' +

@@ -10,6 +10,7 @@
 // publish call, so a client on this machine can tell the publish-to-delivery latency of each one.
 
 const path = require('node:path')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { setTimeout: sleep } = require('node:timers/promises')
 const {
   COMET_DIST, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
@@ -156,7 +157,8 @@ async function publishSteady (state, { from, count, interval }) {
 async function start (spec) {
   const factory = COMPETITORS[spec.competitor]
   if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
-  const state = { subscribers: undefined, publish: undefined, profiler: undefined }
+  const state = { subscribers: undefined, publish: undefined, profiler: undefined, loopDelay: monitorEventLoopDelay({ resolution: 10 }) }
+  state.loopDelay.enable()
   const server = await factory(spec, state)
   return { port: server.port, close: server.close, command: (cmd, args) => command(cmd, state, args) }
 }
@@ -168,6 +170,14 @@ async function command (cmd, state, args) {
     case 'cpu': {
       const { user, system } = process.cpuUsage()
       return user + system // µs
+    }
+    // How late this instance's event loop ran (ms) since the last reset: a busy instance answers late,
+    // reads its Redis replies late, and its own timers fire late.
+    case 'loop-delay': {
+      const delay = state.loopDelay
+      const result = { max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 }
+      if (args?.reset) delay.reset()
+      return result
     }
     case 'profile-start': return profileStart(state)
     case 'profile-stop': return profileStop(state, args)
