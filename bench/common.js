@@ -227,6 +227,25 @@ function fmt (n, digits = 2) {
   return n.toFixed(digits)
 }
 
+/**
+ * With COMET_DIST_BASELINE (servers.js), one line per competitor that has a baseline-build twin
+ * in `names`: its ratio `ratioOf(name)` (higher is better) against the twin's, from the same run.
+ * More than 5% lower is a regression (issue 8's bound).
+ */
+function buildComparison (names, ratioOf, what) {
+  const { BASELINE_BUILD } = require('./servers.js')
+  const lines = []
+  for (const name of names) {
+    if (name.endsWith(BASELINE_BUILD) || !names.includes(name + BASELINE_BUILD)) continue
+    const now = ratioOf(name)
+    const before = ratioOf(name + BASELINE_BUILD)
+    const change = now / before
+    lines.push(`- ${name}, ${what}: ${fmt(now)}x; baseline build ${fmt(before)}x; ${fmt(change)} of it: ` +
+      (change >= 0.95 ? 'no regression (within 5%)' : 'REGRESSION (more than 5% lower)'))
+  }
+  return lines
+}
+
 function fmtBytes (n) {
   if (Math.abs(n) >= 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MiB`
   if (Math.abs(n) >= 1024) return `${(n / 1024).toFixed(1)} KiB`
@@ -260,6 +279,7 @@ module.exports = {
   fmt,
   fmtInt,
   fmtBytes,
+  buildComparison,
   fdLimit,
   log
 }

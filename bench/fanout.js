@@ -8,13 +8,14 @@
 // arrival, on the same monotonic clock (as in latency.js). Each round: a fresh server process,
 // N streams opened, one warm-up publish of M/10 messages, then the measured one.
 
-const { startServer, connect, terminatorOf, median, orderFor, table, fmt, fmtInt, fdLimit, log } = require('./common.js')
+const { startServer, connect, terminatorOf, median, orderFor, table, fmt, fmtInt, buildComparison, fdLimit, log } = require('./common.js')
+const { withBaselineBuild } = require('./servers.js')
 
-const COMPETITORS = ['node:http loop', 'fastify-comet', 'fastify-comet (helmet: false)', '@fastify/sse']
+const COMPETITORS = withBaselineBuild(['node:http loop', 'fastify-comet', 'fastify-comet (helmet: false)', '@fastify/sse'])
 const BASELINE = 'node:http loop'
 // the baseline is the per-message server's fan-out mode (servers.js fanoutHandler)
 const SERVER_OF = { 'node:http loop': 'per-message' }
-const COMETS = ['fastify-comet', 'fastify-comet (helmet: false)']
+const COMETS = withBaselineBuild(['fastify-comet', 'fastify-comet (helmet: false)'])
 // Messages published per turn of the server's event loop: a busy feed (a broker delivering
 // several messages per read, a game tick) rather than one message per tick, which would favour
 // whoever writes each message at once.
@@ -270,6 +271,12 @@ async function run ({ quick, inproc, rounds: roundsOpt, execArgv = [] }) {
       `(per-round: ${fmt(vsRound)}x ${vsRound >= 0.8 ? 'MET' : 'MISSED'}) | ` +
       `ahead of ${sse.join(' and ')}: ${sse.every(s => rate(c) > rate(s)) ? 'MET' : 'MISSED'}`)
   }
+  const comparison = [
+    ...buildComparison(COMPETITORS, c => rate(c) / rate(BASELINE), `deliveries/s vs ${BASELINE}`),
+    ...buildComparison(COMPETITORS, roundRatio, `vs ${BASELINE}, median of per-round ratios`),
+    ...buildComparison(COMPETITORS, c => median(cpu[BASELINE]) / median(cpu[c]), `CPU: ${BASELINE} ÷ this`)
+  ]
+  if (comparison.length > 0) lines.push('', 'Against the baseline build (COMET_DIST_BASELINE), same run:', '', ...comparison)
   return lines.join('\n')
 }
 

@@ -4,12 +4,15 @@
 //
 //   node bench/run.js                      every benchmark
 //   node bench/run.js throughput latency   only these
+//   node bench/run.js browser-memory       the long rotation study: only when named (see EXTRA)
 //   node bench/run.js --quick              short smoke run of each; exits 1 if one crashes
 //   node bench/run.js --rounds 3           override the number of rounds (throughput, latency, idle)
 //   node bench/run.js --inproc             servers in this process instead of a child process
 //
 // `npm run bench` builds dist/ first; `npm run bench -- --quick` passes the flag through.
 // COMET_DIST=/some/dist node bench/run.js measures another build of the plugin.
+// COMET_DIST_BASELINE=/old/dist adds a twin of every fastify-comet competitor built from there
+// (throughput, idle, fanout), and says how the two builds' ratios compare in the same run.
 // The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200
 // (fanout: 2,000 sockets, above 2,200; redis-fanout: 1,000 here and 1,000 in a server, above 2,200).
 // redis-fanout starts its own redis-server (Debian's `apt-get install redis-server`), or is skipped.
@@ -21,7 +24,7 @@ const os = require('node:os')
 const fs = require('node:fs')
 const path = require('node:path')
 const { log } = require('./common.js')
-const { COMET_DIST } = require('./servers.js')
+const { COMET_DIST, COMET_DIST_BASELINE } = require('./servers.js')
 
 const BENCHMARKS = {
   throughput: require('./throughput.js'),
@@ -29,8 +32,14 @@ const BENCHMARKS = {
   idle: require('./idle.js'),
   'slow-consumer': require('./slow-consumer.js'),
   fanout: require('./fanout.js'),
+  browser: require('./browser.js'),
   'redis-fanout': require('./redis-fanout.js')
 }
+// Long studies behind a decision (the maxBytes default): run only when named.
+const EXTRA = {
+  'browser-memory': require('./browser-memory.js')
+}
+const NAMED = { ...BENCHMARKS, ...EXTRA }
 
 function parseArgs (argv) {
   const options = { quick: false, inproc: false, rounds: undefined, names: [] }
@@ -48,7 +57,7 @@ function parseArgs (argv) {
     throw new Error('--rounds expects a positive whole number')
   }
   for (const name of options.names) {
-    if (BENCHMARKS[name] === undefined) throw new Error(`unknown benchmark ${name}; one of ${Object.keys(BENCHMARKS).join(', ')}`)
+    if (!Object.hasOwn(NAMED, name)) throw new Error(`unknown benchmark ${name}; one of ${Object.keys(NAMED).join(', ')}`)
   }
   return options
 }
@@ -66,21 +75,25 @@ function loadAverage () {
 async function main () {
   const options = parseArgs(process.argv.slice(2))
   if (options.help) {
-    process.stdout.write(`usage: node bench/run.js [--quick] [--inproc] [--rounds N] [${Object.keys(BENCHMARKS).join('|')} ...]\n`)
+    process.stdout.write(`usage: node bench/run.js [--quick] [--inproc] [--rounds N] [${Object.keys(NAMED).join('|')} ...]\n`)
     return
   }
   if (!fs.existsSync(path.join(COMET_DIST, 'index.js'))) {
     throw new Error(`${COMET_DIST}/index.js is missing: run \`npm run build\` (or use \`npm run bench\`)`)
   }
+  if (COMET_DIST_BASELINE !== undefined && !fs.existsSync(path.join(COMET_DIST_BASELINE, 'index.js'))) {
+    throw new Error(`COMET_DIST_BASELINE: ${COMET_DIST_BASELINE}/index.js is missing`)
+  }
   const names = options.names.length > 0 ? options.names : Object.keys(BENCHMARKS)
-  process.stdout.write(`## fastify-comet benchmarks${options.quick ? ' (--quick)' : ''}\n\n${machine()}\n\nPlugin: ${COMET_DIST}\n`)
+  const baseline = COMET_DIST_BASELINE === undefined ? '' : `; baseline build (competitors marked [baseline build]): ${COMET_DIST_BASELINE}`
+  process.stdout.write(`## fastify-comet benchmarks${options.quick ? ' (--quick)' : ''}\n\n${machine()}\n\nPlugin: ${COMET_DIST}${baseline}\n`)
   let failed = 0
   for (const name of names) {
     log(`# ${name}`)
     const started = Date.now()
     const loadBefore = loadAverage()
     try {
-      const markdown = await BENCHMARKS[name].run(options)
+      const markdown = await NAMED[name].run(options)
       const seconds = ((Date.now() - started) / 1000).toFixed(0)
       process.stdout.write(`\n${markdown}\n\n_${seconds} s; 1-minute load average ${loadBefore} before, ${loadAverage()} after_\n`)
     } catch (err) {

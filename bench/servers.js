@@ -10,6 +10,7 @@
 //   idle        never yields anything
 //   fanout      no source: every open response subscribes to one broadcaster, and the client
 //               drives publishing with the `publish` command (publishFanout below)
+//   browser     a page and a stream for a browser (bench/browser-servers.js has these competitors)
 
 const http = require('node:http')
 const path = require('node:path')
@@ -26,8 +27,13 @@ const SCRIPT_UNSAFE = /[<>&\u2028\u2029]/g
 const SCRIPT_ESCAPES = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026', '\u2028': '\\u2028', '\u2029': '\\u2029' }
 const escapeUnsafe = (char) => SCRIPT_ESCAPES[char]
 
+/** A message's JSON, safe inside a <script> element (the old plugin's encoding). */
+function scriptJson (message) {
+  return JSON.stringify(message).replace(SCRIPT_UNSAFE, escapeUnsafe)
+}
+
 function formatScript (message) {
-  return SCRIPT_PREFIX + JSON.stringify(message).replace(SCRIPT_UNSAFE, escapeUnsafe) + SCRIPT_SUFFIX
+  return SCRIPT_PREFIX + scriptJson(message) + SCRIPT_SUFFIX
 }
 
 const COMET_HEADERS = {
@@ -219,6 +225,19 @@ async function startFastify (setup) {
  */
 const COMET_DIST = path.resolve(process.env.COMET_DIST || path.join(__dirname, '..', 'dist'))
 
+/**
+ * COMET_DIST_BASELINE=/other/dist measures a second build in the same run: every fastify-comet
+ * competitor gets a twin, named with BASELINE_BUILD appended, that loads the plugin from there.
+ */
+const COMET_DIST_BASELINE = process.env.COMET_DIST_BASELINE ? path.resolve(process.env.COMET_DIST_BASELINE) : undefined
+const BASELINE_BUILD = ' [baseline build]'
+
+/** `names`, each fastify-comet competitor followed by its baseline-build twin when COMET_DIST_BASELINE is set. */
+function withBaselineBuild (names) {
+  if (COMET_DIST_BASELINE === undefined) return names
+  return names.flatMap(name => name.startsWith('fastify-comet') ? [name, name + BASELINE_BUILD] : [name])
+}
+
 const COMET_OPTIONS = { padding: 0, maxBytes: Infinity }
 
 /**
@@ -226,8 +245,8 @@ const COMET_OPTIONS = { padding: 0, maxBytes: Infinity }
  * idle stream reads (called once per server, so a channel can be shared by every stream).
  */
 function cometServer (options, idleSourceOf) {
-  return (spec, state) => startFastify(async app => {
-    await app.register(require(path.join(COMET_DIST, 'index.js')), options)
+  return (spec, state, dist) => startFastify(async app => {
+    await app.register(require(path.join(dist, 'index.js')), options)
     if (spec.scenario === 'fanout') {
       // one channel, default maxQueue (1,024 messages a subscriber may hold unwritten)
       const channel = app.comet.channel()
@@ -258,7 +277,7 @@ const COMPETITORS = {
 
   // (c) the plugin under test, with its defaults (it registers @fastify/helmet: security headers
   // and a CSP nonce on every script; 20 s heartbeat) except: no padding, and no maxBytes
-  // rotation (by default a stream ends after 128 KiB and the browser reconnects), since every
+  // rotation (by default a stream ends after 8 MiB and the browser reconnects), since every
   // scenario here is about one long stream
   'fastify-comet': cometServer(COMET_OPTIONS),
 
@@ -331,10 +350,13 @@ const COMPETITORS = {
  * (stats, memory, sample) and close().
  */
 async function start (spec) {
-  const factory = COMPETITORS[spec.competitor]
+  if (spec.scenario === 'browser') return require('./browser-servers.js').start(spec)
+  const twin = spec.competitor.endsWith(BASELINE_BUILD)
+  if (twin && COMET_DIST_BASELINE === undefined) throw new Error(`${spec.competitor} needs COMET_DIST_BASELINE`)
+  const factory = COMPETITORS[twin ? spec.competitor.slice(0, -BASELINE_BUILD.length) : spec.competitor]
   if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
   const state = { yields: [], pulled: 0, last: undefined, open: new Set(), subscribers: undefined, broadcast: undefined }
-  const server = await factory(spec, state)
+  const server = await factory(spec, state, twin ? COMET_DIST_BASELINE : COMET_DIST)
   return {
     port: server.port,
     close: server.close,
@@ -368,6 +390,11 @@ async function command (cmd, state, args) {
         socketQueued,
         heapUsed: process.memoryUsage().heapUsed
       }
+    }
+    case 'snapshot': {
+      // a heap snapshot after the same GC as 'memory' (bench/heap.js reads it)
+      await command('memory', state)
+      return require('node:v8').writeHeapSnapshot(args.file)
     }
     case 'memory': {
       if (typeof global.gc !== 'function') throw new Error('memory needs --expose-gc')
@@ -407,16 +434,21 @@ async function profileStop (state, { file }) {
 
 module.exports = {
   start,
+  startFastify,
+  startNodeHttp,
+  profileStart,
+  profileStop,
   COMPETITORS,
   COMET_DIST,
+  COMET_DIST_BASELINE,
+  BASELINE_BUILD,
+  withBaselineBuild,
   COMET_OPTIONS,
   COMET_HEADERS,
   CALLBACK,
   formatScript,
+  scriptJson,
+  waitDrain,
   messageAt,
-  fanoutMessage,
-  startNodeHttp,
-  startFastify,
-  profileStart,
-  profileStop
+  fanoutMessage
 }

@@ -4,10 +4,11 @@
 // fast as it can. Every competitor runs in every round, in alternating order, each round in a
 // fresh server process with one warm-up stream before the measured one.
 
-const { startServer, fetchStream, terminatorOf, median, orderFor, table, fmt, fmtInt, log } = require('./common.js')
+const { startServer, fetchStream, terminatorOf, median, orderFor, table, fmt, fmtInt, buildComparison, log } = require('./common.js')
+const { withBaselineBuild } = require('./servers.js')
 
-const COMPETITORS = ['per-message', 'hand-coalesced', 'fastify-comet', 'fastify-comet (helmet: false)', '@fastify/sse', 'fastify-sse-v2']
-const COMETS = ['fastify-comet', 'fastify-comet (helmet: false)']
+const COMPETITORS = withBaselineBuild(['per-message', 'hand-coalesced', 'fastify-comet', 'fastify-comet (helmet: false)', '@fastify/sse', 'fastify-sse-v2'])
+const COMETS = withBaselineBuild(['fastify-comet', 'fastify-comet (helmet: false)'])
 const BASELINE = 'per-message'
 const HAND = 'hand-coalesced'
 
@@ -91,6 +92,13 @@ async function run ({ quick, inproc, only, rounds: roundsOpt, execArgv = [] }) {
       `>= 0.9x ${HAND}: ${fmt(vsHand)}x ${vsHand >= 0.9 ? 'MET' : 'MISSED'}; ${fmt(cpuHand)}x ${cpuHand >= 0.9 ? 'MET' : 'MISSED'}`,
       `ahead of ${sse.join(' and ')}: ${sse.every(s => med[c] > med[s]) ? 'MET' : 'MISSED'}; ${sse.every(s => medCpu[c] < medCpu[s]) ? 'MET' : 'MISSED'}`
     ].join(' | '))
+  }
+  if (med[BASELINE] !== undefined) {
+    const comparison = [
+      ...buildComparison(competitors, c => med[c] / med[BASELINE], `msg/s vs ${BASELINE}`),
+      ...buildComparison(competitors, c => medCpu[BASELINE] / medCpu[c], `CPU: ${BASELINE} ÷ this`)
+    ]
+    if (comparison.length > 0) lines.push('', 'Against the baseline build (COMET_DIST_BASELINE), same run:', '', ...comparison)
   }
   return lines.join('\n')
 }

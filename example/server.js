@@ -2,6 +2,7 @@
 // The fastify-comet example: Play's Comet clock and a small chat on one page.
 //   npm run example             http://127.0.0.1:3000
 //   PORT=8080 HOST=0.0.0.0 npm run example
+//   REDIS_URL=redis://127.0.0.1:6379 npm run example    the chat shared by every instance on that Redis
 const { readFile } = require('node:fs/promises')
 const { join } = require('node:path')
 const { setInterval } = require('node:timers/promises')
@@ -23,15 +24,14 @@ const chatBody = {
   }
 }
 
-/** The example app, not listening yet: `build({ logger: true }).listen(...)`. */
-function build (options = {}) {
+/**
+ * The example app, not listening yet: `build({ logger: true }).listen(...)`. With a `broker`
+ * (cometRedis() from fastify-comet/redis), the chat is shared by every instance that uses it.
+ */
+function build (options = {}, broker) {
   const app = Fastify(options)
   // clientPath serves the browser client, which reconnects when a stream rotates or fails.
-  app.register(fastifyComet, { clientPath: '/comet/client.js' })
-
-  // Chat fan-out: every POST /chat is published here, to every open /chat stream. The channel keeps
-  // its last 200 lines, so a reload or a rotation resumes where the page was and loses no line.
-  const room = new fastifyComet.CometChannel({ history: 200, maxQueue: 256 })
+  app.register(fastifyComet, { clientPath: '/comet/client.js', broker })
 
   for (const [url, [file, type]] of Object.entries(PUBLIC_FILES)) {
     app.get(url, async (request, reply) => reply.type(type).send(await readFile(join(__dirname, 'public', file))))
@@ -40,15 +40,25 @@ function build (options = {}) {
   // The time every 100 ms until the client leaves (the signal aborts).
   app.get('/clock', (request, reply) => reply.comet(({ signal }) => clock(signal), 'parent.clockTick'))
 
-  app.get('/chat', (request, reply) => reply.comet(room, 'parent.chatMessage'))
-
   // Accepts JSON and plain HTML form posts ({ text }).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body)))
   })
-  app.post('/chat', { schema: { body: chatBody } }, async (request, reply) => {
-    await room.publish({ text: request.body.text, time: new Date().toISOString() })
-    reply.code(204)
+
+  // Registered after the plugin, so fastify.comet is there.
+  app.register(async app => {
+    // Chat fan-out: every POST /chat is published here, to every open /chat stream. The channel
+    // keeps its last 200 lines, so a reload or a rotation resumes where the page was and loses no
+    // line. Named, so that with a broker it is one channel for every instance: a line posted to
+    // one reaches the pages of all, and a page resumes on whichever instance it reconnects to.
+    const room = app.comet.channel({ name: 'chat', history: 200, maxQueue: 256 })
+
+    app.get('/chat', (request, reply) => reply.comet(room, 'parent.chatMessage'))
+
+    app.post('/chat', { schema: { body: chatBody } }, async (request, reply) => {
+      await room.publish({ text: request.body.text, time: new Date().toISOString() })
+      reply.code(204)
+    })
   })
 
   return app
@@ -71,7 +81,9 @@ function formatTime (date) {
 
 /* c8 ignore start: the command line entry point, run by `npm run example` */
 if (require.main === module) {
-  const app = build({ logger: true })
+  // ioredis is loaded only then: without REDIS_URL the example needs no Redis at all.
+  const broker = process.env.REDIS_URL ? require('fastify-comet/redis').cometRedis({ url: process.env.REDIS_URL }) : undefined
+  const app = build({ logger: true }, broker)
   app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
     .catch(err => {
       app.log.error(err)

@@ -81,7 +81,12 @@ export function encodeMessage (message: unknown): string {
     // property, so such a message is sent as JSON text for the browser's JSON.parse to read.
     if (json.includes('"__proto__":')) json = `JSON.parse(${JSON.stringify(json)})`
   }
-  return HAS_SCRIPT_UNSAFE.test(json) ? json.replace(SCRIPT_UNSAFE, escapeUnsafe) : json
+  return scriptSafe(json)
+}
+
+/** Text with nothing that could end its <script> element; already safe text comes back as is. */
+export function scriptSafe (text: string): string {
+  return HAS_SCRIPT_UNSAFE.test(text) ? text.replace(SCRIPT_UNSAFE, escapeUnsafe) : text
 }
 
 /** The id that `idOf` gives a message, encoded like a message; undefined without an id. */

@@ -52,9 +52,9 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
       }
       const nonce = scriptNonce(this)
       if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
-      stream = new CometStream(this, settings, feed, nonce, streams)
+      stream = new CometStream(this, feed, streams)
       this.log.debug({ callback: settings.callback, source: sourceKind(source) }, 'comet stream opened')
-      stream.start(this, head)
+      stream.start(this, head, settings, nonce)
     } catch (err) {
       if (feed === undefined) abandonSource(source)
       else feed.stop()

@@ -27,7 +27,10 @@ export interface PluginSettings {
 const DEFAULTS: StreamDefaults = {
   padding: 5120, // Play's 5 KiB: enough for every browser to start rendering the first chunk
   heartbeat: 20000, // under the 30-60 s idle timeouts common in proxies and load balancers
-  maxBytes: 131072, // SockJS's response limit: the iframe's document is dropped and rebuilt
+  // Browsers read a comet document as fast as it arrives, whatever the page's pace, and Firefox
+  // holds on to what it read: ending a document bounds both. Each new document costs a reconnect
+  // (50-100 ms in a browser), so rarely: 8 MiB (BENCHMARKS.md, "Rotation from data").
+  maxBytes: 8388608,
   maxDuration: 0
 }
 

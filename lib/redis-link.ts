@@ -19,6 +19,9 @@ interface CometCommands {
 
 const newEpoch = (): string => randomBytes(6).toString('hex')
 
+/** How long a channel waits to read its log again after a read failed with the connection up. */
+const RETRY_DELAY = 500
+
 // For replies nothing waits for; a callback also keeps a failed one from being unhandled.
 function ignoreReply (): void {}
 
@@ -30,6 +33,8 @@ export class RedisLink implements LogReader {
   /** The channels followed here, by their pub/sub channel. */
   readonly #topics = new Map<string, Topic>()
   #down = false
+  /** Reads stale channels again after a read failed with the connection up (see readFailed). */
+  #retry: NodeJS.Timeout | undefined
 
   constructor (commands: Redis, subscriber: Redis, prefix: string, log: FastifyBaseLogger) {
     commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
@@ -42,7 +47,7 @@ export class RedisLink implements LogReader {
     subscriber.on('message', (channel: string, text: string) => this.#onMessage(channel, text))
     subscriber.on('ready', () => this.#resubscribe())
     // A read that failed while Redis was away is tried again as soon as commands can run.
-    commands.on('ready', () => { for (const topic of this.#topics.values()) if (topic.stale) topic.catchUp() })
+    commands.on('ready', () => this.#catchUpStale())
     for (const connection of [commands, subscriber]) {
       connection.on('error', (err: Error) => this.#lost(err))
       connection.on('ready', () => this.#back())
@@ -107,7 +112,20 @@ export class RedisLink implements LogReader {
     await this.#commands.cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq)
   }
 
+  readFailed (err: Error): void {
+    // With the connection down, its 'ready' reads every stale channel again. Up, Redis was slow
+    // or busy (a timeout, BUSY, a failover's pause): nothing else would prompt another read, and a
+    // quiet channel's streams would wait for its next message. One timer for all of them.
+    if (this.#commands.status !== 'ready') return
+    this.#log.debug({ err }, `fastify-comet: could not read a channel's log from Redis; trying again in ${RETRY_DELAY} ms`)
+    this.#retry ??= setTimeout(() => {
+      this.#retry = undefined
+      this.#catchUpStale()
+    }, RETRY_DELAY).unref()
+  }
+
   close (): void {
+    clearTimeout(this.#retry)
     this.#commands.disconnect()
     this.#subscriber.disconnect()
   }
@@ -128,6 +146,10 @@ export class RedisLink implements LogReader {
     this.#subscriber.subscribe(...this.#topics.keys(), () => {
       for (const topic of this.#topics.values()) topic.catchUp()
     })
+  }
+
+  #catchUpStale (): void {
+    for (const topic of this.#topics.values()) if (topic.stale) topic.catchUp()
   }
 
   #lost (err: Error): void {

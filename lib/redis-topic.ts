@@ -17,6 +17,8 @@ export interface LogPage {
 export interface LogReader {
   read (keys: ChannelKeys, epoch: string, after: number, count: number): Promise<LogPage>
   retireEpoch (keys: ChannelKeys, epoch: string, seq: number): Promise<void>
+  /** A read failed (the topic is stale): stale topics are read again once Redis can answer. */
+  readFailed (err: Error): void
 }
 
 export interface TopicListener {
@@ -74,11 +76,16 @@ export class Topic {
     this.stale = false
     this.#read().then(() => {
       this.#reading = false
-    }, () => {
-      // Redis is unreachable; the connection's next 'ready' reads again, and the streams wait.
+    }, (err: Error) => {
       this.#reading = false
-      this.stale = true
+      this.#failed(err)
     })
+  }
+
+  /** Redis is unreachable, or slow: the streams wait until the reader has the log read again. */
+  readonly #failed = (err: Error): void => {
+    this.stale = true
+    this.#log.readFailed(err)
   }
 
   async #read (): Promise<void> {
@@ -107,7 +114,7 @@ export class Topic {
     }
     if (last < this.#last) {
       // The log went back in time under the same epoch: retire it, and read the new one.
-      this.#log.retireEpoch(this.keys, epoch, this.#last).then(() => this.catchUp(), () => { this.stale = true })
+      this.#log.retireEpoch(this.keys, epoch, this.#last).then(() => this.catchUp(), this.#failed)
       return false
     }
     // Without what pub/sub delivered while the page was read.

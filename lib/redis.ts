@@ -65,5 +65,3 @@ function readOptions (options: CometRedisOptions): Required<Omit<CometRedisOptio
   }
   return { url, client, prefix, commandTimeout }
 }
-
-export { cometRedis as default }

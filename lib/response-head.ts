@@ -44,7 +44,7 @@ export function responseHead (reply: FastifyReply): ResponseHead {
   return { status, headers }
 }
 
-/** Sends the head, with the headers kept once: in the rendered block only. */
+/** Sends the head, with the headers kept once: in the rendered block only, until releaseSentHead(). */
 export function writeResponseHead (raw: ServerResponse, head: ResponseHead): void {
   const { status, headers } = head
   if (raw.getHeaderNames().length === 0 || forgetHeaderMap(raw)) {
@@ -56,29 +56,38 @@ export function writeResponseHead (raw: ServerResponse, head: ResponseHead): voi
     for (let i = 0; i < headers.length; i += 2) raw.appendHeader(headers[i], headers[i + 1])
     raw.writeHead(status)
   }
-  flattenHeaderBlock(raw)
+}
+
+// Node's own ServerResponse, whose internals below are known; a subclass (light-my-request's
+// inject) may read its headers back, and is left alone.
+function ownResponse (raw: ServerResponse): boolean {
+  return Object.getPrototypeOf(raw) === ServerResponse.prototype
 }
 
 // Node keeps a response's headers twice for its whole life: in a map (for getHeader()) and in
 // the rendered head. With helmet's headers the map alone is about 2 KB per idle stream (see
-// BENCHMARKS.md). There is no public way to drop it, so for Node's own ServerResponse the map,
-// kept under the `kOutHeaders` symbol, is emptied before writeHead() (which then renders the flat
-// list directly). A subclass (light-my-request's inject) may read its headers back: left alone,
-// as is any Node version that renamed the symbol.
+// BENCHMARKS.md). There is no public way to drop it, so the map, kept under the `kOutHeaders`
+// symbol, is emptied before writeHead() (which then renders the flat list directly); left alone
+// by any Node version that renamed the symbol.
 const kOutHeaders = Object.getOwnPropertySymbols(new ServerResponse({ method: 'GET', httpVersionMajor: 1, httpVersionMinor: 1 } as IncomingMessage))
   .find(symbol => symbol.description === 'kOutHeaders')
 
 function forgetHeaderMap (raw: ServerResponse): boolean {
-  const forgettable = kOutHeaders !== undefined && Object.getPrototypeOf(raw) === ServerResponse.prototype
+  const forgettable = kOutHeaders !== undefined && ownResponse(raw)
   if (forgettable) (raw as unknown as Record<symbol, unknown>)[kOutHeaders] = null
   return forgettable
 }
 
-// Node keeps the rendered head for the whole life of the response, as a string built from one
-// piece per header line. ToNumber flattens a string in place (the trick behind pino's flatstr),
-// so one compact copy stays (see BENCHMARKS.md, idle streams).
-function flattenHeaderBlock (raw: ServerResponse): void {
-  const header: unknown = (raw as unknown as { _header?: unknown })._header
-  // eslint-disable-next-line no-void -- the conversion is the point: it flattens the string
-  if (typeof header === 'string') void Number(header)
+// Stands for every released head: a string, as Node expects, and truthy, which is all it asks of it.
+const SENT_HEAD = 'HTTP/1.1 (sent)\r\n\r\n'
+
+/**
+ * Lets go of the rendered head once it went out with the first chunk. Node keeps it (`_header`)
+ * for the life of the response, but after sending reads it only for its truthiness (headersSent,
+ * and the checks that refuse late headers): about 1 KB per idle stream with helmet's headers
+ * (see BENCHMARKS.md). Left alone unless Node says it is sent (`_headerSent`).
+ */
+export function releaseSentHead (raw: ServerResponse): void {
+  const response = raw as unknown as { _header: unknown, _headerSent: unknown }
+  if (ownResponse(raw) && response._headerSent === true && typeof response._header === 'string') response._header = SENT_HEAD
 }

@@ -91,7 +91,6 @@ class SourceContext implements CometSourceContext {
 
 /** Pulls an iterable at the pace of the socket. */
 class IteratorFeed implements CometFeed {
-  readonly maxQueue = Infinity // it waits for the socket instead of queueing
   #iterable: CometIterable<unknown> | undefined
   readonly #idOf: IdOf
   readonly #context: SourceContext | undefined
@@ -107,54 +106,66 @@ class IteratorFeed implements CometFeed {
     this.#context = context
   }
 
+  get maxQueue (): number {
+    return Infinity // it waits for the socket instead of queueing
+  }
+
   start (subscriber: CometSubscriber): void {
     const iterable = this.#iterable as Partial<AsyncIterable<unknown> & Iterable<unknown>>
     this.#iterable = undefined
-    let pulling: Promise<void>
+    // Each loop catches its own errors: a rejection handler on its promise would cost every
+    // stream waiting on its source a few hundred bytes.
     try {
       // Prefer the asynchronous protocol when an object offers both.
       const asyncIterator = iterable[Symbol.asyncIterator]
       if (typeof asyncIterator === 'function') {
-        const iterator = this.#iterator = asyncIterator.call(iterable)
-        pulling = this.#pull(iterator, subscriber)
+        this.#pull(this.#iterator = asyncIterator.call(iterable), subscriber)
       } else {
-        const iterator = this.#iterator = (iterable as Iterable<unknown>)[Symbol.iterator]()
-        pulling = this.#pullSync(iterator, subscriber)
+        this.#pullSync(this.#iterator = (iterable as Iterable<unknown>)[Symbol.iterator](), subscriber)
       }
     } catch (err) {
-      return subscriber.fail(err)
+      subscriber.fail(err)
     }
-    pulling.then(undefined, err => {
-      // An aborted source often rejects its pending read: not an error once the stream is over.
-      if (!this.#stopped) subscriber.fail(err)
-    })
   }
 
   // One await per message (the iterator's own); no race against the client leaving:
   // cancellation reaches the source through its AbortSignal and return().
   async #pull (iterator: AsyncIterator<unknown>, subscriber: CometSubscriber): Promise<void> {
-    for (;;) {
-      const result = await iterator.next()
-      if (this.#stopped) return
-      if (result.done === true) return this.#finish(subscriber)
-      this.#deliver(subscriber, result.value)
-      if (!subscriber.ready) await subscriber.whenReady()
-      if (this.#stopped) return
+    try {
+      for (;;) {
+        const result = await iterator.next()
+        if (this.#stopped) return
+        if (result.done === true) return this.#finish(subscriber)
+        this.#deliver(subscriber, result.value)
+        if (!subscriber.ready) await subscriber.whenReady()
+        if (this.#stopped) return
+      }
+    } catch (err) {
+      this.#failed(subscriber, err)
     }
   }
 
   // Synchronous sources are pulled without awaiting, one batch at a time.
   async #pullSync (iterator: Iterator<unknown>, subscriber: CometSubscriber): Promise<void> {
-    for (;;) {
-      do {
-        const result = iterator.next()
-        if (result.done === true) return this.#finish(subscriber)
-        this.#deliver(subscriber, result.value)
+    try {
+      for (;;) {
+        do {
+          const result = iterator.next()
+          if (result.done === true) return this.#finish(subscriber)
+          this.#deliver(subscriber, result.value)
+          if (this.#stopped) return
+        } while (subscriber.ready)
+        await subscriber.whenReady()
         if (this.#stopped) return
-      } while (subscriber.ready)
-      await subscriber.whenReady()
-      if (this.#stopped) return
+      }
+    } catch (err) {
+      this.#failed(subscriber, err)
     }
+  }
+
+  #failed (subscriber: CometSubscriber, err: unknown): void {
+    // An aborted source often rejects its pending read: not an error once the stream is over.
+    if (!this.#stopped) subscriber.fail(err)
   }
 
   #deliver (subscriber: CometSubscriber, value: unknown): void {
@@ -210,7 +221,7 @@ class AbortingFeed implements CometFeed {
 
 /** A source function that threw: the stream starts, logs the error and ends, like any source failure. */
 class FailedFeed implements CometFeed {
-  readonly maxQueue = Infinity
+  readonly maxQueue = Infinity // it ends its stream as soon as it starts
   readonly #failure: unknown
   readonly #context: SourceContext
 

@@ -7,8 +7,9 @@ import type { CometFeed, CometSubscriber, FeedEndReason } from './feed.js'
 import { logFailure } from './log.js'
 import { abortResponse, clientGone } from './transport.js'
 import type { StreamSettings } from './options.js'
-import { writeResponseHead, type ResponseHead } from './response-head.js'
+import { releaseSentHead, writeResponseHead, type ResponseHead } from './response-head.js'
 import type { OpenStreams } from './open-streams.js'
+import { HeartbeatClock, type Beating } from './heartbeat.js'
 
 // Entries are gathered into one write (one script element) until this many characters are
 // waiting. It matches the socket's default high-water mark: big enough to cut syscalls and script
@@ -43,18 +44,21 @@ const RECONNECT: Partial<Record<EndReason, Record<string, unknown>>> = {
 const kStream = Symbol('fastify-comet.stream')
 type Carrier = { [kStream]?: CometStream }
 
-export class CometStream implements CometSubscriber {
+export class CometStream implements CometSubscriber, Beating {
   readonly #raw: ServerResponse
   readonly #request: IncomingMessage
   readonly #log: FastifyBaseLogger
-  readonly #settings: StreamSettings
-  readonly #prefix: string
-  readonly #nonce: string | undefined
   readonly #feed: CometFeed
   readonly #streams: OpenStreams
-  readonly #isHead: boolean
+  // Set by start(). Per stream, only what the write path reads: the settings object and the
+  // opening tag of each write are not kept (an idle stream pays for every field it holds).
+  #maxBytes = Infinity
+  #nonce: string | undefined
+  /** performance.now() at start, in whole milliseconds: a small integer, not a boxed double. */
   #startedAt = 0
-  #heartbeatTimer: NodeJS.Timeout | undefined
+  #heartbeat: HeartbeatClock | undefined
+  /** Ticks of the heartbeat clock since the last write. */
+  #silentTicks = 0
   #durationTimer: NodeJS.Timeout | undefined
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
@@ -78,29 +82,27 @@ export class CometStream implements CometSubscriber {
   readonly done: Promise<void>
 
   /** Builds the stream; nothing is written and no user code runs until start(). */
-  constructor (reply: FastifyReply, settings: StreamSettings, feed: CometFeed, nonce: string | undefined, streams: OpenStreams) {
+  constructor (reply: FastifyReply, feed: CometFeed, streams: OpenStreams) {
     this.#raw = reply.raw as ServerResponse
     this.#request = reply.request.raw as IncomingMessage
     this.#log = reply.log
-    this.#isHead = reply.request.method === 'HEAD'
-    this.#settings = settings
-    this.#prefix = batchPrefix(nonce)
-    this.#nonce = nonce
     this.#feed = feed
     this.#streams = streams
     this.done = new Promise(resolve => { this.#resolveDone = resolve })
   }
 
   /** Takes the response over from Fastify, writes the head and padding, and starts the feed. */
-  start (reply: FastifyReply, head: ResponseHead): void {
+  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined): void {
     const raw = this.#raw
+    this.#maxBytes = settings.maxBytes
+    this.#nonce = nonce
     reply.hijack()
-    this.#startedAt = performance.now()
+    this.#startedAt = Math.floor(performance.now())
     this.#streams.add(this, reply)
     if (clientGone(raw)) return this.end('client-gone') // the client left before the handler got here
     writeResponseHead(raw, head)
     // Node drops the body of a HEAD response without a word; the source would run for nothing.
-    if (this.#isHead) return this.end('head')
+    if (reply.request.method === 'HEAD') return this.end('head')
     const carrier = raw as Carrier
     carrier[kStream] = this
     ;(this.#request as Carrier)[kStream] = this
@@ -111,10 +113,14 @@ export class CometStream implements CometSubscriber {
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
-    const padding = paddingChunk(this.#settings.padding, this.#settings.callback, this.#nonce)
+    const padding = paddingChunk(settings.padding, settings.callback, nonce)
     this.#write(padding, padding.length) // ASCII: one byte a character
-    const { heartbeat, maxDuration } = this.#settings
-    if (heartbeat > 0) this.#heartbeatTimer = setTimeout(beat, heartbeat, this).unref()
+    releaseSentHead(raw) // it went out with the padding
+    const { heartbeat, maxDuration } = settings
+    if (heartbeat > 0) {
+      this.#heartbeat = HeartbeatClock.of(heartbeat)
+      this.#heartbeat.add(this)
+    }
     if (maxDuration > 0) this.#durationTimer = setTimeout(expire, maxDuration, this).unref()
     // Started while the server shuts down: an empty document, and the client reconnects elsewhere.
     if (this.#streams.closing) return this.end('shutdown')
@@ -169,17 +175,18 @@ export class CometStream implements CometSubscriber {
 
   #append (entry: string): void {
     if (this.#pending === '') {
-      this.#pending = this.#prefix + entry
-      if (this.#settings.maxBytes !== Infinity) this.#pendingBytes = this.#prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry)
+      const prefix = batchPrefix(this.#nonce)
+      this.#pending = prefix + entry
+      if (this.#maxBytes !== Infinity) this.#pendingBytes = prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry)
     } else {
       this.#pending += entry
-      if (this.#settings.maxBytes !== Infinity) this.#pendingBytes += Buffer.byteLength(entry)
+      if (this.#maxBytes !== Infinity) this.#pendingBytes += Buffer.byteLength(entry)
     }
   }
 
   #scheduleFlush (): void {
     // Rotation: end after the entry that crosses the limit.
-    if (this.#bytes + this.#pendingBytes >= this.#settings.maxBytes) return this.end('max-bytes')
+    if (this.#bytes + this.#pendingBytes >= this.#maxBytes) return this.end('max-bytes')
     if (this.#pending.length >= BATCH_CHARS) {
       if (this.#blocked) return
       this.#flush()
@@ -200,7 +207,7 @@ export class CometStream implements CometSubscriber {
   #flush (): void {
     if (this.#pending === '' || this.#ended) return
     const chunk = this.#pending + BATCH_SUFFIX
-    const bytes = this.#settings.maxBytes !== Infinity ? this.#pendingBytes : Buffer.byteLength(chunk)
+    const bytes = this.#maxBytes !== Infinity ? this.#pendingBytes : Buffer.byteLength(chunk)
     this.#pending = ''
     this.#pendingBytes = 0
     this.#pendingMessages = 0
@@ -209,7 +216,7 @@ export class CometStream implements CometSubscriber {
 
   #write (chunk: string, bytes: number): void {
     this.#bytes += bytes
-    this.#heartbeatTimer?.refresh()
+    this.#silentTicks = 0
     // Listen for 'drain' at once: waiting for it later could miss it.
     if (!this.#raw.write(chunk) && !this.#blocked) {
       this.#blocked = true
@@ -245,9 +252,8 @@ export class CometStream implements CometSubscriber {
   }
 
   /** Keeps proxies from closing an idle stream; never writes while the socket is full. */
-  heartbeat (): void {
-    if (!this.#blocked) this.#write(HEARTBEAT, HEARTBEAT.length)
-    else this.#heartbeatTimer?.refresh()
+  idleTick (ticksPerBeat: number): void {
+    if (++this.#silentTicks >= ticksPerBeat && !this.#blocked) this.#write(HEARTBEAT, HEARTBEAT.length)
   }
 
   /** Ends the stream because its source failed; logged once, as an error of this request. */
@@ -266,7 +272,7 @@ export class CometStream implements CometSubscriber {
     if (reason !== 'client-gone') this.#flush()
     this.#ended = true
     this.#pending = ''
-    clearTimeout(this.#heartbeatTimer)
+    this.#heartbeat?.delete(this)
     clearTimeout(this.#durationTimer)
     raw.removeListener('close', onResponseClose)
     raw.removeListener('drain', onDrain)
@@ -334,10 +340,6 @@ function releaseReady (stream: CometStream): void {
 
 function checkBehind (stream: CometStream, turn: number): void {
   stream.checkBehind(turn)
-}
-
-function beat (stream: CometStream): void {
-  stream.heartbeat()
 }
 
 function expire (stream: CometStream): void {

@@ -2,12 +2,11 @@
 // comet streams, and POST /chat validates its body and reaches every open /chat stream. The last
 // test runs it as `npm run example` does. The browser side is in test/browser/example.test.ts.
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { resolve } from 'node:path'
-import { createInterface } from 'node:readline'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import fastifyComet from '../lib/index.js'
+import { startServer } from './child-server.js'
 import { messages, open } from './helpers.js'
 
 // The example requires the built package ('..'); in this process it gets lib/ itself, so the tests
@@ -87,22 +86,18 @@ t.test('POST /chat refuses a body without a sensible text', async t => {
   t.equal((await app.inject({ method: 'POST', url: '/chat', payload: { text: 'x'.repeat(500) } })).statusCode, 204, '500 characters are fine')
 })
 
-t.test('`node example/server.js` listens on PORT and HOST with the built package', async t => {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1' }
-  delete env.NODE_OPTIONS // no tap hooks or coverage in the child: it runs dist/, as users do
-  delete env.NODE_V8_COVERAGE
-  const child = spawn(process.execPath, [resolve(__dirname, '../example/server.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] })
-  t.teardown(() => { child.kill() })
-  let origin: string | undefined
-  for await (const line of createInterface({ input: child.stdout })) {
-    origin = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(JSON.parse(line).msg)?.[1]
-    if (origin !== undefined) break
-  }
-  if (origin === undefined) throw new Error('the example never listened')
+t.test('`node example/server.js` listens on PORT and HOST with the built package, and needs no Redis', async t => {
+  // No tap hooks or coverage in the child: it runs dist/, as users do.
+  const { origin } = await startServer(t, resolve(__dirname, '../example/server.js'), { PORT: '0', HOST: '127.0.0.1', REDIS_URL: undefined })
   const page = await fetch(origin)
   t.equal(page.status, 200)
   t.match(await page.text(), /<title>fastify-comet example<\/title>/)
   const clock = await open(`${origin}/clock`)
   await clock.waitFor('__fastifyComet([0,"')
   clock.req.destroy()
+  const chat = await open(`${origin}/chat`)
+  t.equal((await fetch(`${origin}/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hi"}' })).status, 204)
+  await chat.waitFor('"hi"')
+  chat.req.destroy()
+  t.pass('the chat works in process')
 })

@@ -1,6 +1,7 @@
 // Shared test tools: a server on a real socket, a raw HTTP client that sees every chunk, a log
 // recorder, and a script evaluator that replays comet scripts the way a browser would.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { existsSync } from 'node:fs'
 import http, { type ServerResponse } from 'node:http'
 import type { Test } from 'tap'
 import { once } from 'node:events'
@@ -237,4 +238,22 @@ export function loneMessageSource (): { source: () => AsyncGenerator<string>, re
 /** The document without its helper script (the same in every document), for exact comparisons. */
 export function withoutHelper (html: string): string {
   return html.replace(/<script(?: nonce="[^"]*")?>\(function\(w\)[\s\S]*?<\/script>/, '')
+}
+
+/** Whether the environment says this is CI (CI set to anything but empty, 0 or false). */
+export function onCI (): boolean {
+  const ci = process.env.CI
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
+}
+
+/**
+ * True when an optional component (nginx, redis-server) is missing at `path`: the file is then
+ * skipped with one line, `reason` (how to get it), or failed on CI, where every component must be
+ * there, and it must define no tests.
+ */
+export function missing (t: Test, path: string, reason: string): boolean {
+  if (existsSync(path)) return false
+  if (onCI()) t.fail(`${reason}; on CI they must run`)
+  else t.plan(0, reason)
+  return true
 }

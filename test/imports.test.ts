@@ -34,6 +34,15 @@ t.test('import default and { fastifyComet } from ESM', async t => {
   t.equal(out, 'function true 0 function')
 })
 
+t.test('fastify-comet/redis gives cometRedis to CommonJS and to ESM', async t => {
+  t.equal(run(['-e', `
+    const { cometRedis } = require('fastify-comet/redis')
+    console.log(typeof cometRedis({ url: 'redis://127.0.0.1:1' }).connect)`]), 'function')
+  t.equal(run(['--input-type=module', '-e', `
+    import { cometRedis } from 'fastify-comet/redis'
+    console.log(typeof cometRedis)`]), 'function')
+})
+
 t.test('the built plugin decorates the reply in a real app', async t => {
   const out = run(['-e', `
     const app = require('fastify')()

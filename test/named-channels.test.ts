@@ -2,6 +2,7 @@
 // instance; other settings for a name in use are refused, as are invalid channel options.
 import t from 'tap'
 import { build, listen, messages, open } from './helpers.js'
+import { CometChannel } from '../lib/channel.js'
 
 t.test('the same name gives back the same channel; unnamed channels are always new', async t => {
   const { app } = await build(t)
@@ -50,4 +51,37 @@ t.test('a closed named channel is let go: the name starts afresh and streams on 
   second.close()
   await client.ended
   t.same(messages(client.body(), 'cb'), ['after the first was closed'])
+})
+
+// The contract with a broker (fastify-comet/redis implements it; its own tests run against a real
+// redis-server). Here a broker that keeps channels in process shows what the plugin asks of it.
+t.test('with a broker, named channels come from it; unnamed ones stay in process; it closes with Fastify', async t => {
+  const asked: Array<[string, unknown]> = []
+  let closed = 0
+  const broker = {
+    async connect () {
+      return {
+        channel: (name: string, settings: { history: number, maxQueue: number }) => {
+          asked.push([name, settings])
+          return new CometChannel({ history: settings.history, maxQueue: settings.maxQueue })
+        },
+        close: () => { closed++ }
+      }
+    }
+  }
+  const { app } = await build(t, { broker })
+  const chat = app.comet.channel({ name: 'chat', history: 10 })
+  t.equal(app.comet.channel({ name: 'chat', history: 10 }), chat, 'asked once per name')
+  app.comet.channel({ history: 5 })
+  t.same(asked, [['chat', { maxQueue: 1024, id: undefined, history: 10 }]])
+  t.throws(() => app.comet.channel({ name: 'plain' }), { code: 'FST_COMET_INVALID_OPTION', message: /"history".*broker/ })
+  t.same(app.comet.stats().channels, { open: 2, subscribers: 0 })
+  await app.close()
+  t.equal(closed, 1)
+})
+
+t.test('a broker option that is not a broker fails register with FST_COMET_INVALID_OPTION', async t => {
+  for (const broker of [{}, null, 'redis://127.0.0.1', { connect: 1 }]) {
+    await t.rejects(build(t, { broker: broker as never }), { code: 'FST_COMET_INVALID_OPTION', message: /"broker"/ })
+  }
 })

@@ -71,12 +71,12 @@ t.test('maxBytes plugin-wide, with padding: the padding counts towards the limit
   t.same(endLines(logs).map(line => line.reason), ['max-bytes'])
 })
 
-t.test('maxBytes defaults to 128 KiB', async t => {
+t.test('maxBytes defaults to 8 MiB', async t => {
   const { app, logs } = await build(t, { padding: 0 })
-  const source = endlessRoute(app, 1000)
+  const source = endlessRoute(app, 10000)
   const stream = await open(`${await listen(app)}/comet`)
   await stream.ended
-  assertRotated(t, stream.body(), 131072)
+  assertRotated(t, stream.body(), 8388608)
   await source.finalized
   t.same(endLines(logs).map(line => line.reason), ['max-bytes'])
 })

@@ -15,4 +15,3 @@ export interface CometRedisOptions {
 
 /** A broker that shares named channels between instances through Redis (Streams for the log, pub/sub for delivery). */
 export declare function cometRedis (options: CometRedisOptions): CometBroker
-export default cometRedis

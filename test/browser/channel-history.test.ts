@@ -1,10 +1,10 @@
-// Channels that remember, in Chromium with the plugin's defaults (helmet, CSP nonces, padding) and
+// Channels that remember, in the browser with the plugin's defaults (helmet, CSP nonces, padding) and
 // the shipped client: a channel publishing steadily across many rotations reaches the page with
 // every message exactly once, in order; an id the channel cannot resume from gives onReset.
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, deferred, listen } from '../helpers.js'
-import { useChromium } from './browser.js'
+import { eachBrowser } from './browser.js'
 
 declare global {
   interface Window {
@@ -43,13 +43,11 @@ async function server (t: Test, maxBytes: number): Promise<{ app: FastifyInstanc
   return { app, origin: await listen(app), subscribed: firstStream.promise }
 }
 
-const chromium = useChromium(t)
-
-if (chromium !== undefined) {
+eachBrowser(t, (t, browser) => {
   t.test('a channel publishing across many rotations: every message exactly once, in order', async t => {
     const { app, origin, subscribed } = await server(t, 8192) // default padding (5 KiB): about 20 messages a document
     const channel = (app as unknown as { events: { publish: (m: { n: number, text: string }) => Promise<string> } }).events
-    const { page, problems } = await chromium.page(t)
+    const page = await browser.page(t)
     await page.goto(`${origin}/page`)
     // A page without an id starts live: publishing starts once its first stream is subscribed.
     await subscribed
@@ -65,14 +63,14 @@ if (chromium !== undefined) {
     t.same(received.map(({ message }) => (message as { n: number }).n), Array.from({ length: TOTAL }, (_, i) => i + 1), 'each message once, in order')
     t.same(received.map(({ id }) => id), ids, 'with the ids publish() resolved with')
     t.same(resets, [], 'nothing was out of reach')
-    t.same(problems, [], 'no console errors or CSP violations')
+    t.same(page.problems, [], 'no console errors or CSP violations')
   })
 
   t.test('an id the channel cannot resume from: onReset, then live messages', async t => {
     const { app, origin } = await server(t, 131072)
     const channel = (app as unknown as { events: { publish: (m: { n: number, text: string }) => Promise<string> } }).events
     await channel.publish({ n: 1, text: 'before the page' })
-    const { page, problems } = await chromium.page(t)
+    const page = await browser.page(t)
     await page.goto(`${origin}/page?lastEventId=from-another-life`)
     await page.waitForFunction(() => window.historyTest.resets.length === 1)
     const id = await channel.publish({ n: 2, text: 'live' })
@@ -80,6 +78,6 @@ if (chromium !== undefined) {
     const { received, resets } = await page.evaluate(() => window.historyTest)
     t.same(resets, [{ lastEventId: 'from-another-life' }])
     t.same(received, [{ message: { n: 2, text: 'live' }, id }])
-    t.same(problems, [], 'no console errors or CSP violations')
+    t.same(page.problems, [], 'no console errors or CSP violations')
   })
-}
+})

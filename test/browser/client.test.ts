@@ -1,13 +1,16 @@
-// The browser client (client/comet-client.js) in Chromium, against a real server with the plugin's
-// defaults (helmet, CSP nonces): the page loads the client and its own script, both external.
+// The browser client (client/comet-client.js) in each browser, against a real server with the
+// plugin's defaults (helmet, CSP nonces): the page loads the client and its own script, both external.
 import t from 'tap'
 import { EventEmitter, once } from 'node:events'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import type FastifyCometClient from '../../client/comet-client.js'
+import type { CometSourceContext, CometStreamOptions } from '../../types/index.js'
 import { build, listen } from '../helpers.js'
-import { useChromium } from './browser.js'
+import { eachBrowser } from './browser.js'
 
 interface ClientTestState {
   received: Array<{ message: unknown, id: string | undefined }>
@@ -52,55 +55,157 @@ async function server (t: Test): Promise<{ app: FastifyInstance, origin: () => P
   return { app, origin: () => listen(app) }
 }
 
+/** Messages `{ n }` kept for clients that reconnect, as a database keeps them. */
+interface MessageLog {
+  /** Appends `count` messages, numbered on from the last. */
+  add: (count: number) => void
+  readonly length: number
+  /** The lastEventId of each stream, in the order they started. */
+  resumedFrom: Array<string | undefined>
+  /** Adds GET /events: the log, with ids, from the message after lastEventId on, then live. */
+  route: (app: FastifyInstance, options?: CometStreamOptions) => void
+}
+
+function messageLog (): MessageLog {
+  const messages: Array<{ n: number }> = []
+  const added = new EventEmitter()
+  const resumedFrom: Array<string | undefined> = []
+  async function * source ({ lastEventId, signal }: CometSourceContext): AsyncGenerator<{ n: number }> {
+    resumedFrom.push(lastEventId)
+    let next = lastEventId === undefined ? 0 : Number(lastEventId)
+    for (;;) {
+      while (next >= messages.length) await once(added, 'message', { signal })
+      yield messages[next++]
+    }
+  }
+  return {
+    add (count) {
+      for (let i = 0; i < count; i++) messages.push({ n: messages.length + 1 })
+      added.emit('message')
+    },
+    get length () { return messages.length },
+    resumedFrom,
+    route (app, options = {}) {
+      app.get('/events', (request, reply) => reply.comet(source, { callback: 'parent.cometMessage', id: message => String(message.n), ...options }))
+    }
+  }
+}
+
+/** The messages `{ n }` from 1 to `count`, each with its id, as the page records them. */
+function numbered (count: number): Array<{ message: { n: number }, id: string }> {
+  return Array.from({ length: count }, (_, i) => ({ message: { n: i + 1 }, id: String(i + 1) }))
+}
+
+/** In the page: the number of frames (the client's comet frame, if one is open). */
+function frameCount (): number {
+  return document.querySelectorAll('iframe').length
+}
+
+/** In the page: resolves after any reconnect timer the client could have set (maxDelay 40 ms) has fired. */
+function outlastReconnectTimers (): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, 300))
+}
+
 function pageUrl (origin: string, stream: string, delays: { minDelay?: number, maxDelay?: number } = {}): string {
   const query = new URLSearchParams({ stream })
   for (const [name, value] of Object.entries(delays)) query.set(name, String(value))
   return `${origin}/page?${query.toString()}`
 }
 
-const chromium = useChromium(t)
-
-if (chromium !== undefined) {
-  t.test('rotation: every message exactly once, in order, across reconnects', async t => {
+eachBrowser(t, (t, browser) => {
+  t.test('rotation: reconnects at once, every message exactly once, in order', async t => {
     const { app, origin } = await server(t)
-    const TOTAL = 50
-    // The producer: one message every 15 ms, kept in a log that reconnecting clients replay.
-    const log: Array<{ n: number }> = []
-    const produced = new EventEmitter()
-    let producer: NodeJS.Timeout | undefined
+    const TOTAL = 200
+    const log = messageLog()
+    // The helper script takes about 700 of the 1200 bytes, and an entry at least 17: however the
+    // messages are batched, 200 of them need at least seven documents.
+    log.route(app, { maxBytes: 1200, padding: 0 })
+    const page = await browser.page(t)
+    const producer = setInterval(() => log.length === TOTAL ? clearInterval(producer) : log.add(1), 10)
     t.teardown(() => clearInterval(producer))
-    const resumedFrom: Array<string | undefined> = []
-    app.get('/seq', (request, reply) => {
-      producer ??= setInterval(() => {
-        if (log.length === TOTAL) return clearInterval(producer)
-        log.push({ n: log.length + 1 })
-        produced.emit('message')
-      }, 15)
-      return reply.comet(async function * ({ lastEventId, signal }) {
-        resumedFrom.push(lastEventId)
-        let next = lastEventId === undefined ? 0 : Number(lastEventId)
-        while (next < TOTAL) {
-          while (next >= log.length) await once(produced, 'message', { signal })
-          yield log[next++]
-        }
-      }, { callback: 'parent.cometMessage', id: (m: { n: number }) => String(m.n), maxBytes: 600, padding: 0 })
-    })
-    const { page, problems } = await chromium.page(t)
     // goto waits for the page's load event: the client opens its frame only after it.
-    await page.goto(pageUrl(await origin(), '/seq', { minDelay: 50, maxDelay: 200 }))
+    await page.goto(pageUrl(await origin(), '/events', { minDelay: 50, maxDelay: 200 }))
     await page.waitForFunction(n => window.clientTest.received.length >= n, TOTAL)
-    const received = await page.evaluate(() => window.clientTest.received)
-    const expected = Array.from({ length: TOTAL }, (_, i) => ({ message: { n: i + 1 }, id: String(i + 1) }))
-    t.same(received, expected, 'each message once, in order')
-    t.ok(resumedFrom.length > 2, `reconnected ${resumedFrom.length - 1} times`)
-    t.equal(resumedFrom[0], undefined, 'the first connection starts from the beginning')
+    t.same(await page.evaluate(() => window.clientTest.received), numbered(TOTAL), 'each message once, in order')
     t.same(await page.evaluate(() => window.clientTest.stream.lastEventId), String(TOTAL))
-    const closes = (await page.evaluate(() => window.clientTest.events)).filter(event => event !== 'open')
-    t.ok(closes.length >= resumedFrom.length - 1, 'onClose for each connection that ended')
-    const rotated = (closes as FastifyCometClient.CloseInfo[]).filter(info => info.reason === 'rotated')
-    t.ok(rotated.length >= 2 && rotated.every(info => info.delay === 0), `${rotated.length} rotations by the server, each reconnected at once`)
-    t.ok((closes as FastifyCometClient.CloseInfo[]).every(info => info.reason === 'rotated' || (info.reason === 'ended' && info.messages === 0) || info === closes.at(-1)), 'the rest: the source was over')
-    t.same(problems, [], 'no console errors or CSP violations')
+    // The source never ends: every document ended because it was full.
+    const closes = (await page.evaluate(() => window.clientTest.events))
+      .filter((event): event is FastifyCometClient.CloseInfo => event !== 'open')
+    t.ok(closes.length >= 6, `${closes.length} rotations`)
+    t.same(closes.filter(info => info.reason !== 'rotated' || info.delay !== 0 || info.attempt !== 0), [], 'each one reconnected at once, with no backoff')
+    t.equal(log.resumedFrom[0], undefined, 'the first connection starts from the beginning')
+    const ids = log.resumedFrom.slice(1).map(Number)
+    t.ok(ids.every((id, i) => id > (ids[i - 1] ?? 0)), `each reconnect resumes after the last id received: ${ids.join(', ')}`)
+    t.same(page.problems, [], 'no console errors or CSP violations')
+  })
+
+  t.test('shutdown: every client comes back after a delay of its own and resumes where it was', async t => {
+    const log = messageLog()
+    // A front server hands each request to the instance in service, as a load balancer does in a
+    // rolling restart: the old instance shuts down while the new one already answers.
+    const [{ app: old }, { app: next }] = await Promise.all([server(t), server(t)])
+    log.route(old)
+    log.route(next)
+    await Promise.all([old.ready(), next.ready()])
+    let inService = old
+    const front = http.createServer((request, response) => inService.routing(request, response))
+    t.teardown(() => {
+      front.closeAllConnections()
+      front.close()
+    })
+    await once(front.listen(0, '127.0.0.1'), 'listening')
+    const base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`
+
+    const pages = await Promise.all([browser.page(t), browser.page(t), browser.page(t)])
+    await Promise.all(pages.map(page => page.goto(pageUrl(base, '/events', { minDelay: 1000 }))))
+    log.add(5)
+    await Promise.all(pages.map(page => page.waitForFunction(() => window.clientTest.received.length === 5)))
+    inService = next
+    await old.close() // every stream ends with "reconnect later"
+    log.add(5)
+    await Promise.all(pages.map(page => page.waitForFunction(() => window.clientTest.received.length === 10)))
+
+    const delays: number[] = []
+    for (const [i, page] of pages.entries()) {
+      const { received, events } = await page.evaluate(() => window.clientTest)
+      t.same(received, numbered(10), `client ${i}: each message once, in order`)
+      const closes = events.filter((event): event is FastifyCometClient.CloseInfo => event !== 'open')
+      t.equal(closes.length, 1, `client ${i}: one connection ended`)
+      t.match(closes[0], { reason: 'ended', messages: 5, attempt: 0 }, `client ${i}: by the shutdown, not as a rotation`)
+      t.ok(closes[0].delay! >= 0 && closes[0].delay! < 1000, `client ${i}: reconnected after ${closes[0].delay} ms, drawn below minDelay`)
+      delays.push(closes[0].delay!)
+      t.same(page.problems, [], `client ${i}: no console error`)
+    }
+    // Three draws below 1000 ms that are all equal: one chance in a million.
+    t.ok(new Set(delays).size > 1, `spread out: ${delays.join(', ')} ms`)
+    t.same(log.resumedFrom, [undefined, undefined, undefined, '5', '5', '5'], 'each client started from the beginning, then resumed after the last id it received')
+  })
+
+  t.test('a server down for a while: the client keeps trying and resumes once it is back', async t => {
+    const log = messageLog()
+    const { app, origin } = await server(t)
+    log.route(app)
+    const base = await origin()
+    const page = await browser.page(t)
+    await page.goto(pageUrl(base, '/events', { minDelay: 50, maxDelay: 200 }))
+    log.add(3)
+    await page.waitForFunction(() => window.clientTest.received.length === 3)
+    await app.close()
+    // Both waits are far longer than the client needs (it tries again within 200 ms); they only
+    // bound the wait where it never comes.
+    const tried = await page.waitForRequest(`${base}/events?lastEventId=3`, { timeout: 10000 }).then(() => true, () => false)
+    const { app: restarted } = await build(t)
+    log.route(restarted)
+    await restarted.listen({ port: Number(new URL(base).port), host: '127.0.0.1' })
+    log.add(2)
+    const resumed = await page.waitForFunction(() => window.clientTest.received.length === 5, undefined, { timeout: 10000 }).then(() => true, () => false)
+    // Firefox fires neither load nor error on a frame whose navigation failed (connection refused):
+    // the client never learns that its connection is over, and waits on the error page for ever.
+    const knownBug = browser.name === 'firefox' ? { todo: 'the client misses failed frame loads in Firefox' } : {}
+    t.ok(tried, 'the client tried while the server was down', knownBug)
+    t.ok(resumed, 'and resumed once it was back', knownBug)
+    t.same(await page.evaluate(() => window.clientTest.received), numbered(resumed ? 5 : 3), 'each message once, in order')
+    t.same(log.resumedFrom.filter(id => id !== '3'), [undefined], 'every reconnect resumed after the last id received')
   })
 
   t.test('close(): the connection ends, the frame and the global go, nothing reconnects', async t => {
@@ -118,10 +223,10 @@ if (chromium !== undefined) {
       ended.push(done)
       return done
     })
-    const { page, problems } = await chromium.page(t)
+    const page = await browser.page(t)
     await page.goto(pageUrl(await origin(), '/ticks', { minDelay: 20, maxDelay: 40 }))
     await page.waitForFunction(() => window.clientTest.received.length >= 3)
-    t.equal(await page.locator('iframe').count(), 1)
+    t.equal(await page.evaluate(frameCount), 1)
     await page.evaluate(() => window.clientTest.stream.close())
     await Promise.all(ended) // the server saw the client leave
     const after = await page.evaluate(() => ({
@@ -132,10 +237,11 @@ if (chromium !== undefined) {
       last: window.clientTest.events[window.clientTest.events.length - 1]
     }))
     t.match(after, { frames: 0, callback: 'undefined', closed: true, last: { reason: 'closed', delay: undefined } })
-    await sleep(300) // several times maxDelay
+    await page.evaluate(outlastReconnectTimers)
+    t.equal(await page.evaluate(frameCount), 0, 'no frame after close()')
     t.equal(requests, 1, 'no request after close()')
     t.equal(await page.evaluate(() => window.clientTest.received.length), after.received, 'no message after close()')
-    t.same(problems, [], 'no console errors or CSP violations')
+    t.same(page.problems, [], 'no console errors or CSP violations')
   })
 
   t.test('close() while waiting to reconnect clears the timer', async t => {
@@ -145,49 +251,40 @@ if (chromium !== undefined) {
       requests++
       return reply.comet([], 'parent.cometMessage')
     })
-    const { page, problems } = await chromium.page(t)
+    const page = await browser.page(t)
     await page.goto(pageUrl(await origin(), '/empty', { minDelay: 20, maxDelay: 40 }))
     await page.waitForFunction(() => window.clientTest.events.length >= 3)
     await page.evaluate(() => window.clientTest.stream.close())
     const count = requests
-    await sleep(300)
+    await page.evaluate(outlastReconnectTimers)
+    t.equal(await page.evaluate(frameCount), 0, 'no frame after close()')
     t.equal(requests, count, 'no request after close()')
-    t.equal(await page.locator('iframe').count(), 0)
-    t.same(problems, [], 'no console errors or CSP violations')
+    t.same(page.problems, [], 'no console errors or CSP violations')
   })
 
-  t.test('backoff: a failing server is asked less and less often, not in a hot loop', async t => {
+  // The client's timers are checked exactly in test/client.test.ts; here, that real frame loads
+  // drive them: each connection that ends early, with or without a message, counts as a failure.
+  t.test('backoff: a failing, an empty and a snapshot-then-end server get growing delays, not a hot loop', async t => {
     const { app, origin } = await server(t)
-    const requests = { down: 0, empty: 0 }
-    app.get('/down', (request, reply) => {
-      requests.down++
-      return reply.code(503).send('down for maintenance')
-    })
-    app.get('/empty', (request, reply) => {
-      requests.empty++
-      return reply.comet([], 'parent.cometMessage')
-    })
+    app.get('/down', (request, reply) => reply.code(503).send('down for maintenance'))
+    app.get('/empty', (request, reply) => reply.comet([], 'parent.cometMessage'))
+    app.get('/snapshot', (request, reply) => reply.comet([{ state: 'everything so far' }], 'parent.cometMessage'))
     const base = await origin()
-    const pages = await Promise.all([chromium.page(t), chromium.page(t)])
-    await Promise.all([
-      pages[0].page.goto(pageUrl(base, '/down', { minDelay: 100 })),
-      pages[1].page.goto(pageUrl(base, '/empty', { minDelay: 100 }))
-    ])
-    // Delays of up to 100, 200, 400, 800, 1600 ms...: a handful of requests in 2 s, where an
-    // immediate reconnect would make hundreds.
-    await sleep(2000)
-    for (const [route, count] of Object.entries(requests)) {
-      t.ok(count >= 3 && count < 10, `${route}: ${count} requests in 2 s`)
-    }
-    for (const { page } of pages) {
-      const closes = await page.evaluate(() => window.clientTest.events) as FastifyCometClient.CloseInfo[]
-      t.ok(closes.every((info, i) => info.attempt === i && info.messages === 0), 'attempts count up')
-      t.ok(closes.every(info => info.delay! >= 0 && info.delay! < Math.min(30000, 100 * 2 ** info.attempt)), 'delays within the capped exponential bound')
+    const CLOSES = 4 // delays drawn below 100, 200, 400 and 800 ms
+    for (const route of ['/down', '/empty', '/snapshot']) {
+      const page = await browser.page(t)
+      await page.goto(pageUrl(base, route, { minDelay: 100 }))
+      await page.waitForFunction(n => window.clientTest.events.filter(event => event !== 'open').length >= n, CLOSES)
       await page.evaluate(() => window.clientTest.stream.close())
+      const early = (await page.evaluate(() => window.clientTest.events))
+        .filter((event): event is FastifyCometClient.CloseInfo => event !== 'open').slice(0, CLOSES)
+      t.same(early.map(info => info.attempt), [0, 1, 2, 3], `${route}: attempts count up, a message does not reset them`)
+      t.same(early.map(info => info.messages), Array(CLOSES).fill(route === '/snapshot' ? 1 : 0), `${route}: messages per connection`)
+      t.ok(early.every(info => info.reason !== 'rotated' && info.delay! >= 0 && info.delay! < 100 * 2 ** info.attempt),
+        `${route}: each delay drawn below the capped exponential bound: ${early.map(info => info.delay).join(', ')} ms`)
+      // A failed frame load is logged as a console error by the browser; nothing else may go wrong.
+      t.same(page.problems.filter(problem => route !== '/down' || !/503|Service Unavailable/.test(problem)), [], `${route}: no other console error`)
     }
-    // Chromium logs each failed frame load; nothing else may go wrong.
-    t.same(pages[0].problems.filter(problem => !problem.includes('status of 503')), [], 'only the 503s')
-    t.same(pages[1].problems, [], 'no console errors or CSP violations')
   })
 
   t.test('delivered scripts are removed from the comet document', async t => {
@@ -200,10 +297,10 @@ if (chromium !== undefined) {
       }
       await once(signal, 'abort') // keep the document open
     }, { callback: 'parent.cometMessage', heartbeat: 10 }))
-    const { page, problems } = await chromium.page(t)
+    const page = await browser.page(t)
     await page.goto(pageUrl(await origin(), '/many'))
     await page.waitForFunction(n => window.clientTest.received.length === n, COUNT)
-    const frame = page.frames().find(frame => frame.url().endsWith('/many'))
+    const frame = await page.frame(url => url.endsWith('/many'))
     t.ok(frame, 'the comet frame is still open')
     const left = await frame!.evaluate(() => ({ scripts: document.scripts.length, nodes: document.body.childNodes.length }))
     t.ok(left.scripts <= 2, `${left.scripts} script elements left`)
@@ -211,6 +308,6 @@ if (chromium !== undefined) {
     t.same((await page.evaluate(() => window.clientTest.received)).map(({ message }) => (message as { n: number }).n),
       Array.from({ length: COUNT }, (_, i) => i + 1))
     await page.evaluate(() => window.clientTest.stream.close())
-    t.same(problems, [], 'no console errors or CSP violations')
+    t.same(page.problems, [], 'no console errors or CSP violations')
   })
-}
+})

@@ -3,7 +3,7 @@
 import t from 'tap'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import fastifyComet from '../../lib/index.js'
-import { useChromium } from './browser.js'
+import { eachBrowser } from './browser.js'
 
 // The example requires the built package ('..'); here it gets lib/ itself, so the test runs the
 // current source and coverage never counts dist/ (test/example.test.ts runs the built one).
@@ -11,22 +11,20 @@ const { build } = t.mockRequire('../../example/server.js', { '../../dist/index.j
   build: (options?: FastifyServerOptions) => FastifyInstance
 }
 
-const chromium = useChromium(t)
-
-if (chromium !== undefined) {
+eachBrowser(t, (t, browser) => {
   t.test('the clock ticks and a chat message typed in one page appears in another', async t => {
     const app = build()
     t.teardown(() => app.close())
     const origin = await app.listen({ port: 0, host: '127.0.0.1' })
-    const alice = await chromium.page(t)
-    const bob = await chromium.page(t)
+    const alice = await browser.page(t)
+    const bob = await browser.page(t)
 
     // A /chat stream subscribes before its first byte, so a page that has the response is listening.
-    const subscribed = [alice, bob].map(({ page }) => page.waitForResponse(`${origin}/chat`))
-    await Promise.all([alice.page.goto(origin), bob.page.goto(origin)])
+    const subscribed = [alice, bob].map(page => page.waitForResponse(`${origin}/chat`))
+    await Promise.all([alice.goto(origin), bob.goto(origin)])
     await Promise.all(subscribed)
 
-    await alice.page.waitForFunction(() => {
+    await alice.waitForFunction(() => {
       const seen = ((window as unknown as { seenTimes?: Set<string> }).seenTimes ??= new Set())
       const time = document.getElementById('clock')?.textContent ?? ''
       if (/^\d\d:\d\d:\d\d\.\d$/.test(time)) seen.add(time)
@@ -35,17 +33,17 @@ if (chromium !== undefined) {
     t.pass('the clock showed three different times')
 
     const text = 'Hello <b>Bob</b> </script><!-- \u2028 😀'
-    await alice.page.fill('input[name=text]', text)
-    await alice.page.click('button')
+    await alice.fill('input[name=text]', text)
+    await alice.click('button')
     const chatLog = (): Array<string | null> => [...document.querySelectorAll('#chat-log li')].map(item => item.lastChild?.textContent ?? null)
-    await bob.page.waitForFunction(() => document.querySelectorAll('#chat-log li').length === 1)
-    t.same(await bob.page.evaluate(chatLog), [text], "Bob's log shows the message as text")
-    t.equal(await bob.page.locator('#chat-log b').count(), 0, 'and not as markup')
-    await alice.page.waitForFunction(() => document.querySelectorAll('#chat-log li').length === 1)
-    t.same(await alice.page.evaluate(chatLog), [text], "so does Alice's")
-    t.equal(await alice.page.inputValue('input[name=text]'), '', "Alice's form was cleared")
+    await bob.waitForFunction(() => document.querySelectorAll('#chat-log li').length === 1)
+    t.same(await bob.evaluate(chatLog), [text], "Bob's log shows the message as text")
+    t.equal(await bob.evaluate(() => document.querySelectorAll('#chat-log b').length), 0, 'and not as markup')
+    await alice.waitForFunction(() => document.querySelectorAll('#chat-log li').length === 1)
+    t.same(await alice.evaluate(chatLog), [text], "so does Alice's")
+    t.equal(await alice.evaluate(() => document.querySelector<HTMLInputElement>('input[name=text]')?.value), '', "Alice's form was cleared")
 
     t.same(alice.problems, [], 'no console error, page error or CSP violation for Alice')
     t.same(bob.problems, [], 'nor for Bob')
   })
-}
+})

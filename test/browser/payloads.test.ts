@@ -2,10 +2,8 @@
 // surrogates) reach the page's callback exactly as sent, and none of them runs as code.
 import t from 'tap'
 import { build, listen } from '../helpers.js'
-import { useChromium } from './browser.js'
+import { eachBrowser } from './browser.js'
 import { addParentPage, parentUrl } from './parent-page.js'
-
-const chromium = useChromium(t)
 
 const HOSTILE = [
   '</script>',
@@ -45,14 +43,14 @@ function escapedJson (value: unknown): string {
   return JSON.stringify(value).replace(/[^\x20-\x7e]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
-if (chromium !== undefined) {
+eachBrowser(t, (t, browser) => {
   t.test('hostile strings and objects arrive exactly as sent and nothing they contain runs', async t => {
     const { app } = await build(t)
     addParentPage(app)
     app.get('/stream', (request, reply) => reply.comet(HOSTILE, 'parent.cometMessage'))
     const origin = await listen(app)
 
-    const { page, problems } = await chromium.page(t)
+    const page = await browser.page(t)
     await page.goto(parentUrl(origin, '/stream'))
     await page.waitForFunction(count => window.received.length === count, HOSTILE.length)
 
@@ -60,7 +58,7 @@ if (chromium !== undefined) {
       JSON.stringify(message).replace(/[^\x20-\x7e]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)))
     t.same(received, HOSTILE.map(escapedJson), 'every message is the value sent, code unit for code unit')
 
-    const frame = page.frames().find(frame => frame.url() === `${origin}/stream`)
+    const frame = await page.frame(url => url === `${origin}/stream`)
     if (frame === undefined) throw new Error('no comet frame')
     t.same(await frame.evaluate(() => ({
       scripts: document.scripts.length,
@@ -69,7 +67,30 @@ if (chromium !== undefined) {
     })), { scripts: 0, elements: [], pwned: undefined },
     'every script removed itself once run, and no payload made an element')
     t.equal(await page.evaluate(() => window.pwned), undefined, 'no payload ran in the page')
-    t.same(problems, [], 'no console error, page error or CSP violation')
+    t.same(page.problems, [], 'no console error, page error or CSP violation')
+  })
+
+  // Many writes, so batch boundaries fall between, before and after every kind of payload; each
+  // message carries a hostile id too (ids are strings), so the `1,VALUE,ID,` entries are covered.
+  t.test('hostile messages with hostile ids, across many batches, arrive exactly as sent and nothing runs', async t => {
+    const { app } = await build(t)
+    addParentPage(app)
+    const strings = HOSTILE.filter(value => typeof value === 'string')
+    const sent = Array.from({ length: 2000 }, (_, i) => ({ value: HOSTILE[i % HOSTILE.length], id: `${i} ${strings[i % strings.length]}` }))
+    // About 240 KB: more than a dozen scripts of up to about 16 KiB each.
+    app.get('/stream', (request, reply) => reply.comet(sent, { callback: 'parent.cometMessage', id: message => message.id, maxBytes: Infinity }))
+    const origin = await listen(app)
+
+    const page = await browser.page(t)
+    await page.goto(parentUrl(origin, '/stream'))
+    await page.waitForFunction(count => window.received.length === count, sent.length)
+    const received = await page.evaluate(() => window.received.map(({ message, id }) =>
+      JSON.stringify([message, id]).replace(/[^\x20-\x7e]/g, char => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)))
+    t.same(received, sent.map(message => escapedJson([message, message.id])), 'every message and id, code unit for code unit, in order')
+    t.equal(await page.evaluate(() => window.pwned), undefined, 'no payload ran in the page')
+    const frame = await page.frame(url => url === `${origin}/stream`)
+    t.equal(await frame?.evaluate(() => window.pwned), undefined, 'nor in the comet document')
+    t.same(page.problems, [], 'no console error, page error or CSP violation')
   })
 
   // JSON.parse makes "__proto__" an own key, while the same JSON text read as a JavaScript object
@@ -84,7 +105,7 @@ if (chromium !== undefined) {
     app.get('/stream', (request, reply) => reply.comet(sent, 'parent.cometMessage'))
     const origin = await listen(app)
 
-    const { page, problems } = await chromium.page(t)
+    const page = await browser.page(t)
     await page.goto(parentUrl(origin, '/stream'))
     await page.waitForFunction(() => window.received.length === 2)
     // Compared inside the page: Playwright's own serialization would drop a "__proto__" key.
@@ -96,6 +117,6 @@ if (chromium !== undefined) {
       { own: true, inherited: false, json: JSON.stringify(sent[0]) },
       { own: true, inherited: false, json: JSON.stringify(sent[1]) }
     ], 'own keys, at the top and nested, with no prototype set')
-    t.same(problems, [], 'no console error, page error or CSP violation')
+    t.same(page.problems, [], 'no console error, page error or CSP violation')
   })
-}
+})

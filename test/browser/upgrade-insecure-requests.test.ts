@@ -1,15 +1,14 @@
 // A plain-HTTP page browsed by host name (not a loopback address, which browsers trust) works
 // under the plugin's policy, which leaves out helmet's `upgrade-insecure-requests`. With that
-// directive, Chromium rewrites every subresource to https and the page gets no script and no stream.
+// directive, the browser rewrites every subresource to https and the page gets no script and no stream.
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyCometOptions } from '../../types/index.js'
 import { build, listen } from '../helpers.js'
-import { useChromium } from './browser.js'
+import { eachBrowser } from './browser.js'
 import { addParentPage, parentUrl } from './parent-page.js'
 
 const HOST = 'comet.test'
-const chromium = useChromium(t, [`--host-resolver-rules=MAP ${HOST} 127.0.0.1`])
 
 async function start (t: Test, options?: FastifyCometOptions): Promise<string> {
   const { app } = await build(t, options)
@@ -24,10 +23,12 @@ async function start (t: Test, options?: FastifyCometOptions): Promise<string> {
   return `http://${HOST}:${port}`
 }
 
-if (chromium !== undefined) {
+// The host name resolves to loopback in each browser: a resolver rule in Chromium, a local domain
+// (resolved like localhost) in Firefox.
+eachBrowser(t, (t, browser) => {
   t.test(`a page at http://${HOST} loads its script and receives the stream under the plugin's defaults`, async t => {
     const origin = await start(t)
-    const { page, problems } = await chromium.page(t)
+    const page = await browser.page(t)
     await page.goto(parentUrl(origin, '/stream'))
     await page.waitForFunction(() => window.received.length === 3)
     t.same(await page.evaluate(() => window.received.map(({ message }) => message)), [0, 1, 2])
@@ -35,17 +36,17 @@ if (chromium !== undefined) {
     // origin, and Chromium says so as an error, for the page and for the comet frame. Expected: the
     // header still matters behind a TLS-terminating proxy, where the server speaks plain HTTP too.
     const ignoredCoop = /^console error: The Cross-Origin-Opener-Policy header has been ignored/
-    t.same(problems.filter(problem => !ignoredCoop.test(problem)), [], 'no other console error, page error or CSP violation')
+    t.same(page.problems.filter(problem => !ignoredCoop.test(problem)), [], 'no other console error, page error or CSP violation')
   })
 
   t.test('with helmet\'s upgrade-insecure-requests the same page gets neither (so the test above can fail)', async t => {
     const origin = await start(t, { helmet: { contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': [] } } } })
-    const { page } = await chromium.page(t)
-    const [failed] = await Promise.all([
-      page.waitForEvent('requestfailed', request => request.url().endsWith('/parent.js')),
-      page.goto(parentUrl(origin, '/stream')) // waits for `load`, after the script failed
-    ])
-    t.equal(failed.url(), `${origin.replace('http:', 'https:')}/parent.js`, 'the script was requested over https')
+    const page = await browser.page(t)
+    await page.goto(parentUrl(origin, '/stream')) // waits for `load`, after the script failed
+    t.same(page.requests.map(({ url }) => url).filter(url => url.endsWith('/parent.js')), [`${origin.replace('http:', 'https:')}/parent.js`], 'the script was requested over https only')
     t.equal(await page.evaluate(() => typeof window.cometMessage), 'undefined', 'so it never ran and no stream was opened')
   })
-}
+}, {
+  chromiumArgs: [`--host-resolver-rules=MAP ${HOST} 127.0.0.1`],
+  firefoxPrefs: { 'network.dns.localDomains': HOST }
+})

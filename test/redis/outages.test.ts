@@ -132,6 +132,37 @@ if (redis !== undefined) {
     t.same(replay(client.body(), 'cb'), [[1, id]])
   })
 
+  t.test('a log read that timed out while Redis held it is tried again, with no message to prompt it', async t => {
+    const a = await instance(t, redis, { commandTimeout: 200 })
+    let start: string | undefined
+    // With so short a timeout the broker may start before its connection is ready.
+    await until(async () => { start = await a.chat.publish(0).catch(() => undefined); return start !== undefined })
+    const missed = [await a.chat.publish(1), await a.chat.publish(2)]
+    // Scripts wait (they may write), pub/sub does not: the instance subscribes, and its read of the
+    // log times out, with the connection up: no reconnection will prompt another read.
+    await redis.cli.call('CLIENT', 'PAUSE', '60000', 'WRITE')
+    t.teardown(() => redis.cli.call('CLIENT', 'UNPAUSE'))
+    const client = await open(a.url + after(start as string))
+    await logged(a.logs, line => line.msg.includes("could not read a channel's log") && /timed out/i.test(line.err?.message ?? ''))
+    await redis.cli.call('CLIENT', 'UNPAUSE')
+    await client.waitFor(missed[1])
+    client.req.destroy()
+    t.same(replay(client.body(), 'cb'), [[1, missed[0]], [2, missed[1]]])
+  })
+
+  t.test('a message on the live channel that the broker did not send is ignored', async t => {
+    const a = await instance(t, redis)
+    const start = await a.chat.publish(0)
+    const client = await open(a.url + after(start))
+    const id = await a.chat.publish(1)
+    await client.waitFor(id)
+    await redis.cli.publish(keysOf('chat').live, 'not-a-message')
+    const next = await a.chat.publish(2)
+    await client.waitFor(next)
+    client.req.destroy()
+    t.same(replay(client.body(), 'cb'), [[1, id], [2, next]])
+  })
+
   t.test('an application that starts while Redis is down starts, and publishes once Redis is back', async t => {
     await redis.kill()
     t.teardown(() => redis.start())

@@ -3,19 +3,15 @@
 // empty restart. Without redis-server the file skips itself with one line saying how to get it,
 // except on CI (env CI set), where a missing component is a failure.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
+import { missing } from '../helpers.js'
 
 export const REDIS_SERVER_PATH = process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server'
-
-function onCI (): boolean {
-  const ci = process.env.CI
-  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
-}
 
 export interface RedisServer {
   /** The socket's path: what `cometRedis({ url })` and ioredis take. */
@@ -33,10 +29,7 @@ export interface RedisServer {
  * when it is missing, in which case the file must define no tests (it is skipped or failed).
  */
 export function useRedis (t: Test): RedisServer | undefined {
-  if (!existsSync(REDIS_SERVER_PATH)) {
-    const reason = `no redis-server at ${REDIS_SERVER_PATH}: \`apt-get install redis-server\` (or set REDIS_SERVER_PATH) to run the Redis tests`
-    if (onCI()) t.fail(`${reason}; on CI they must run`)
-    else t.plan(0, reason)
+  if (missing(t, REDIS_SERVER_PATH, `no redis-server at ${REDIS_SERVER_PATH}: \`apt-get install redis-server\` (or set REDIS_SERVER_PATH) to run the Redis tests`)) {
     return undefined
   }
   const dir = mkdtempSync(join(tmpdir(), 'fastify-comet-redis-'))

@@ -179,6 +179,30 @@ if (redis !== undefined) {
     t.ok(client.body().split('"n":').length - 1 < 600, 'stopped before the end of the replay')
   })
 
+  t.test('what Redis holds is escaped again on the way out: it can never end its script element', async t => {
+    const a = await instance(t, redis)
+    const b = await instance(t, redis)
+    const start = await a.chat.publish(0)
+    const live = await open(a.url + after(start))
+    const hostile = '"</script><script>parent.pwned=1</script><!--"'
+    // Written into Redis as another writer would: numbered, logged and published by hand.
+    const [epoch, last] = start.split('-')
+    const seq = Number(last) + 1
+    const keys = keysOf('chat')
+    await redis.cli.hset(keys.meta, 'seq', seq)
+    await redis.cli.xadd(keys.log, `0-${seq}`, 'm', hostile)
+    await redis.cli.publish(keys.live, `${epoch} ${seq} ${hostile}`)
+    const id = `${epoch}-${seq}`
+    const replayed = await open(b.url + after(start))
+    await Promise.all([live.waitFor(id), replayed.waitFor(id)])
+    live.req.destroy()
+    replayed.req.destroy()
+    for (const client of [live, replayed]) {
+      t.notMatch(client.body(), /<\/script><script>parent|<!--/)
+      t.same(replay(client.body(), 'cb'), [[JSON.parse(hostile), id]])
+    }
+  })
+
   t.test('named channels on a broker need a history; unnamed ones stay in process', async t => {
     const { cometRedis } = loadRedisBroker()
     const { app } = await build(t, { broker: cometRedis({ url: redis.url }) })
