@@ -290,7 +290,7 @@ async function measure (competitor, { redis, instances, perInstance, warmup, pha
     const publish = async (count, interval) => {
       const result = await servers[0].call('publish', { from: sent, count, interval })
       sent += count
-      return { start: BigInt(result.start), end: BigInt(result.end), failed: result.failed, error: result.error }
+      return { ...result, start: BigInt(result.start), end: BigInt(result.end) }
     }
     await untilEveryoneHears(clients, () => publish(1, 1))
     const arrived = allReach(clients, warmup)
@@ -319,7 +319,7 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
   const clientCpu = process.cpuUsage()
   const redisCpu = redis.cpu()
   const arrived = allReach(clients, messages)
-  const { start, end, failed, error } = await publish(messages, interval)
+  const { start, end, failed, error, slowestAck } = await publish(messages, interval)
   const last = await arrived
   const serverCpuAfter = await Promise.all(servers.map(server => server.call('cpu')))
   const loopDelay = Math.max(...(await Promise.all(servers.map(server => server.call('loop-delay')))).map(d => d.max))
@@ -343,6 +343,7 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
     publishMs: Number(end - start) / 1e6,
     drainMs: Number(last - end) / 1e6,
     failed,
+    slowestAck,
     loopDelay,
     p50,
     p99,
@@ -471,6 +472,7 @@ function steadyReport (phase, shape) {
     fmt(median(of(c, 'redisMs')), 0),
     fmtInt(median(of(c, 'clientCpu'))),
     fmtInt(median(of(c, 'loopDelay'))),
+    c === SOCKET_IO ? 'n/a' : fmtInt(Math.max(...of(c, 'slowestAck'))),
     String(Math.max(...of(c, 'failed')))
   ])
   return [
@@ -479,14 +481,15 @@ function steadyReport (phase, shape) {
     '',
     table(['competitor', 'instances x clients', 'deliveries/s (median)', 'min – max', `vs ${BASELINE}`, 'median of per-round ratios',
       'latency p50 ms', 'latency p99 ms', 'publishing took, ms', 'last publish -> last delivery, ms',
-      'server CPU ns/delivery', 'redis-server CPU ms', 'client CPU ns/delivery', 'event-loop delay, max ms', 'publishes rejected (max)'], rows),
+      'server CPU ns/delivery', 'redis-server CPU ms', 'client CPU ns/delivery', 'event-loop delay, max ms', 'slowest acknowledged publish, ms (max)', 'publishes rejected (max)'], rows),
     '',
     `deliveries/s = ${fmtInt(shape.clients)} x ${fmtInt(phase.messages)} / (first publish until the last client has the last message). ` +
       'Latency: from the publish call (its time is in the message) to the client reading it, every delivery of a round; the median of the rounds\' percentiles. ' +
       'Server CPU: user+system time of every instance over the same span, per delivery; redis-server CPU over the same span; ' +
       'client CPU: the benchmark process (every client), per delivery. Event-loop delay: the most any instance\'s loop ran late ' +
       '(perf_hooks, 10 ms resolution). Publishes rejected: comet\'s `publish()` rejected (ioredis `Command timed out` after the broker\'s ' +
-      '`commandTimeout`, 2 s), though every client got every message.'
+      '`commandTimeout`, 2 s), though every client got every message; slowest acknowledged publish: the longest a publish that resolved ' +
+      'waited for Redis\'s answer, as the publishing instance saw it (socket.io\'s `io.emit()` returns nothing to wait for).'
   ].join('\n')
 }
 

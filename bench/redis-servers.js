@@ -132,16 +132,22 @@ const COMPETITORS = {
  * Publishes messages from..from+count-1, message i when `interval` x i ms have passed since the
  * first (several at once when a timer fires late, so the average rate holds), then waits for every
  * publish to be acknowledged. Resolves with the hrtime (as strings) of the first and the last
- * publish, and how many were refused.
+ * publish, how many were refused, and the longest wait for one that was acknowledged.
  */
 async function publishSteady (state, { from, count, interval }) {
   const step = interval * 1e6 // ns
   const acks = []
+  let slowestAck = 0 // ms, of the publishes that resolved
+  const timed = (ack) => {
+    if (ack === undefined) return ack // socket.io: nothing to wait for
+    const sent = process.hrtime.bigint()
+    return ack.then(() => { slowestAck = Math.max(slowestAck, Number(process.hrtime.bigint() - sent) / 1e6) })
+  }
   const start = process.hrtime.bigint()
   let last = start
   for (let i = 0; i < count;) {
     const due = Math.min(count, Math.floor(Number(process.hrtime.bigint() - start) / step) + 1)
-    for (; i < due; i++) acks.push(state.publish(stampedMessage(from + i)))
+    for (; i < due; i++) acks.push(timed(state.publish(stampedMessage(from + i))))
     last = process.hrtime.bigint()
     if (i < count) await sleep(Math.max(0, (i * step - Number(last - start)) / 1e6))
   }
@@ -150,7 +156,8 @@ async function publishSteady (state, { from, count, interval }) {
     start: String(start),
     end: String(last),
     failed: refused.length,
-    error: refused[0]?.reason?.message
+    error: refused[0]?.reason?.message,
+    slowestAck
   }
 }
 
