@@ -1,9 +1,9 @@
 'use strict'
 
-// 6. Fan-out across instances through Redis (issue 11). INSTANCES server instances (child
-// processes) share one redis-server that this benchmark starts for itself (unix socket, no
-// persistence, killed at the end); PER_INSTANCE clients subscribe to each, and one instance
-// publishes MESSAGES messages at a steady rate, one every INTERVAL ms. Every message carries the
+// Fan-out across instances through Redis (issue 11). INSTANCES server instances (child processes)
+// share one redis-server that this benchmark starts for itself (unix socket, no persistence,
+// killed at the end); 500 clients subscribe to each (settings()), and one instance publishes
+// at a light rate (latency alone), then 1,000 messages one every INTERVAL ms. Every message carries the
 // process.hrtime (µs) of its publish; clients read their own clock (the same monotonic clock) when
 // it arrives: publish-to-delivery latency. Deliveries/s = clients x messages / (first publish until
 // the last client has the last message). Competitors (bench/redis-servers.js):
