@@ -8,10 +8,11 @@
 //   node bench/profile.js --fanout [competitor] [--clients 2000] [--messages 1000] [--streams 5]
 //                                                 fan-out: --streams measured publishes of
 //                                                 --messages each to --clients streams
-//   node bench/profile.js --redis-fanout [competitor] [--messages 1000]
+//   node bench/profile.js --redis-fanout [competitor] [--messages 1000] [--interval 1]
 //                                                 Redis fan-out (bench/redis-fanout.js): one profile
-//                                                 per instance, of the steady-rate publish
-//                                                 (default competitor: fastify-comet + Redis)
+//                                                 per instance, of --messages published one every
+//                                                 --interval ms after the warm-up (default: the
+//                                                 steady phase; fastify-comet + Redis)
 //   node bench/profile.js --summarise FILE.cpuprofile
 //
 // The server runs in a child process under --cpu-prof and exits normally so the profile is
@@ -48,6 +49,7 @@ function parseArgs (argv) {
     else if (arg === '--redis-fanout') options.redisFanout = true
     else if (arg === '--clients') options.clients = Number(argv[++i])
     else if (arg === '--messages') options.messages = Number(argv[++i])
+    else if (arg === '--interval') options.interval = Number(argv[++i])
     else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`)
     else options.competitor = arg
   }
@@ -56,10 +58,10 @@ function parseArgs (argv) {
   return options
 }
 
-async function record ({ competitor, n, streams, out, fanout: isFanout, redisFanout: isRedisFanout, clients, messages }) {
+async function record ({ competitor, n, streams, out, fanout: isFanout, redisFanout: isRedisFanout, clients, messages, interval }) {
   fs.mkdirSync(out, { recursive: true })
   const before = new Set(fs.readdirSync(out))
-  if (isRedisFanout) return recordRedisFanout(competitor, { out, messages, before })
+  if (isRedisFanout) return recordRedisFanout(competitor, { out, messages, interval, before })
   if (isFanout) {
     // only the measured publishes are profiled (through the inspector), not opening the streams
     const file = path.join(out, `fanout-${competitor.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`)
@@ -89,12 +91,13 @@ async function record ({ competitor, n, streams, out, fanout: isFanout, redisFan
 }
 
 // Every instance profiles the steady-rate publish (after the warm-up) through the inspector.
-async function recordRedisFanout (competitor, { out, messages, before }) {
+async function recordRedisFanout (competitor, { out, messages, interval, before }) {
   const binary = redisFanout.findRedisServer()
   if (binary === undefined) throw new Error(redisFanout.INSTALL_HINT)
   const { clients, perInstance, warmup, phases } = redisFanout.settings(false)
   const inProcess = competitor === 'fastify-comet (in process)'
   const steady = { ...phases[phases.length - 1], messages }
+  if (interval !== undefined) steady.interval = interval
   const redis = await redisFanout.startRedis(binary)
   try {
     const [result] = await redisFanout.measure(competitor, {

@@ -1,9 +1,9 @@
 'use strict'
 
-// 6. Fan-out across instances through Redis (issue 11). INSTANCES server instances (child
-// processes) share one redis-server that this benchmark starts for itself (unix socket, no
-// persistence, killed at the end); PER_INSTANCE clients subscribe to each, and one instance
-// publishes MESSAGES messages at a steady rate, one every INTERVAL ms. Every message carries the
+// Fan-out across instances through Redis (issue 11). INSTANCES server instances (child processes)
+// share one redis-server that this benchmark starts for itself (unix socket, no persistence,
+// killed at the end); 500 clients subscribe to each (settings()), and one instance publishes
+// at a light rate (latency alone), then 1,000 messages one every INTERVAL ms. Every message carries the
 // process.hrtime (µs) of its publish; clients read their own clock (the same monotonic clock) when
 // it arrives: publish-to-delivery latency. Deliveries/s = clients x messages / (first publish until
 // the last client has the last message). Competitors (bench/redis-servers.js):
@@ -30,9 +30,11 @@ const CHANNEL = 'bench'
 const INSTANCES = 2
 // Milliseconds between two publishes. REDIS_FANOUT_INTERVAL=2 node bench/run.js redis-fanout tries another rate.
 const INTERVAL = Number(process.env.REDIS_FANOUT_INTERVAL || 1)
-// The light phase: a rate every competitor keeps up with, for latency alone.
-const LIGHT_INTERVAL = 20
-const LIGHT_MESSAGES = 100
+// The light phase: a rate every competitor keeps up with, for latency alone. One message to 1,000
+// loopback sockets costs the servers and the clients some 20-30 ms of CPU here (a writev of about
+// 10-15 µs per socket, profiled), so 20 ms was not light on 2 CPUs; 100 ms is.
+const LIGHT_INTERVAL = 100
+const LIGHT_MESSAGES = 50
 const CONCURRENCY = 100 // clients connecting at a time
 const INSTALL_HINT = 'redis-server not found: install it with `apt-get install redis-server` (or set REDIS_SERVER=/path/to/redis-server)'
 
@@ -288,7 +290,7 @@ async function measure (competitor, { redis, instances, perInstance, warmup, pha
     const publish = async (count, interval) => {
       const result = await servers[0].call('publish', { from: sent, count, interval })
       sent += count
-      return { start: BigInt(result.start), end: BigInt(result.end), failed: result.failed, error: result.error }
+      return { ...result, start: BigInt(result.start), end: BigInt(result.end) }
     }
     await untilEveryoneHears(clients, () => publish(1, 1))
     const arrived = allReach(clients, warmup)
@@ -312,13 +314,15 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
   const samples = new Samples(clients.length * messages)
   for (const c of clients) c.samples = samples
   if (profile !== undefined) await Promise.all(servers.map(server => server.call('profile-start')))
+  await Promise.all(servers.map(server => server.call('loop-delay', { reset: true })))
   const serverCpu = await Promise.all(servers.map(server => server.call('cpu')))
   const clientCpu = process.cpuUsage()
   const redisCpu = redis.cpu()
   const arrived = allReach(clients, messages)
-  const { start, end, failed, error } = await publish(messages, interval)
+  const { start, end, failed, error, slowestAck } = await publish(messages, interval)
   const last = await arrived
   const serverCpuAfter = await Promise.all(servers.map(server => server.call('cpu')))
+  const loopDelay = Math.max(...(await Promise.all(servers.map(server => server.call('loop-delay')))).map(d => d.max))
   const { user, system } = process.cpuUsage(clientCpu)
   const redisMs = redis.cpu() - redisCpu
   if (profile !== undefined) {
@@ -339,6 +343,8 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
     publishMs: Number(end - start) / 1e6,
     drainMs: Number(last - end) / 1e6,
     failed,
+    slowestAck,
+    loopDelay,
     p50,
     p99,
     serverCpu: (serverCpuAfter.reduce((sum, us, i) => sum + us - serverCpu[i], 0) * 1000) / deliveries, // ns
@@ -465,6 +471,8 @@ function steadyReport (phase, shape) {
     fmtInt(median(of(c, 'serverCpu'))),
     fmt(median(of(c, 'redisMs')), 0),
     fmtInt(median(of(c, 'clientCpu'))),
+    fmtInt(median(of(c, 'loopDelay'))),
+    c === SOCKET_IO ? 'n/a' : fmtInt(Math.max(...of(c, 'slowestAck'))),
     String(Math.max(...of(c, 'failed')))
   ])
   return [
@@ -473,12 +481,15 @@ function steadyReport (phase, shape) {
     '',
     table(['competitor', 'instances x clients', 'deliveries/s (median)', 'min – max', `vs ${BASELINE}`, 'median of per-round ratios',
       'latency p50 ms', 'latency p99 ms', 'publishing took, ms', 'last publish -> last delivery, ms',
-      'server CPU ns/delivery', 'redis-server CPU ms', 'client CPU ns/delivery', 'publishes rejected (max)'], rows),
+      'server CPU ns/delivery', 'redis-server CPU ms', 'client CPU ns/delivery', 'event-loop delay, max ms', 'slowest acknowledged publish, ms (max)', 'publishes rejected (max)'], rows),
     '',
     `deliveries/s = ${fmtInt(shape.clients)} x ${fmtInt(phase.messages)} / (first publish until the last client has the last message). ` +
       'Latency: from the publish call (its time is in the message) to the client reading it, every delivery of a round; the median of the rounds\' percentiles. ' +
       'Server CPU: user+system time of every instance over the same span, per delivery; redis-server CPU over the same span; ' +
-      'client CPU: the benchmark process (every client), per delivery.'
+      'client CPU: the benchmark process (every client), per delivery. Event-loop delay: the most any instance\'s loop ran late ' +
+      '(perf_hooks, 10 ms resolution). Publishes rejected: comet\'s `publish()` rejected (ioredis `Command timed out` after the broker\'s ' +
+      '`commandTimeout`, 2 s), though every client got every message; slowest acknowledged publish: the longest a publish that resolved ' +
+      'waited for Redis\'s answer, as the publishing instance saw it (socket.io\'s `io.emit()` returns nothing to wait for).'
   ].join('\n')
 }
 
@@ -493,14 +504,15 @@ function lightReport (phase, shape) {
     `${fmt(Math.min(...of(c, 'p50')), 2)} – ${fmt(Math.max(...of(c, 'p50')), 2)}`,
     fmt(median(of(c, 'p50')) - median(of(IN_PROCESS, 'p50')), 2),
     fmtInt(median(of(c, 'serverCpu'))),
-    fmtInt(median(of(c, 'clientCpu')))
+    fmtInt(median(of(c, 'clientCpu'))),
+    fmtInt(median(of(c, 'loopDelay')))
   ])
   return [
     `### Redis fan-out latency at a light rate: ${fmtInt(shape.clients)} clients x ${fmtInt(phase.messages)} messages, one every ${phase.interval} ms, ` +
       `median of ${shape.rounds} round(s)`,
     '',
     table(['competitor', 'instances x clients', 'latency p50 ms', 'latency p99 ms', 'p50 min – max', `p50 − ${IN_PROCESS}, ms`,
-      'server CPU ns/delivery', 'client CPU ns/delivery'], rows),
+      'server CPU ns/delivery', 'client CPU ns/delivery', 'event-loop delay, max ms'], rows),
     '',
     'Same servers and clients, measured before the steady rate. At this rate every message should reach every client ' +
       'before the next is published, so that latency is the path itself (for the Redis competitors: a round trip to ' +

@@ -10,6 +10,7 @@
 // publish call, so a client on this machine can tell the publish-to-delivery latency of each one.
 
 const path = require('node:path')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { setTimeout: sleep } = require('node:timers/promises')
 const {
   COMET_DIST, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
@@ -131,16 +132,22 @@ const COMPETITORS = {
  * Publishes messages from..from+count-1, message i when `interval` x i ms have passed since the
  * first (several at once when a timer fires late, so the average rate holds), then waits for every
  * publish to be acknowledged. Resolves with the hrtime (as strings) of the first and the last
- * publish, and how many were refused.
+ * publish, how many were refused, and the longest wait for one that was acknowledged.
  */
 async function publishSteady (state, { from, count, interval }) {
   const step = interval * 1e6 // ns
   const acks = []
+  let slowestAck = 0 // ms, of the publishes that resolved
+  const timed = (ack) => {
+    if (ack === undefined) return ack // socket.io: nothing to wait for
+    const sent = process.hrtime.bigint()
+    return ack.then(() => { slowestAck = Math.max(slowestAck, Number(process.hrtime.bigint() - sent) / 1e6) })
+  }
   const start = process.hrtime.bigint()
   let last = start
   for (let i = 0; i < count;) {
     const due = Math.min(count, Math.floor(Number(process.hrtime.bigint() - start) / step) + 1)
-    for (; i < due; i++) acks.push(state.publish(stampedMessage(from + i)))
+    for (; i < due; i++) acks.push(timed(state.publish(stampedMessage(from + i))))
     last = process.hrtime.bigint()
     if (i < count) await sleep(Math.max(0, (i * step - Number(last - start)) / 1e6))
   }
@@ -149,14 +156,16 @@ async function publishSteady (state, { from, count, interval }) {
     start: String(start),
     end: String(last),
     failed: refused.length,
-    error: refused[0]?.reason?.message
+    error: refused[0]?.reason?.message,
+    slowestAck
   }
 }
 
 async function start (spec) {
   const factory = COMPETITORS[spec.competitor]
   if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
-  const state = { subscribers: undefined, publish: undefined, profiler: undefined }
+  const state = { subscribers: undefined, publish: undefined, profiler: undefined, loopDelay: monitorEventLoopDelay({ resolution: 10 }) }
+  state.loopDelay.enable()
   const server = await factory(spec, state)
   return { port: server.port, close: server.close, command: (cmd, args) => command(cmd, state, args) }
 }
@@ -168,6 +177,14 @@ async function command (cmd, state, args) {
     case 'cpu': {
       const { user, system } = process.cpuUsage()
       return user + system // µs
+    }
+    // How late this instance's event loop ran (ms) since the last reset: a busy instance answers late,
+    // reads its Redis replies late, and its own timers fire late.
+    case 'loop-delay': {
+      const delay = state.loopDelay
+      const result = { max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 }
+      if (args?.reset) delay.reset()
+      return result
     }
     case 'profile-start': return profileStart(state)
     case 'profile-stop': return profileStop(state, args)
