@@ -22,6 +22,28 @@ const newEpoch = (): string => randomBytes(6).toString('hex')
 /** How long a channel waits to read its log again after a read failed with the connection up. */
 const RETRY_DELAY = 500
 
+/**
+ * The command's reply, or a rejection once `ms` have passed and the reply is still not in. The
+ * deadline is checked again after the event loop's next poll: an instance busy delivering (one
+ * turn can write hundreds of messages to thousands of sockets) reads Redis's answer late, and
+ * must not call a publish that Redis stored and answered at once a failure (the application
+ * would publish it again).
+ */
+async function answered<T> (command: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((resolve, reject) => { timer = setTimeout(expire, ms, reject, ms) })
+  try {
+    return await Promise.race([command, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function expire (reject: (err: Error) => void, ms: number): void {
+  // setImmediate runs after the poll phase, which reads whatever answer has arrived meanwhile.
+  setImmediate(reject, new Error(`Redis command timed out: no answer within ${ms} ms`))
+}
+
 // For replies nothing waits for; a callback also keeps a failed one from being unhandled.
 function ignoreReply (): void {}
 
@@ -29,6 +51,7 @@ export class RedisLink implements LogReader {
   readonly #commands: Redis & CometCommands
   readonly #subscriber: Redis
   readonly #prefix: string
+  readonly #commandTimeout: number
   readonly #log: FastifyBaseLogger
   /** The channels followed here, by their pub/sub channel. */
   readonly #topics = new Map<string, Topic>()
@@ -36,13 +59,14 @@ export class RedisLink implements LogReader {
   /** Reads stale channels again after a read failed with the connection up (see readFailed). */
   #retry: NodeJS.Timeout | undefined
 
-  constructor (commands: Redis, subscriber: Redis, prefix: string, log: FastifyBaseLogger) {
+  constructor (commands: Redis, subscriber: Redis, prefix: string, commandTimeout: number, log: FastifyBaseLogger) {
     commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
     commands.defineCommand('cometRead', { numberOfKeys: 2, lua: READ })
     commands.defineCommand('cometRetireEpoch', { numberOfKeys: 2, lua: RETIRE_EPOCH })
     this.#commands = commands as Redis & CometCommands
     this.#subscriber = subscriber
     this.#prefix = prefix
+    this.#commandTimeout = commandTimeout
     this.#log = log
     subscriber.on('message', (channel: string, text: string) => this.#onMessage(channel, text))
     subscriber.on('ready', () => this.#resubscribe())
@@ -71,7 +95,7 @@ export class RedisLink implements LogReader {
   /** Stores and sends a message; resolves with its id, or rejects with FST_COMET_PUBLISH_FAILED. */
   async publish (keys: ChannelKeys, name: string, history: number, message: string): Promise<string> {
     try {
-      return await this.#commands.cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live)
+      return await answered(this.#commands.cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live), this.#commandTimeout)
     } catch (err) {
       throw new FST_COMET_PUBLISH_FAILED(name, (err as Error).message, { cause: err })
     }
@@ -99,7 +123,7 @@ export class RedisLink implements LogReader {
   }
 
   async read (keys: ChannelKeys, epoch: string, after: number, count: number): Promise<LogPage> {
-    const [logEpoch, last, entries] = await this.#commands.cometRead(keys.meta, keys.log, newEpoch(), epoch, after, count)
+    const [logEpoch, last, entries] = await answered(this.#commands.cometRead(keys.meta, keys.log, newEpoch(), epoch, after, count), this.#commandTimeout)
     return {
       epoch: logEpoch,
       last,
@@ -109,7 +133,7 @@ export class RedisLink implements LogReader {
   }
 
   async retireEpoch (keys: ChannelKeys, epoch: string, seq: number): Promise<void> {
-    await this.#commands.cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq)
+    await answered(this.#commands.cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq), this.#commandTimeout)
   }
 
   readFailed (err: Error): void {

@@ -11,15 +11,17 @@ import type { CometRedisOptions } from '../types/redis.js'
 const DEFAULT_COMMAND_TIMEOUT = 2000
 const KNOWN = new Set(['url', 'client', 'prefix', 'commandTimeout'])
 
-// Publishing and reading fail within commandTimeout while Redis is away, instead of queueing
-// without limit; nothing is sent twice after a reconnection (a publish that timed out may have
-// been stored, and the application may publish it again).
-const commandOptions = (commandTimeout: number): RedisOptions => ({
+// Publishing and reading fail at once while Redis is away, instead of queueing without limit,
+// and within commandTimeout when it does not answer (RedisLink's timer, not ioredis's: see
+// answered()); nothing is sent twice after a reconnection (a publish that timed out may have been
+// stored, and the application may publish it again).
+const COMMAND_OPTIONS: RedisOptions = {
   lazyConnect: false,
   enableOfflineQueue: false,
   autoResendUnfulfilledCommands: false,
-  commandTimeout
-})
+  // Not ioredis's own, even when the application's client (duplicated) has one.
+  commandTimeout: undefined
+}
 
 // The subscriber waits for Redis as long as it takes; it subscribes again itself after a
 // reconnection, so that every channel reads its log only once the subscription is back.
@@ -32,9 +34,9 @@ export function cometRedis (options: CometRedisOptions): CometBroker {
     async connect (log: FastifyBaseLogger): Promise<BrokerConnection> {
       // Connections of our own, even from the application's client: a subscriber cannot run
       // commands, and ours are set to fail fast. The application's client is left as it is.
-      const commands = client?.duplicate(commandOptions(commandTimeout)) ?? new Redis(url as string, commandOptions(commandTimeout))
+      const commands = client?.duplicate(COMMAND_OPTIONS) ?? new Redis(url as string, COMMAND_OPTIONS)
       const subscriber = client?.duplicate(SUBSCRIBER_OPTIONS) ?? new Redis(url as string, SUBSCRIBER_OPTIONS)
-      const link = new RedisLink(commands, subscriber, prefix, log)
+      const link = new RedisLink(commands, subscriber, prefix, commandTimeout, log)
       // The application starts even while Redis is away (its streams work, publishing fails until
       // Redis is back), but does not start by failing the first publishes of a normal boot.
       await link.connected(commandTimeout)

@@ -9,7 +9,10 @@ export interface CometRedisOptions {
   client?: Redis
   /** Prefix of every key and pub/sub channel the broker uses. Default `comet:`. */
   prefix?: string
-  /** Milliseconds a publish (or a read of a channel's log) may wait for Redis before it fails. Default 2000. */
+  /**
+   * Milliseconds a publish (or a read of a channel's log) may wait for Redis's answer before it
+   * fails; an answer that arrived in time but was read late (a busy event loop) still counts. Default 2000.
+   */
   commandTimeout?: number
 }
 

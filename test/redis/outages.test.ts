@@ -163,6 +163,19 @@ if (redis !== undefined) {
     t.same(replay(client.body(), 'cb'), [[1, id], [2, next]])
   })
 
+  t.test('an instance too busy to read the answer in time still gets its publish, even from a client with its own commandTimeout', async t => {
+    // The application's client would time commands out after 1 ms; the broker's 50 ms apply.
+    const a = await instance(t, redis, { commandTimeout: 50, redisOptions: { commandTimeout: 1 } })
+    await a.chat.publish(0) // the script is loaded: the next publish is one round trip
+    const published = a.chat.publish(1)
+    // Busy past commandTimeout, as an instance delivering a burst to thousands of sockets is:
+    // Redis answered long before the event loop gets to read it.
+    const busyUntil = Date.now() + 200
+    while (Date.now() < busyUntil);
+    t.match(await published, /^[0-9a-f]+-2$/, 'resolved with its id')
+    t.equal(await redis.cli.xlen(keysOf('chat').log), 2, 'stored once')
+  })
+
   t.test('an application that starts while Redis is down starts, and publishes once Redis is back', async t => {
     await redis.kill()
     t.teardown(() => redis.start())
