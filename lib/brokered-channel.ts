@@ -2,7 +2,7 @@
 // and stores the message; every instance (this one too) delivers it when it comes back, so all of
 // them deliver the same messages in the same order with the same ids. A reconnecting client
 // resumes on any instance: what it missed is read from the log in Redis, then it goes live.
-import { encodeMessage, scriptSafe } from './encode.js'
+import { encodeMessage, messageEntry, scriptSafe } from './encode.js'
 import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from './feed.js'
 import { kChannelClosed, kOnClose } from './channel.js'
 import type { RedisLink } from './redis-link.js'
@@ -102,10 +102,10 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
   message (epoch: string, seq: number, message: string): void {
     this.last = seq
     const id = `${epoch}-${seq}`
-    const encodedId = encodeMessage(id)
     // Encoded by the instance that published it; escaped again, as whatever Redis holds could be.
-    const safe = scriptSafe(message)
-    for (const feed of this.#feeds) feed.live(seq, safe, id, encodedId)
+    // Built once here, the entry is shared by every stream of this instance.
+    const entry = messageEntry(scriptSafe(message), encodeMessage(id))
+    for (const feed of this.#feeds) feed.live(seq, entry, id)
   }
 }
 
@@ -166,10 +166,10 @@ class BrokeredFeed implements CometFeed {
     this.#lastId = id
   }
 
-  live (seq: number, message: string, id: string, encodedId: string): void {
+  live (seq: number, entry: string, id: string): void {
     if (!this.#resumed || this.#replayNext !== 0 || seq <= this.#seenThrough) return
     this.#lastId = id
-    this.#stream?.deliver(message, encodedId)
+    this.#stream?.deliver(entry)
   }
 
   close (): void {
@@ -196,7 +196,7 @@ class BrokeredFeed implements CometFeed {
         const [seq, message] = page[at++]
         this.#lastId = `${epoch}-${seq}`
         this.#replayNext = seq + 1
-        stream.deliver(scriptSafe(message), encodeMessage(this.#lastId))
+        stream.deliver(messageEntry(scriptSafe(message), encodeMessage(this.#lastId)))
       } else {
         const { entries = [] } = await channel.link.read(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
         // Trimmed past it, or the log started afresh: the client reconnects, and is told then.

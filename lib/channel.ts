@@ -1,7 +1,7 @@
 // Broadcast: one message, encoded once, delivered to every subscribed stream. With `history`, the
 // channel keeps its last messages and gives them ids, so a reconnecting client gets exactly what
 // it missed, then the live messages, each once and in order; or a reset when that cannot be done.
-import { encodeMessage, encodeId } from './encode.js'
+import { encodeMessage, encodeId, messageEntry } from './encode.js'
 import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from './feed.js'
 import { History } from './history.js'
 import { resolveChannelOptions } from './options.js'
@@ -59,14 +59,14 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
     const hub = this.#hub
     const { history } = hub
     if (history === undefined) {
-      const encodedId = encodeId(this.#idOf, message)
-      if (!hub.closed) for (const feed of hub.feeds) feed.live(encoded, encodedId)
+      const entry = messageEntry(encoded, encodeId(this.#idOf, message))
+      if (!hub.closed) for (const feed of hub.feeds) feed.live(entry)
       return undefined
     }
     const id = history.idOf(history.last + 1)
-    const encodedId = encodeMessage(id)
-    history.append(encoded, encodedId)
-    for (const feed of hub.feeds) feed.live(encoded, encodedId)
+    const entry = messageEntry(encoded, encodeMessage(id))
+    history.append(entry)
+    for (const feed of hub.feeds) feed.live(entry)
     return Promise.resolve(id)
   }
 
@@ -125,16 +125,15 @@ class ChannelFeed implements CometFeed {
     while (this.#stream !== undefined && this.#replayNext <= history.last) {
       // Published faster than this subscriber takes them: what it needs was overwritten.
       if (this.#replayNext < history.oldest) return stream.end('overflow')
-      const [encoded, encodedId] = history.entry(this.#replayNext++)
-      stream.deliver(encoded, encodedId)
+      stream.deliver(history.entry(this.#replayNext++))
       if (!stream.ready) await stream.whenReady()
     }
     this.#replayNext = 0
   }
 
   /** A message published now: delivered unless the replay will reach it from the history. */
-  live (encoded: string, encodedId: string | undefined): void {
-    if (this.#replayNext === 0) this.#stream?.deliver(encoded, encodedId)
+  live (entry: string): void {
+    if (this.#replayNext === 0) this.#stream?.deliver(entry)
   }
 
   close (): void {

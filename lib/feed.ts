@@ -1,6 +1,7 @@
 // The one way messages reach a stream. Every source becomes a feed: an iterable is pulled by the
 // iterator feed in source.ts, channels and push sources deliver what is published. A feed hands the
-// stream messages that are already encoded, so a message published to many streams is serialized once.
+// stream each message as its finished entry of the wire format, so a message published to many
+// streams is serialized, and its entry built, once.
 
 /** Marks an object as a push source; reply.comet() subscribes to it instead of iterating it. */
 export const kCometFeed = Symbol.for('fastify-comet.feed')
@@ -10,8 +11,8 @@ export type FeedEndReason = 'done' | 'overflow'
 
 /** What a feed sees of the stream it feeds. */
 export interface CometSubscriber {
-  /** One message and its id (if it has one), each already encoded by encode.ts. Ignored once the stream is over. */
-  deliver (encoded: string, encodedId: string | undefined): void
+  /** One message's entry, as encode.ts's messageEntry() builds it. Ignored once the stream is over. */
+  deliver (entry: string): void
   /**
    * Backpressure, for a feed that can wait: false once the socket is full or a full batch was just
    * written. The feed then waits for `whenReady()` before it delivers more. A feed that cannot

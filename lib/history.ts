@@ -9,9 +9,8 @@ export type Resume = { replayFrom: number } | { reset: true }
 export class History {
   readonly epoch = randomBytes(6).toString('hex')
   readonly #size: number
-  /** Encoded messages and their encoded ids, in a ring of `size` slots. */
-  readonly #encoded: string[] = []
-  readonly #encodedIds: string[] = []
+  /** The messages' entries (encode.ts's messageEntry, id included), in a ring of `size` slots. */
+  readonly #entries: string[] = []
   /** Sequence number of the newest message; 0 before the first. */
   #last = 0
 
@@ -32,19 +31,16 @@ export class History {
     return `${this.epoch}-${seq}`
   }
 
-  /** Stores an encoded message; returns its sequence number. */
-  append (encoded: string, encodedId: string): number {
+  /** Stores a message's entry; returns its sequence number. */
+  append (entry: string): number {
     const seq = ++this.#last
-    const slot = seq % this.#size
-    this.#encoded[slot] = encoded
-    this.#encodedIds[slot] = encodedId
+    this.#entries[seq % this.#size] = entry
     return seq
   }
 
-  /** The encoded message and id at `seq`; only for oldest <= seq <= last. */
-  entry (seq: number): [encoded: string, encodedId: string] {
-    const slot = seq % this.#size
-    return [this.#encoded[slot], this.#encodedIds[slot]]
+  /** The entry at `seq`; only for oldest <= seq <= last. */
+  entry (seq: number): string {
+    return this.#entries[seq % this.#size]
   }
 
   /**

@@ -1,6 +1,6 @@
 // A single-consumer push source for callback-style code (Play's older Comet API had sendMessage
 // and close): push messages in, reply.comet(source, callback) writes them out.
-import { encodeMessage, encodeId } from './encode.js'
+import { encodeMessage, encodeId, messageEntry } from './encode.js'
 import { FST_COMET_SOURCE_CONSUMED } from './errors.js'
 import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber } from './feed.js'
 import { resolvePushOptions } from './options.js'
@@ -13,8 +13,8 @@ export class CometPush<T = unknown> implements CometFeed, CometFeedSource, Publi
   readonly #idOf: ((message: T) => unknown) | undefined
   #controller: AbortController | undefined
   #subscriber: CometSubscriber | undefined
-  /** Encoded messages and ids pushed before the stream started: at most maxQueue of them. */
-  #early: Array<string | undefined> = []
+  /** Entries pushed before the stream started: at most maxQueue of them. */
+  #early: string[] = []
   /** More was pushed before the stream started than it may hold: it starts as overflowed. */
   #overflowed = false
   #ending: Ending | undefined
@@ -41,14 +41,13 @@ export class CometPush<T = unknown> implements CometFeed, CometFeedSource, Publi
    */
   push (message: T): boolean {
     if (this.#ending !== undefined || this.#overflowed || this.#stopped) return false
-    const encoded = encodeMessage(message)
-    const encodedId = encodeId(this.#idOf, message)
+    const entry = messageEntry(encodeMessage(message), encodeId(this.#idOf, message))
     if (this.#subscriber !== undefined) {
-      this.#subscriber.deliver(encoded, encodedId)
+      this.#subscriber.deliver(entry)
       return !this.#stopped
     }
-    if (this.#early.length / 2 < this.maxQueue) {
-      this.#early.push(encoded, encodedId)
+    if (this.#early.length < this.maxQueue) {
+      this.#early.push(entry)
       return true
     }
     this.#overflowed = true // said by the stream, which logs it with its request id
@@ -75,7 +74,7 @@ export class CometPush<T = unknown> implements CometFeed, CometFeedSource, Publi
     this.#subscriber = subscriber
     const early = this.#early
     this.#early = []
-    for (let i = 0; i < early.length; i += 2) subscriber.deliver(early[i] as string, early[i + 1])
+    for (const entry of early) subscriber.deliver(entry)
     if (this.#overflowed) subscriber.end('overflow')
     else if (this.#ending !== undefined) settle(subscriber, this.#ending)
   }

@@ -3,7 +3,7 @@
 // iterators a batch at a time, async ones one await per message) and owns everything a pulled
 // source needs at its end: the AbortSignal of a source function, return(), the UTF-8 decoder.
 import { describeValue, FST_COMET_INVALID_SOURCE } from './errors.js'
-import { encodeId, encodeMessage } from './encode.js'
+import { encodeId, encodeMessage, messageEntry } from './encode.js'
 import { isFeedSource, kCometFeed, type CometFeed, type CometSubscriber, type FeedContext } from './feed.js'
 import type { CometIterable, CometSource, CometSourceContext } from '../types/index.js'
 
@@ -175,13 +175,13 @@ class IteratorFeed implements CometFeed {
       message = this.#decoder.decode(value, { stream: true })
       if (message === '') return // the start of a character whose end is in the next chunk
     }
-    subscriber.deliver(encodeMessage(message), encodeId(this.#idOf, value))
+    subscriber.deliver(messageEntry(encodeMessage(message), encodeId(this.#idOf, value)))
   }
 
   #finish (subscriber: CometSubscriber): void {
     this.#finished = true
     const rest = this.#decoder?.decode()
-    if (rest !== undefined && rest !== '') subscriber.deliver(encodeMessage(rest), undefined)
+    if (rest !== undefined && rest !== '') subscriber.deliver(messageEntry(encodeMessage(rest), undefined))
     subscriber.end('done')
   }
 

@@ -2,7 +2,7 @@
 // and limits, and the single place where a stream ends, whatever the reason.
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { BATCH_SUFFIX, batchPrefix, controlEntry, messageEntry, paddingChunk } from './encode.js'
+import { BATCH_SUFFIX, batchPrefix, controlEntry, paddingChunk } from './encode.js'
 import type { CometFeed, CometSubscriber, FeedEndReason } from './feed.js'
 import { logFailure } from './log.js'
 import { abortResponse, clientGone } from './transport.js'
@@ -150,14 +150,14 @@ export class CometStream implements CometSubscriber, Beating {
     return this.#whenReady
   }
 
-  deliver (encoded: string, encodedId: string | undefined): void {
+  deliver (entry: string): void {
     if (this.#ended) return
     // A feed that cannot wait may run ahead of the socket only so far. A burst that fills the
     // socket within one tick is let through up to a ceiling: the subscriber is behind only once
     // its socket stayed full for a whole turn of the event loop, that is once 'drain' had its chance.
     const maxQueue = this.#feed.maxQueue
     if (this.#blocked && this.#pendingMessages >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.end('overflow')
-    this.#append(messageEntry(encoded, encodedId))
+    this.#append(entry)
     this.#messages++
     this.#pendingMessages++
     this.#scheduleFlush()

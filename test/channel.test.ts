@@ -186,14 +186,14 @@ t.test('a feed that delivers after its stream ended is ignored', async t => {
     return settled
   })
   const client = await open(`${await listen(app)}/comet`)
-  subscriber?.deliver('"first"', undefined)
+  subscriber?.deliver('0,"first",')
   await client.waitFor('0,"first",')
   client.req.destroy()
   await settled
   t.equal(stopped.count, 1)
   const lateWrites = countWrites(raw)
   const linesBefore = logs.length
-  subscriber?.deliver('"late"', undefined)
+  subscriber?.deliver('0,"late",')
   subscriber?.end('done')
   subscriber?.fail(new Error('late failure'))
   await new Promise(setImmediate)

@@ -42,9 +42,9 @@ t.test('control messages go in order with the messages, to cometControl only', a
     [kCometFeed]: () => ({
       maxQueue: 10,
       start (stream: CometSubscriber) {
-        stream.deliver('"a"', undefined)
+        stream.deliver('0,"a",')
         stream.control('reset', { lastEventId: '</script><!--' })
-        stream.deliver('"b"', undefined)
+        stream.deliver('0,"b",')
         stream.end('done')
         stream.control('late', {}) // after the end: dropped
       },
