@@ -487,8 +487,8 @@ function steadyReport (phase, shape) {
       'Latency: from the publish call (its time is in the message) to the client reading it, every delivery of a round; the median of the rounds\' percentiles. ' +
       'Server CPU: user+system time of every instance over the same span, per delivery; redis-server CPU over the same span; ' +
       'client CPU: the benchmark process (every client), per delivery. Event-loop delay: the most any instance\'s loop ran late ' +
-      '(perf_hooks, 10 ms resolution). Publishes rejected: comet\'s `publish()` rejected (ioredis `Command timed out` after the broker\'s ' +
-      '`commandTimeout`, 2 s), though every client got every message; slowest acknowledged publish: the longest a publish that resolved ' +
+      '(perf_hooks, 10 ms resolution). Publishes rejected: comet\'s `publish()` rejected (timed out after the broker\'s ' +
+      '`commandTimeout`, 2 s); slowest acknowledged publish: the longest a publish that resolved ' +
       'waited for Redis\'s answer, as the publishing instance saw it (socket.io\'s `io.emit()` returns nothing to wait for).'
   ].join('\n')
 }
