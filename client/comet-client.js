@@ -35,6 +35,9 @@
   // A watchdog timer that fires this late ran in a page that was frozen, throttled or busy, which
   // could not have run what arrived meanwhile: the verdict waits this long once more.
   const GRACE_MS = 1000
+  // setTimeout fires at once past this: a long silence (a huge heartbeat or connectTimeout) is
+  // watched in steps of it.
+  const MAX_TIMER_MS = 2147483647
 
   function connect (url, options) {
     if (typeof url !== 'string' || url === '') throw new TypeError('FastifyComet.connect: url must be a non-empty string')
@@ -128,7 +131,7 @@
       watchdog = undefined
       if (silence === 0) return
       dueAt = heardAt + silence
-      watchdog = setTimeout(check, Math.max(0, dueAt - performance.now()))
+      watchdog = setTimeout(check, Math.min(MAX_TIMER_MS, Math.max(0, dueAt - performance.now())))
     }
 
     // Compares timestamps rather than counting ticks: throttled timers (a background tab) fire

@@ -377,6 +377,19 @@ t.test('a short heartbeat is watched over a second at least', async t => {
   t.same(browser.delays(), [1000])
 })
 
+t.test('a silence longer than a timer can wait is watched in steps', async t => {
+  const browser = fakeBrowser()
+  const { events, ...handlers } = recorder()
+  browser.window.FastifyComet.connect('/events', { ...handlers, connectTimeout: 1e12 })
+  t.same(browser.delays(), [2147483647], 'connectTimeout 1e12: the longest timer, not one that fires at once')
+  browser.control('open', { heartbeat: 2147483647 })
+  t.same(browser.delays(), [2147483647], 'three times the longest heartbeat too')
+  browser.state.now = 2147483647
+  browser.runTimer()
+  t.same(browser.delays(), [2147483647], 'not due yet: the next step')
+  t.notMatch(events, [['close']], 'no close')
+})
+
 t.test('heartbeat 0, or none announced (an older server): only the start is watched', async t => {
   for (const announce of [{ heartbeat: 0 }, { heartbeat: 'soon' }, null, undefined]) {
     const browser = fakeBrowser()
