@@ -113,7 +113,7 @@
     }
     window[callback] = receive
 
-    // One assignment per entry; the timer is left alone until it fires.
+    // A few assignments per entry; the timer is left alone until it fires.
     function heard () {
       heardAt = performance.now()
       excused = false
