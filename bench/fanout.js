@@ -30,7 +30,7 @@ const REQUEST = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n'
 /**
  * One subscribed client: counts terminators on its socket. `initial` is how many the server sends
  * when the stream opens (@fastify/sse: one event to commit its headers; the others none).
- * Heartbeats cannot be miscounted: comet's is a newline, @fastify/sse's (`: heartbeat\n\n`)
+ * Heartbeats cannot be miscounted: comet's is a script without a message, @fastify/sse's (`: heartbeat\n\n`)
  * comes after 30 s, longer than a server lives here.
  */
 class Subscriber {

@@ -8,9 +8,12 @@ declare namespace FastifyComet {
     /**
      * `rotated`: the server replaced a full document (maxBytes, maxDuration) and the next one opens
      * at once; `ended`: the comet document finished otherwise (server shutdown, an error page);
-     * `error`: the frame reported an error; `closed`: `stream.close()`.
+     * `error`: the frame reported an error; `timeout`: nothing arrived within `connectTimeout`
+     * (a refused connection in Firefox, a server that does not answer); `lost`: the stream
+     * stayed silent for three of the heartbeat periods its server announced (a connection cut
+     * off mid-stream, which browsers do not report); `closed`: `stream.close()`.
      */
-    reason: 'rotated' | 'ended' | 'error' | 'closed'
+    reason: 'rotated' | 'ended' | 'error' | 'timeout' | 'lost' | 'closed'
     /** Messages this connection delivered. */
     messages: number
     /** Connections in a row that ended early before this one; 0 after a rotation or a connection open for 10 s or more. */
@@ -41,6 +44,12 @@ declare namespace FastifyComet {
     minDelay?: number
     /** Cap of the reconnect delay in milliseconds. Default 30000. */
     maxDelay?: number
+    /**
+     * Milliseconds a connection may take to deliver its first script (the document's start)
+     * before it is given up and retried with the backoff: a refused connection in Firefox, a
+     * server or proxy that never answers. More than 0. Default 15000.
+     */
+    connectTimeout?: number
     /** Resume after this id from the first connection on (sent as `?lastEventId=`). */
     lastEventId?: string
   }
@@ -55,9 +64,10 @@ declare namespace FastifyComet {
 
   /**
    * Opens the stream in a hidden iframe once the page has loaded, and keeps it open: when the
-   * comet document ends or fails, reconnects after `random(0, min(maxDelay, minDelay * 2^attempt))` ms
-   * (at once after a rotation), minDelay more than 0,
-   * with `?lastEventId=` set to the last id received. Throws on invalid options.
+   * comet document ends or fails, or delivers nothing within `connectTimeout`, or stays silent for
+   * three of its server's heartbeat periods, reconnects after
+   * `random(0, min(maxDelay, minDelay * 2^attempt))` ms (at once after a rotation), minDelay more
+   * than 0, with `?lastEventId=` set to the last id received. Throws on invalid options.
    */
   export function connect<T = unknown> (url: string, options: ConnectOptions<T>): Stream
 }

@@ -8,10 +8,11 @@
 //     onOpen () {}, // the first message of each connection has arrived
 //     onClose (info) {}, // a connection ended: { reason, messages, attempt, delay }
 //     onReset (info) {}, // messages after info.lastEventId are lost: reload the page's state
-//     minDelay: 500, maxDelay: 30000 // reconnect backoff, milliseconds (minDelay > 0)
+//     minDelay: 500, maxDelay: 30000, // reconnect backoff, milliseconds (minDelay > 0)
+//     connectTimeout: 15000 // a connection that delivered nothing by then is given up (> 0)
 //   })
 //   stream.close()
-/* global window, document */
+/* global window, document, performance */
 ;(function (root, factory) {
   'use strict'
   const api = factory()
@@ -25,6 +26,18 @@
   // A connection that stayed open this long was healthy: the backoff starts over after it. A
   // message alone does not reset it, or a server that sends a snapshot and fails is hammered.
   const HEALTHY_MS = 10000
+  // The watchdog: browsers fire no event on a document cut off mid-stream (nor Firefox on a frame
+  // whose navigation failed), so silence is the only sign. The server announces its heartbeat
+  // period and never stays silent longer; this many periods of silence mean the connection is lost.
+  const SILENT_PERIODS = 3
+  // However short the announced heartbeat, a connection is never judged lost on less silence.
+  const MIN_SILENCE_MS = 1000
+  // A watchdog timer that fires this late ran in a page that was frozen, throttled or busy, which
+  // could not have run what arrived meanwhile: the verdict waits this long once more.
+  const GRACE_MS = 1000
+  // setTimeout fires at once past this: a long silence (a huge heartbeat or connectTimeout) is
+  // watched in steps of it.
+  const MAX_TIMER_MS = 2147483647
 
   function connect (url, options) {
     if (typeof url !== 'string' || url === '') throw new TypeError('FastifyComet.connect: url must be a non-empty string')
@@ -41,6 +54,7 @@
     const minDelay = delayOption(options, 'minDelay', 500)
     const maxDelay = delayOption(options, 'maxDelay', 30000)
     if (maxDelay < minDelay) throw new RangeError('FastifyComet.connect: maxDelay must not be less than minDelay')
+    const connectTimeout = delayOption(options, 'connectTimeout', 15000)
     let lastEventId = options.lastEventId
     if (lastEventId !== undefined && typeof lastEventId !== 'string') {
       throw new TypeError('FastifyComet.connect: lastEventId must be a string')
@@ -54,18 +68,37 @@
     let attempt = 0 // connections in a row that ended early (neither rotated nor healthy)
     let openedAt = 0
     let reconnect // what the server's last control message asked: 'now', 'later' or undefined
-    let timer
+    let timer // the reconnect timer, while no frame is open
+    // The watchdog: one timer per client, set while a frame is open, re-armed only when it fires.
+    let watchdog
+    let dueAt = 0 // when the watchdog was meant to fire (performance.now())
+    let heardAt = 0 // when the current connection last delivered anything, or opened
+    let silence = 0 // how long it may stay silent before it is lost; 0: not watched
+    let connecting = false // nothing delivered yet: connectTimeout applies
+    let excused = false // the watchdog fired late once in this silence: the next verdict stands
 
     function receive (message, id) {
       if (closed || iframe === undefined) return
       if (typeof id === 'string') lastEventId = id
       if (++messages === 1 && onOpen !== undefined) safely(onOpen)
       safely(onMessage, message, id)
+      heard() // after the handler: a slow one is not silence
     }
     // Control messages from the stream, which the comet document's helper hands to this method,
     // never to the callback (see the README).
     receive.cometControl = function (type, detail) {
-      if (closed || iframe === undefined || detail === null || typeof detail !== 'object') return
+      if (closed || iframe === undefined) return
+      heard()
+      if (type === 'open') {
+        // The first entry of every document: the server's longest silence, 0 if it promised none.
+        const heartbeat = detail !== null && typeof detail === 'object' ? detail.heartbeat : undefined
+        silence = typeof heartbeat === 'number' && heartbeat > 0 && isFinite(heartbeat)
+          ? Math.max(MIN_SILENCE_MS, SILENT_PERIODS * heartbeat)
+          : 0
+        watch()
+        return
+      }
+      if (detail === null || typeof detail !== 'object') return // 'beat' and anything unknown
       if (type === 'reconnect') {
         // A full document (rotation) is replaced at once; a server going away, or a client that
         // fell behind, comes back later with the backoff's jitter.
@@ -75,9 +108,47 @@
         const missed = typeof detail.lastEventId === 'string' ? detail.lastEventId : undefined
         lastEventId = typeof detail.id === 'string' ? detail.id : undefined
         if (onReset !== undefined) safely(onReset, { lastEventId: missed })
+        heard()
       }
     }
     window[callback] = receive
+
+    // A few assignments per entry; the timer is left alone until it fires.
+    function heard () {
+      heardAt = performance.now()
+      excused = false
+      if (connecting) {
+        // Delivering, so not refused; a server that announces no heartbeat (or an older one) is
+        // not watched any further.
+        connecting = false
+        silence = 0
+      }
+    }
+
+    // (Re)arms the watchdog for the end of the allowed silence, or stops it.
+    function watch () {
+      clearTimeout(watchdog)
+      watchdog = undefined
+      if (silence === 0) return
+      dueAt = heardAt + silence
+      watchdog = setTimeout(check, Math.min(MAX_TIMER_MS, Math.max(0, dueAt - performance.now())))
+    }
+
+    // Compares timestamps rather than counting ticks: throttled timers (a background tab) fire
+    // late, but what arrived meanwhile has been delivered and counted.
+    function check () {
+      watchdog = undefined
+      if (closed || iframe === undefined || silence === 0) return
+      const now = performance.now()
+      if (now - heardAt < silence) return watch()
+      if (!excused && now - dueAt > GRACE_MS) {
+        excused = true
+        dueAt = now + GRACE_MS
+        watchdog = setTimeout(check, GRACE_MS)
+        return
+      }
+      disconnect(connecting ? 'timeout' : 'lost')
+    }
 
     function open () {
       timer = undefined
@@ -85,6 +156,10 @@
       messages = 0
       reconnect = undefined
       openedAt = Date.now()
+      heardAt = performance.now()
+      connecting = true
+      excused = false
+      silence = connectTimeout
       const frame = document.createElement('iframe')
       frame.hidden = true
       frame.tabIndex = -1
@@ -100,11 +175,15 @@
       frame.src = withLastEventId(url, lastEventId)
       iframe = frame
       ;(document.body || document.documentElement).appendChild(frame)
+      watch()
     }
 
     function disconnect (reason) {
       const frame = iframe
       iframe = undefined
+      clearTimeout(watchdog)
+      watchdog = undefined
+      // Removing the frame also aborts its request (a connection given up by the watchdog).
       if (frame.parentNode) frame.parentNode.removeChild(frame)
       const rotated = reconnect === 'now' && reason === 'ended'
       if (rotated || Date.now() - openedAt >= HEALTHY_MS) attempt = 0
@@ -134,6 +213,8 @@
         window.removeEventListener('load', whenLoaded)
         clearTimeout(timer)
         timer = undefined
+        clearTimeout(watchdog)
+        watchdog = undefined
         const frame = iframe
         iframe = undefined
         if (frame !== undefined && frame.parentNode) frame.parentNode.removeChild(frame)

@@ -107,6 +107,11 @@ export function encodeId<T> (idOf: ((message: T) => unknown) | undefined, messag
 //   2,TYPE,DETAIL,        callback.cometControl(type, detail), only if the callback has one
 // One element per write instead of one per message is what lets a browser absorb hundreds of
 // thousands of messages a second, and the nonce is sent once per write, not once per message.
+//
+// Liveness, for the shipped client's watchdog (a browser fires no event on a document cut off
+// mid-stream): the helper script ends by handing itself `2,"open",{"heartbeat":MS},`, the longest
+// silence the server allows itself (0: none promised), and each heartbeat is a script of its own,
+// `__fastifyComet([2,"beat",0,]);`, rather than whitespace the page cannot see.
 
 /** The helper's name on the comet document's window; refused as a callback segment. */
 export const HELPER = '__fastifyComet'
@@ -135,9 +140,13 @@ function scriptTag (nonce: string | undefined): string {
   return nonce === undefined ? '<script>' : `<script nonce="${nonce}">`
 }
 
-/** The first chunk: whitespace that makes browsers start rendering at once, the document, the helper. */
-export function paddingChunk (bytes: number, callback: string, nonce?: string): string {
-  return ' '.repeat(bytes) + '<html><body>' + scriptTag(nonce) + helperCode(callback) + '</script>'
+/**
+ * The first chunk: whitespace that makes browsers start rendering at once, the document, and the
+ * helper script, which also delivers the `open` control message announcing the heartbeat period.
+ */
+export function paddingChunk (bytes: number, callback: string, heartbeat: number, nonce?: string): string {
+  return ' '.repeat(bytes) + '<html><body>' + scriptTag(nonce) + helperCode(callback) +
+    HELPER + '([' + controlEntry('open', { heartbeat }) + BATCH_SUFFIX
 }
 
 /** Opens the script element of one write, e.g. `<script nonce="…">__fastifyComet([`. */
@@ -151,6 +160,16 @@ export const BATCH_SUFFIX = ']);</script>'
 /** One message's entry in a batch; `encoded` and `encodedId` come from encodeMessage and encodeId. */
 export function messageEntry (encoded: string, encodedId: string | undefined): string {
   return encodedId === undefined ? '0,' + encoded + ',' : '1,' + encoded + ',' + encodedId + ','
+}
+
+const BEAT_ENTRY = '2,"beat",0,'
+
+/**
+ * One heartbeat: a script the shipped client sees (a `beat` control message), where whitespace
+ * would reach the browser unseen. Built when written, so an idle stream keeps nothing for it.
+ */
+export function heartbeatScript (nonce: string | undefined): string {
+  return batchPrefix(nonce) + BEAT_ENTRY + BATCH_SUFFIX
 }
 
 /** One control message's entry: for the shipped client, never delivered to the callback itself. */

@@ -2,7 +2,7 @@
 // and limits, and the single place where a stream ends, whatever the reason.
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { BATCH_SUFFIX, batchPrefix, controlEntry, paddingChunk } from './encode.js'
+import { BATCH_SUFFIX, batchPrefix, controlEntry, heartbeatScript, paddingChunk } from './encode.js'
 import type { CometFeed, CometSubscriber, FeedEndReason } from './feed.js'
 import { logFailure } from './log.js'
 import { abortResponse, clientGone } from './transport.js'
@@ -16,8 +16,6 @@ import { HeartbeatClock, type Beating } from './heartbeat.js'
 // elements, small enough not to hold memory.
 export const BATCH_CHARS = 16384
 const BATCH_SUFFIX_BYTES = BATCH_SUFFIX.length // ASCII
-// Whitespace between scripts is an invisible text node: harmless to the page, traffic to a proxy.
-const HEARTBEAT = '\n'
 // Within one burst a subscriber may hold this many times its maxQueue before its socket had a
 // chance to drain: memory stays bounded, and a broker handing over a batch does not cut off
 // subscribers that keep up.
@@ -113,10 +111,10 @@ export class CometStream implements CometSubscriber, Beating {
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
-    const padding = paddingChunk(settings.padding, settings.callback, nonce)
+    const { heartbeat, maxDuration } = settings
+    const padding = paddingChunk(settings.padding, settings.callback, heartbeat, nonce)
     this.#write(padding, padding.length) // ASCII: one byte a character
     releaseSentHead(raw) // it went out with the padding
-    const { heartbeat, maxDuration } = settings
     if (heartbeat > 0) {
       this.#heartbeat = HeartbeatClock.of(heartbeat)
       this.#heartbeat.add(this)
@@ -251,9 +249,15 @@ export class CometStream implements CometSubscriber, Beating {
     resolve?.()
   }
 
-  /** Keeps proxies from closing an idle stream; never writes while the socket is full. */
+  /**
+   * Keeps proxies from closing an idle stream, and tells the shipped client the connection is
+   * alive; never writes while the socket is full.
+   */
   idleTick (ticksPerBeat: number): void {
-    if (++this.#silentTicks >= ticksPerBeat && !this.#blocked) this.#write(HEARTBEAT, HEARTBEAT.length)
+    if (++this.#silentTicks >= ticksPerBeat && !this.#blocked) {
+      const beat = heartbeatScript(this.#nonce)
+      this.#write(beat, beat.length) // ASCII
+    }
   }
 
   /** Ends the stream because its source failed; logged once, as an error of this request. */

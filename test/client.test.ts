@@ -81,6 +81,7 @@ function fakeBrowser (options: { readyState?: string, random?: number, module?: 
     },
     clearTimeout: (id: number) => { timers.delete(id) },
     reportError: (err: unknown) => { reported.push(err) },
+    performance: { now: () => state.now },
     random: () => state.random,
     now: () => state.now,
     alreadyThere: () => {}
@@ -102,13 +103,20 @@ function fakeBrowser (options: { readyState?: string, random?: number, module?: 
       if (body.childNodes.length !== 1) throw new Error(`${body.childNodes.length} frames`)
       return body.childNodes[0]
     },
-    /** Runs the one pending timer and returns its delay. */
-    runTimer: () => {
-      if (timers.size !== 1) throw new Error(`${timers.size} timers`)
-      const [[id, { fn, delay }]] = timers
+    /** Runs the one pending timer (the one with this delay, if given) and returns its delay. */
+    runTimer: (only?: number) => {
+      const due = [...timers].filter(([, timer]) => only === undefined || timer.delay === only)
+      if (due.length !== 1) throw new Error(`${due.length} timers`)
+      const [[id, { fn, delay }]] = due
       timers.delete(id)
       fn()
       return delay
+    },
+    /** The delays of the pending timers. */
+    delays: () => [...timers.values()].map(timer => timer.delay),
+    /** What the route's control entries do: parent.<callback>.cometControl(type, detail). */
+    control: (type: string, detail: unknown, callback = 'cometMessage') => {
+      (window[callback] as unknown as { cometControl: (type: string, detail: unknown) => void }).cometControl(type, detail)
     },
     /** What the route's scripts do: parent.<callback>(message, id). */
     deliver: (message: unknown, id?: string, callback = 'cometMessage') => {
@@ -154,6 +162,9 @@ t.test('connect() checks its arguments', async t => {
     t.throws(connect('/events', { onMessage, minDelay }), { name: 'RangeError' }, `minDelay ${String(minDelay)}`)
   }
   t.throws(connect('/events', { onMessage, minDelay: 100, maxDelay: 50 }), { name: 'RangeError' })
+  for (const connectTimeout of [0, -1, NaN, Infinity, '5']) {
+    t.throws(connect('/events', { onMessage, connectTimeout }), { name: 'RangeError' }, `connectTimeout ${String(connectTimeout)}`)
+  }
   t.throws(connect('/events', { onMessage, lastEventId: 7 }), { name: 'TypeError' })
   t.equal(frames().length, 0, 'nothing was opened')
   t.equal(window.cometMessage, undefined, 'no global was defined')
@@ -256,7 +267,7 @@ t.test('the initial about:blank load is not the end of the stream', async t => {
   frame.contentDocument = { URL: 'about:blank', currentScript: null }
   frame.dispatch('load')
   t.equal(browser.frames().length, 1, 'still connected')
-  t.equal(browser.timers.size, 0)
+  t.same(browser.delays(), [15000], 'only the watchdog waits')
   frame.contentDocument = { URL: 'http://localhost/events', currentScript: null }
   frame.dispatch('load')
   t.equal(browser.frames().length, 0)
@@ -307,6 +318,161 @@ t.test('a throwing handler is reported and the stream goes on', async t => {
   // Without reportError, the error is thrown from a timer, where the page's error handlers see it.
   delete browser.window.reportError
   browser.deliver('y')
-  t.equal(browser.timers.size, 1)
-  t.throws(() => browser.runTimer(), err)
+  t.same(browser.delays(), [15000, 0], 'the watchdog and the error\'s timer')
+  t.throws(() => browser.runTimer(0), err)
+})
+
+// The watchdog: browsers fire no event on a document cut off mid-stream, nor Firefox on a frame
+// whose navigation failed, so the client judges a connection by what it delivers, in time.
+
+t.test('connectTimeout: a connection that delivers nothing is given up, and the next one resumes', async t => {
+  const browser = fakeBrowser({ random: 0.5 })
+  const { events, ...handlers } = recorder()
+  browser.window.FastifyComet.connect('/events', { ...handlers, connectTimeout: 5000, lastEventId: '7' })
+  const first = browser.frame()
+  t.same(browser.delays(), [5000], 'one timer: the watchdog')
+  browser.state.now = 5000
+  browser.runTimer()
+  t.equal(first.parentNode, null, 'the frame is removed, which aborts its request')
+  t.same(events, [['close', { reason: 'timeout', messages: 0, attempt: 0, delay: 250 }]])
+  t.same(browser.delays(), [250], 'the reconnect timer only')
+  browser.runTimer()
+  t.equal(browser.frame().src, '/events?lastEventId=7', 'a new connection, from the same id')
+  t.same(browser.delays(), [5000], 'watched from its start')
+})
+
+t.test('the default connectTimeout is 15 s', async t => {
+  const browser = fakeBrowser()
+  browser.window.FastifyComet.connect('/events', { onMessage () {} })
+  t.same(browser.delays(), [15000])
+})
+
+t.test('after the open control message, three heartbeat periods of silence are a lost connection', async t => {
+  const browser = fakeBrowser({ random: 0.5 })
+  const { events, ...handlers } = recorder()
+  browser.window.FastifyComet.connect('/events', handlers)
+  browser.state.now = 100
+  browser.control('open', { heartbeat: 2000 })
+  t.same(browser.delays(), [6000], 'the watchdog, re-armed for three periods')
+  browser.state.now = 2000
+  browser.control('beat', 0)
+  browser.state.now = 3000
+  browser.deliver('a', '1')
+  browser.state.now = 6100
+  browser.runTimer()
+  t.same(browser.delays(), [6000 - 3100], 're-armed for three periods after the last entry, not lost')
+  t.equal(events.length, 2, 'no close')
+  browser.state.now = 9000
+  browser.runTimer()
+  t.same(events.at(-1), ['close', { reason: 'lost', messages: 1, attempt: 0, delay: 250 }], 'silent for three periods: lost')
+  t.equal(browser.frames().length, 0, 'the frame is removed')
+  browser.runTimer()
+  t.equal(browser.frame().src, '/events?lastEventId=1', 'resumes after the last id')
+})
+
+t.test('a short heartbeat is watched over a second at least', async t => {
+  const browser = fakeBrowser()
+  browser.window.FastifyComet.connect('/events', { onMessage () {} })
+  browser.control('open', { heartbeat: 10 })
+  t.same(browser.delays(), [1000])
+})
+
+t.test('a silence longer than a timer can wait is watched in steps', async t => {
+  const browser = fakeBrowser()
+  const { events, ...handlers } = recorder()
+  browser.window.FastifyComet.connect('/events', { ...handlers, connectTimeout: 1e12 })
+  t.same(browser.delays(), [2147483647], 'connectTimeout 1e12: the longest timer, not one that fires at once')
+  browser.control('open', { heartbeat: 2147483647 })
+  t.same(browser.delays(), [2147483647], 'three times the longest heartbeat too')
+  browser.state.now = 2147483647
+  browser.runTimer()
+  t.same(browser.delays(), [2147483647], 'not due yet: the next step')
+  t.notMatch(events, [['close']], 'no close')
+})
+
+t.test('heartbeat 0, or none announced (an older server): only the start is watched', async t => {
+  for (const announce of [{ heartbeat: 0 }, { heartbeat: 'soon' }, null, undefined]) {
+    const browser = fakeBrowser()
+    const { events, ...handlers } = recorder()
+    browser.window.FastifyComet.connect('/events', handlers)
+    if (announce !== undefined) {
+      browser.control('open', announce)
+      t.same(browser.delays(), [], `${JSON.stringify(announce)}: no watchdog`)
+    } else {
+      browser.deliver('first')
+      browser.state.now = 60000
+      browser.runTimer() // the connect timeout's timer, left to fire
+      t.same(browser.delays(), [], 'a message without an open: no watchdog after it fired')
+    }
+    t.equal(browser.frames().length, 1, 'still connected')
+    t.notMatch(events, [['close']], 'no close')
+  }
+})
+
+t.test('a watchdog that fires late (a frozen, throttled or busy page) waits once more before its verdict', async t => {
+  const browser = fakeBrowser({ random: 0.5 })
+  const { events, ...handlers } = recorder()
+  browser.window.FastifyComet.connect('/events', handlers)
+  browser.control('open', { heartbeat: 2000 })
+  browser.state.now = 60000 // due at 6000: the page did not run meanwhile
+  browser.runTimer()
+  t.same(browser.delays(), [1000], 'a grace of a second')
+  browser.control('beat', 0) // what arrived meanwhile runs now
+  browser.state.now = 61000
+  browser.runTimer()
+  t.same(browser.delays(), [6000 - 1000], 'alive: watched again')
+  browser.state.now = 120000 // late again, with nothing delivered this time
+  browser.runTimer()
+  t.same(browser.delays(), [1000])
+  browser.state.now = 240000 // and the grace itself is late: the verdict stands
+  browser.runTimer()
+  t.same(events.at(-1), ['close', { reason: 'lost', messages: 0, attempt: 0, delay: 250 }])
+})
+
+t.test('a slow handler is not silence: the entry counts once handled', async t => {
+  const browser = fakeBrowser()
+  const { events, ...handlers } = recorder()
+  browser.window.FastifyComet.connect('/events', {
+    ...handlers,
+    onMessage (message, id) {
+      handlers.onMessage(message, id)
+      browser.state.now += 7000 // longer than the allowed silence
+    }
+  })
+  browser.control('open', { heartbeat: 2000 })
+  browser.deliver('slow')
+  browser.state.now += 10
+  browser.runTimer()
+  t.same(browser.delays(), [6000 - 10], 'watched from the end of the handler')
+  t.equal(browser.frames().length, 1, 'still connected')
+  t.notMatch(events, [['close']])
+})
+
+t.test('a reset handler is not silence either; unknown control messages still count as alive', async t => {
+  const browser = fakeBrowser()
+  browser.window.FastifyComet.connect('/events', {
+    onMessage () {},
+    onReset () { browser.state.now += 7000 }
+  })
+  browser.control('open', { heartbeat: 2000 })
+  browser.control('reset', { lastEventId: '1', id: '9' })
+  browser.state.now += 10
+  browser.runTimer()
+  t.same(browser.delays(), [6000 - 10])
+  browser.control('something-new', 'x') // at 7010
+  browser.state.now = 13005 // past 7000 + 6000: lost, had the last entry not counted
+  browser.runTimer()
+  t.same(browser.delays(), [5], 'an unknown type counted: re-armed, not lost')
+})
+
+t.test('the end of a document, or close(), stops the watchdog', async t => {
+  const browser = fakeBrowser()
+  const stream = browser.window.FastifyComet.connect('/events', { onMessage () {} })
+  browser.control('open', { heartbeat: 2000 })
+  browser.frame().dispatch('load')
+  t.same(browser.delays(), [250], 'the reconnect timer only')
+  browser.runTimer()
+  t.same(browser.delays(), [15000], 'the next connection is watched')
+  stream.close()
+  t.same(browser.delays(), [], 'no timer after close()')
 })

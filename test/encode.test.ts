@@ -8,6 +8,7 @@ import {
   batchPrefix,
   BATCH_SUFFIX,
   controlEntry,
+  heartbeatScript,
   helperCode,
   messageEntry,
   MAX_CALLBACK_LENGTH
@@ -18,7 +19,7 @@ const CB = 'parent.cometMessage'
 
 /** One comet document with all the messages in one script, as the stream writes a batch. */
 function documentOf (items: unknown[]): string {
-  return paddingChunk(0, CB) + batchPrefix() + items.map(item => messageEntry(encodeMessage(item), undefined)).join('') + BATCH_SUFFIX
+  return paddingChunk(0, CB, 20000) + batchPrefix() + items.map(item => messageEntry(encodeMessage(item), undefined)).join('') + BATCH_SUFFIX
 }
 
 // Code units, not code points: a lone surrogate is one that is not part of a valid pair.
@@ -237,14 +238,26 @@ t.test('unserializable messages throw FST_COMET_UNSERIALIZABLE_MESSAGE', async t
   }
 })
 
-t.test('paddingChunk(n) is n spaces, the document start and the helper script', async t => {
+t.test('paddingChunk(n) is n spaces, the document start and the helper script, which announces the heartbeat', async t => {
   for (const n of [0, 1, 5120, 65536]) {
-    const chunk = paddingChunk(n, 'cb')
-    const helper = '<script>' + helperCode('cb') + '</script>'
+    const chunk = paddingChunk(n, 'cb', 20000)
+    const helper = '<script>' + helperCode('cb') + '__fastifyComet([2,"open",{"heartbeat":20000},]);</script>'
     t.equal(chunk.length, n + '<html><body>'.length + helper.length, `length for ${n}`)
     t.equal(chunk, ' '.repeat(n) + '<html><body>' + helper, `content for ${n}`)
   }
-  t.match(paddingChunk(0, 'cb', 'abc'), /^<html><body><script nonce="abc">\(function\(w\)/, 'the helper carries the nonce')
+  t.match(paddingChunk(0, 'cb', 0, 'abc'), /^<html><body><script nonce="abc">\(function\(w\)[^<]*__fastifyComet\(\[2,"open",\{"heartbeat":0\},\]\);<\/script>$/,
+    'the helper carries the nonce; heartbeat 0 is announced as such')
+})
+
+t.test('liveness: the open and beat control messages reach cometControl only', async t => {
+  t.equal(heartbeatScript(undefined), '<script>__fastifyComet([2,"beat",0,]);</script>')
+  t.equal(heartbeatScript('n1'), '<script nonce="n1">__fastifyComet([2,"beat",0,]);</script>', 'each heartbeat carries the nonce')
+  const html = paddingChunk(5, CB, 300) + heartbeatScript(undefined) + batchPrefix() + messageEntry('"a"', undefined) + BATCH_SUFFIX + heartbeatScript(undefined)
+  const replayed = replayDocument(html, CB, { liveness: true })
+  t.same(replayed.all, [['control', 'open', { heartbeat: 300 }], ['control', 'beat', 0], ['message', 'a'], ['control', 'beat', 0]], 'open first, then beats in order with the messages')
+  const plain = replayDocument(html, CB, { control: false, liveness: true })
+  t.same(plain.all, [['message', 'a']], 'a callback without cometControl gets the messages only')
+  t.same(plain.errors, [], 'and nothing is reported')
 })
 
 t.test('one batch: prefix, entries and suffix make one script element', async t => {
@@ -262,14 +275,14 @@ t.test('the helper script holds no markup, whatever the callback path', async t 
 })
 
 t.test('the helper calls the callback once per entry, in order, with or without an id', async t => {
-  const html = paddingChunk(3, CB) + batchPrefix() +
+  const html = paddingChunk(3, CB, 20000) + batchPrefix() +
     messageEntry(encodeMessage('a'), undefined) + messageEntry(encodeMessage({ b: 2 }), encodeMessage('id-b')) +
     messageEntry(encodeMessage(null), undefined) + BATCH_SUFFIX + batchPrefix() + messageEntry(encodeMessage('c'), encodeMessage('')) + BATCH_SUFFIX
   t.same(replay(html), [['a'], [{ b: 2 }, 'id-b'], [null], ['c', '']], 'one argument without an id, two with one')
 })
 
 t.test('control entries reach cometControl only, in order with the messages', async t => {
-  const html = paddingChunk(0, CB) + batchPrefix() + messageEntry('"a"', undefined) +
+  const html = paddingChunk(0, CB, 20000) + batchPrefix() + messageEntry('"a"', undefined) +
     controlEntry('reset', { lastEventId: '</script>' }) + messageEntry('"b"', undefined) + BATCH_SUFFIX
   const order: string[] = []
   const replayed = replayDocument(html, CB, { receive: message => order.push(String(message)) })
@@ -282,7 +295,7 @@ t.test('control entries reach cometControl only, in order with the messages', as
 })
 
 t.test('a throwing callback is reported and the next entry is still delivered', async t => {
-  const html = paddingChunk(0, CB) + batchPrefix() + ['one', 'boom', 'three'].map(text => messageEntry(encodeMessage(text), undefined)).join('') + BATCH_SUFFIX
+  const html = paddingChunk(0, CB, 20000) + batchPrefix() + ['one', 'boom', 'three'].map(text => messageEntry(encodeMessage(text), undefined)).join('') + BATCH_SUFFIX
   const thrown = new Error('boom')
   const replayed = replayDocument(html, CB, { receive: message => { if (message === 'boom') throw thrown } })
   t.same(replayed.calls.map(args => args[0]), ['one', 'boom', 'three'])
@@ -290,7 +303,7 @@ t.test('a throwing callback is reported and the next entry is still delivered', 
 })
 
 t.test('a throwing callback is rethrown on a timer where reportError is missing', async t => {
-  const html = paddingChunk(0, CB) + batchPrefix() + messageEntry('"x"', undefined) + BATCH_SUFFIX
+  const html = paddingChunk(0, CB, 20000) + batchPrefix() + messageEntry('"x"', undefined) + BATCH_SUFFIX
   const timers: Array<() => void> = []
   const window: Record<string, unknown> = {
     document: undefined,
@@ -306,7 +319,7 @@ t.test('a throwing callback is rethrown on a timer where reportError is missing'
 })
 
 t.test('the callback path is looked up at every delivery', async t => {
-  const html = paddingChunk(0, CB) + batchPrefix() + ['a', 'b', 'c'].map(text => messageEntry(encodeMessage(text), undefined)).join('') + BATCH_SUFFIX
+  const html = paddingChunk(0, CB, 20000) + batchPrefix() + ['a', 'b', 'c'].map(text => messageEntry(encodeMessage(text), undefined)).join('') + BATCH_SUFFIX
   const seen: string[] = []
   const context: Record<string, unknown> = { document: { currentScript: null } }
   const parent: Record<string, unknown> = {
@@ -324,7 +337,7 @@ t.test('the callback path is looked up at every delivery', async t => {
 })
 
 t.test('a document opened as a page (not framed) calls nothing', async t => {
-  const html = paddingChunk(0, CB) + batchPrefix() + messageEntry('"x"', undefined) + controlEntry('reconnect', { delay: 0 }) + BATCH_SUFFIX
+  const html = paddingChunk(0, CB, 20000) + batchPrefix() + messageEntry('"x"', undefined) + controlEntry('reconnect', { delay: 0 }) + BATCH_SUFFIX
   const replayed = replayDocument(html, CB, { framed: false })
   t.same(replayed.calls, [], 'no call')
   t.same(replayed.controls, [], 'no control')
@@ -337,7 +350,7 @@ t.test('the helper removes the scripts that already ran, and what came before th
     get firstChild () { return nodes[0] ?? null },
     removeChild (node: string) { nodes.splice(nodes.indexOf(node), 1) }
   }
-  const html = paddingChunk(0, CB) + batchPrefix() + messageEntry('"x"', undefined) + BATCH_SUFFIX
+  const html = paddingChunk(0, CB, 20000) + batchPrefix() + messageEntry('"x"', undefined) + BATCH_SUFFIX
   const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map(match => match[1])
   const context: Record<string, unknown> = { document: { currentScript: null }, parent: { cometMessage () {} } }
   context.window = context

@@ -1,5 +1,7 @@
-// An idle stream gets a keep-alive newline every `heartbeat` milliseconds, so proxies do not close
-// it; a message counts as activity; nothing is written while the socket is full or after the end.
+// An idle stream gets a heartbeat script every `heartbeat` milliseconds, so proxies do not close it
+// and the shipped client sees it alive (a `beat` control message); the document announces the
+// period first; a message counts as activity; nothing is written while the socket is full or after
+// the end.
 // Time passes in these tests by events only: a second, idle stream (the "clock") whose heartbeats
 // the client counts shows that several heartbeat periods went by.
 import t from 'tap'
@@ -7,9 +9,9 @@ import { EventEmitter, on } from 'node:events'
 import { setInterval as every } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { ServerResponse } from 'node:http'
-import { build, listen, open, messages, onWrite, firstBlockedWrite, withoutHelper, type OpenStream } from './helpers.js'
+import { build, listen, open, messages, onWrite, firstBlockedWrite, replayDocument, withoutHelper, type OpenStream } from './helpers.js'
 
-const PAGE = '<html><body>'
+const BEAT = '__fastifyComet([2,"beat",0,]);'
 const CLOCK_PERIOD = 20
 
 /** The body without CSP nonces, which change on every response, and without the helper script. */
@@ -17,17 +19,23 @@ function plain (stream: OpenStream): string {
   return withoutHelper(stream.body()).replace(/<script nonce="[^"]*">/g, '<script>')
 }
 
-/** Counts the newlines a stream received after its page opened. */
-function newlines (stream: OpenStream): number {
-  return (stream.body().split(PAGE)[1] ?? '').split('\n').length - 1
+/** Counts the heartbeats a stream received. */
+function beats (stream: OpenStream): number {
+  return stream.body().split(BEAT).length - 1
+}
+
+/** The heartbeat period the document announced to the shipped client. */
+function announced (stream: OpenStream): unknown {
+  const { controls } = replayDocument(stream.body(), 'cb', { liveness: true })
+  return controls.find(([type]) => type === 'open')?.[1]
 }
 
 /** Resolves once `stream` received `count` more heartbeats. */
 function heartbeats (stream: OpenStream, count: number): Promise<void> {
-  const target = newlines(stream) + count
+  const target = beats(stream) + count
   return new Promise((resolve, reject) => {
     const check = (): void => {
-      if (newlines(stream) < target) return
+      if (beats(stream) < target) return
       stream.res.removeListener('data', check)
       resolve()
     }
@@ -58,7 +66,7 @@ function recordWrites (raw: ServerResponse): { all: string[], whileBlocked: stri
   return record
 }
 
-t.test('an idle stream receives newline heartbeats (plugin-wide option)', async t => {
+t.test('an idle stream receives heartbeat scripts (plugin-wide option)', async t => {
   const { app } = await build(t, { padding: 0, heartbeat: 30 })
   const release = new EventEmitter()
   app.get('/comet', (request, reply) => reply.comet(async function * ({ signal }) {
@@ -68,8 +76,10 @@ t.test('an idle stream receives newline heartbeats (plugin-wide option)', async 
   }, 'cb'))
   const stream = await open(`${await listen(app)}/comet`)
   await heartbeats(stream, 3)
-  t.match(plain(stream), /^<html><body><script>__fastifyComet\(\[0,"hello",\]\);<\/script>\n\n\n+$/, 'only newlines after the message')
-  t.ok(stream.chunks.slice(2).every(chunk => /^\n+$/.test(chunk)), 'each heartbeat is a bare newline chunk')
+  t.match(plain(stream), /^<html><body><script>__fastifyComet\(\[0,"hello",\]\);<\/script>(<script>__fastifyComet\(\[2,"beat",0,\]\);<\/script>){3,}$/, 'only heartbeats after the message')
+  const nonce = /^<html><body><script nonce="([^"]+)">/.exec(stream.body())![1]
+  t.ok(stream.chunks.slice(2).every(chunk => chunk === `<script nonce="${nonce}">${BEAT}</script>`), 'each heartbeat is one script chunk with the response\'s nonce')
+  t.same(announced(stream), { heartbeat: 30 }, 'the document announced the period first')
   release.emit('go')
   await stream.ended
   t.same(messages(stream.body(), 'cb'), ['hello', 'bye'], 'heartbeats do not disturb the messages')
@@ -81,10 +91,11 @@ t.test('the per-call heartbeat overrides the plugin-wide one', async t => {
   const clock = await open(`${await listen(app)}/clock`)
   await heartbeats(clock, 2)
   t.pass('a stream with heartbeat: 20 under a plugin-wide heartbeat: 0 beats')
+  t.same(announced(clock), { heartbeat: CLOCK_PERIOD }, 'and announces its own period')
   clock.req.destroy()
 })
 
-t.test('heartbeat 0: an idle stream gets no newline at all', async t => {
+t.test('heartbeat 0: an idle stream gets no heartbeat at all, and announces none', async t => {
   const { app } = await build(t, { padding: 0, heartbeat: 0 })
   clockRoute(app)
   const release = new EventEmitter()
@@ -98,7 +109,8 @@ t.test('heartbeat 0: an idle stream gets no newline at all', async t => {
   await heartbeats(clock, 5) // well over five periods of the other stream's heartbeat
   release.emit('go')
   await stream.ended
-  t.equal(plain(stream), '<html><body><script>__fastifyComet([0,"bye",]);</script>', 'no newline in the whole body')
+  t.equal(plain(stream), '<html><body><script>__fastifyComet([0,"bye",]);</script>', 'no heartbeat in the whole body')
+  t.same(announced(stream), { heartbeat: 0 }, 'the document announced heartbeat 0: the client watches only the connection\'s start')
   clock.req.destroy()
 })
 
@@ -176,7 +188,7 @@ t.test('no heartbeat is written after the response ended', async t => {
   await settled
   const clock = await open(`${url}/clock`)
   await heartbeats(clock, 5)
-  t.ok(writes.all.includes('\n'), 'heartbeats were written while the stream was open')
+  t.ok(writes.all.some(chunk => chunk.includes(BEAT)), 'heartbeats were written while the stream was open')
   t.same(writes.afterFinish, [], 'no write after the response finished')
   clock.req.destroy()
 })
@@ -217,5 +229,5 @@ t.test('a message resets the idle timer: a steady stream of messages gets no hea
   const stream = await open(`${await listen(app)}/comet`)
   await stream.ended
   t.equal(messages(stream.body(), 'cb').length, COUNT)
-  t.notOk(stream.body().includes('\n'), 'no heartbeat between messages that come faster than the heartbeat')
+  t.notOk(stream.body().includes(BEAT), 'no heartbeat between messages that come faster than the heartbeat')
 })

@@ -117,12 +117,16 @@ export interface Replayed {
   all: unknown[][]
 }
 
+// The control messages that only say the connection is alive (see lib/encode.ts).
+const LIVENESS = new Set(['open', 'beat'])
+
 /**
  * Runs every script in a comet document in a fresh VM context, as a browser would run them in a
  * frame, and records what they did. `callback` is the dotted path the helper calls; `callback`
  * may throw to test error reporting. `framed: false` runs it as a top-level page instead.
+ * The liveness control messages (`open`, `beat`) are left out unless `liveness: true`.
  */
-export function replayDocument (html: string, callback = 'parent.cometMessage', options: { framed?: boolean, receive?: (...args: unknown[]) => void, control?: boolean } = {}): Replayed {
+export function replayDocument (html: string, callback = 'parent.cometMessage', options: { framed?: boolean, receive?: (...args: unknown[]) => void, control?: boolean, liveness?: boolean } = {}): Replayed {
   const replayed: Replayed = { calls: [], controls: [], errors: [], all: [] }
   const context: Record<string, unknown> = {
     document: { currentScript: null },
@@ -139,6 +143,7 @@ export function replayDocument (html: string, callback = 'parent.cometMessage', 
   }
   if (options.control !== false) {
     (receive as unknown as Record<string, unknown>).cometControl = (type: string, detail: unknown) => {
+      if (options.liveness !== true && LIVENESS.has(type)) return
       replayed.controls.push([type, detail])
       replayed.all.push(['control', type, detail])
     }

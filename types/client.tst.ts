@@ -12,7 +12,7 @@ const stream = FastifyComet.connect<Tick>('/events', {
   },
   onOpen () {},
   onClose (info) {
-    expect(info.reason).type.toBe<'rotated' | 'ended' | 'error' | 'closed'>()
+    expect(info.reason).type.toBe<'rotated' | 'ended' | 'error' | 'timeout' | 'lost' | 'closed'>()
     expect(info.delay).type.toBe<number | undefined>()
     expect(info.attempt).type.toBe<number>()
   },
@@ -21,6 +21,7 @@ const stream = FastifyComet.connect<Tick>('/events', {
   },
   minDelay: 500,
   maxDelay: 30000,
+  connectTimeout: 15000,
   lastEventId: 'abc-1'
 })
 
@@ -31,4 +32,5 @@ expect(stream.closed).type.toBe<boolean>()
 expect(FastifyComet.connect('/events', {})).type.toRaiseError() // onMessage is required
 expect(FastifyComet.connect('/events', { onMessage () {}, minDelay: '500' })).type.toRaiseError()
 expect(FastifyComet.connect('/events', { onMessage () {}, onReset: 'reload' })).type.toRaiseError()
+expect(FastifyComet.connect('/events', { onMessage () {}, connectTimeout: '15s' })).type.toRaiseError()
 expect(FastifyComet.connect(42, { onMessage () {} })).type.toRaiseError()

@@ -26,7 +26,11 @@ declare namespace fastifyComet {
   export interface CometStreamOptions {
     /** Bytes of whitespace sent before `<html><body>` so browsers render at once. Default 5120; 0 to 65536. */
     padding?: number
-    /** Longest silence, in milliseconds, before a keep-alive newline is written (it comes after 3/4 to 1 of it). Default 20000; 0 turns it off. */
+    /**
+     * Longest silence, in milliseconds, before a heartbeat script is written (it comes after 3/4 to
+     * 1 of it): proxies keep the stream open, and the shipped client, told the period when the
+     * document starts, judges a stream silent for three periods lost. Default 20000; 0 turns it off.
+     */
     heartbeat?: number
     /** Document size in UTF-8 bytes (padding included) after which the stream ends, after the message that crosses it, so the client reconnects with a fresh document. Default 8388608 (8 MiB); must exceed `padding`; `Infinity` for never. */
     maxBytes?: number

@@ -39,8 +39,8 @@ export interface BrowserPage extends BrowserFrame {
   addInitScript: (fn: () => void) => Promise<void>
   /** Resolves once a response for `url` has started to arrive (its body may go on for ever). */
   waitForResponse: (url: string) => Promise<void>
-  /** Resolves at the next request for `url`, answered or not. */
-  waitForRequest: (url: string, options?: { timeout?: number }) => Promise<void>
+  /** Resolves once a request for `url` has failed with no response (refused, reset, blocked). */
+  requestFailed: (url: string) => Promise<void>
   /** Types `text` into the form field `selector`, as a user would. */
   fill: (selector: string, text: string) => Promise<void>
   click: (selector: string) => Promise<void>
@@ -170,42 +170,58 @@ interface PageEvents {
   on: ((event: 'console', listener: (message: { type: () => string, text: () => string }) => void) => unknown) &
     ((event: 'pageerror', listener: (err: unknown) => void) => unknown) &
     ((event: 'dialog', listener: (dialog: { message: () => string, dismiss: () => Promise<void> }) => void) => unknown) &
-    ((event: 'request', listener: (request: { method: () => string, url: () => string }) => void) => unknown)
+    ((event: 'request', listener: (request: { method: () => string, url: () => string }) => void) => unknown) &
+    ((event: 'requestfailed', listener: (request: { url: () => string }) => void) => unknown)
 }
 
-/** Completes a page with what it watches: problems, dialogs (each dismissed) and requests. */
-function watched (page: PageEvents, methods: Omit<BrowserPage, 'problems' | 'problem' | 'dialogs' | 'requests'>): BrowserPage {
-  const problems: string[] = []
-  const waiters = new Set<(problem: string) => void>()
-  const report = (problem: string): void => {
-    problems.push(problem)
-    for (const waiter of waiters) waiter(problem)
+/** What events bring, in order, and the first entry (already seen or still to come) that matches. */
+class Sightings<T> {
+  readonly seen: T[] = []
+  readonly #waiters = new Set<(item: T) => void>()
+
+  add (item: T): void {
+    this.seen.push(item)
+    for (const waiter of this.#waiters) waiter(item)
   }
+
+  first (matches: (item: T) => boolean): Promise<T> {
+    return new Promise(resolve => {
+      const seen = this.seen.find(matches)
+      if (seen !== undefined) return resolve(seen)
+      const waiter = (item: T): void => {
+        if (!matches(item)) return
+        this.#waiters.delete(waiter)
+        resolve(item)
+      }
+      this.#waiters.add(waiter)
+    })
+  }
+}
+
+type Watched = 'problems' | 'problem' | 'dialogs' | 'requests' | 'requestFailed'
+
+/** Completes a page with what it watches: problems, dialogs (each dismissed) and requests. */
+function watched (page: PageEvents, methods: Omit<BrowserPage, Watched>): BrowserPage {
+  const problems = new Sightings<string>()
+  const failed = new Sightings<string>()
   const result: BrowserPage = {
     ...methods,
-    problems,
-    problem: matches => new Promise(resolve => {
-      const seen = problems.find(problem => matches.test(problem))
-      if (seen !== undefined) return resolve(seen)
-      const waiter = (problem: string): void => {
-        if (!matches.test(problem)) return
-        waiters.delete(waiter)
-        resolve(problem)
-      }
-      waiters.add(waiter)
-    }),
+    problems: problems.seen,
+    problem: matches => problems.first(problem => matches.test(problem)),
     dialogs: [],
-    requests: []
+    requests: [],
+    async requestFailed (url) { await failed.first(failedUrl => failedUrl === url) }
   }
   page.on('console', message => {
-    if (message.type() === 'error') report(`console error: ${message.text()}`)
+    if (message.type() === 'error') problems.add(`console error: ${message.text()}`)
   })
-  page.on('pageerror', err => report(`page error: ${err instanceof Error ? err.message : String(err)}`))
+  page.on('pageerror', err => problems.add(`page error: ${err instanceof Error ? err.message : String(err)}`))
   page.on('dialog', dialog => {
     result.dialogs.push(dialog.message())
     dialog.dismiss().catch(() => {})
   })
   page.on('request', request => result.requests.push({ method: request.method(), url: request.url() }))
+  page.on('requestfailed', request => failed.add(request.url()))
   return result
 }
 
@@ -229,7 +245,6 @@ function playwrightPage (page: PlaywrightPage): BrowserPage {
     frame: matches => findFrame(page.frames().map(frame), matches),
     async addInitScript (fn) { await page.addInitScript(fn) },
     async waitForResponse (url) { await page.waitForResponse(url) },
-    async waitForRequest (url, options) { await page.waitForRequest(url, options) },
     fill: (selector, text) => page.fill(selector, text),
     click: selector => page.click(selector)
   })
@@ -246,7 +261,6 @@ function puppeteerPage (page: PuppeteerPage): BrowserPage {
     frame: matches => findFrame(page.frames().map(frame), matches),
     async addInitScript (fn) { await page.evaluateOnNewDocument(fn) },
     async waitForResponse (url) { await page.waitForResponse(url) },
-    async waitForRequest (url, options) { await page.waitForRequest(url, options) },
     fill: (selector, text) => page.locator(selector).fill(text),
     click: selector => page.click(selector)
   })

@@ -15,6 +15,8 @@ import { eachBrowser } from './browser.js'
 interface ClientTestState {
   received: Array<{ message: unknown, id: string | undefined }>
   events: Array<'open' | FastifyCometClient.CloseInfo>
+  /** Heartbeats the client was handed. */
+  beats: number
   stream: FastifyCometClient.Stream
 }
 
@@ -35,17 +37,33 @@ const HTML = `<!doctype html>
 </html>
 `
 
-// The page's own script: connects to ?stream= with the delays given in the query.
+// The page's own script: connects to ?stream= with the delays given in the query; with
+// ?closeAfter=N, it calls close() from its N-th onClose, while the client waits to reconnect;
+// with ?slowMs=N, each message keeps the page busy for N ms. It counts the heartbeats the client
+// is handed (by wrapping the client's cometControl, which the comet document looks up each time).
 const APP = `'use strict'
 const params = new URLSearchParams(location.search)
-const state = window.clientTest = { received: [], events: [] }
+const state = window.clientTest = { received: [], events: [], beats: 0 }
+const slowMs = Number(params.get('slowMs') || 0)
 state.stream = FastifyComet.connect(params.get('stream'), {
   minDelay: Number(params.get('minDelay') || 500),
   maxDelay: Number(params.get('maxDelay') || 30000),
-  onMessage (message, id) { state.received.push({ message, id }) },
+  connectTimeout: Number(params.get('connectTimeout') || 15000),
+  onMessage (message, id) {
+    state.received.push({ message, id })
+    for (const end = performance.now() + slowMs; performance.now() < end;);
+  },
   onOpen () { state.events.push('open') },
-  onClose (info) { state.events.push(info) }
+  onClose (info) {
+    state.events.push(info)
+    if (state.events.filter(event => event !== 'open').length === Number(params.get('closeAfter'))) state.stream.close()
+  }
 })
+const control = window.cometMessage.cometControl
+window.cometMessage.cometControl = function (type, detail) {
+  if (type === 'beat') state.beats++
+  return control.call(this, type, detail)
+}
 `
 
 async function server (t: Test): Promise<{ app: FastifyInstance, origin: () => Promise<string> }> {
@@ -106,9 +124,9 @@ function outlastReconnectTimers (): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, 300))
 }
 
-function pageUrl (origin: string, stream: string, delays: { minDelay?: number, maxDelay?: number } = {}): string {
+function pageUrl (origin: string, stream: string, settings: { minDelay?: number, maxDelay?: number, closeAfter?: number, connectTimeout?: number, slowMs?: number } = {}): string {
   const query = new URLSearchParams({ stream })
-  for (const [name, value] of Object.entries(delays)) query.set(name, String(value))
+  for (const [name, value] of Object.entries(settings)) query.set(name, String(value))
   return `${origin}/page?${query.toString()}`
 }
 
@@ -181,31 +199,83 @@ eachBrowser(t, (t, browser) => {
     t.same(log.resumedFrom, [undefined, undefined, undefined, '5', '5', '5'], 'each client started from the beginning, then resumed after the last id it received')
   })
 
-  t.test('a server down for a while: the client keeps trying and resumes once it is back', async t => {
+  // When the client waits for a connection that never comes back, these waits end it: far longer
+  // than the client needs (it tries again within maxDelay, 200 ms).
+  const COMING_BACK = { timeout: 10000 }
+
+  // Server side heartbeats every 200 ms: the client judges a connection lost after a second of
+  // silence (its floor), instead of a minute with the default 20 s.
+  const SHORT_HEARTBEAT = { heartbeat: 200 }
+
+  t.test('a restart: the client keeps trying while connections are refused, and resumes', async t => {
     const log = messageLog()
     const { app, origin } = await server(t)
     log.route(app)
     const base = await origin()
     const page = await browser.page(t)
-    await page.goto(pageUrl(base, '/events', { minDelay: 50, maxDelay: 200 }))
+    // Firefox fires no load or error event on a frame whose navigation failed: only the
+    // connect timeout tells the client that such a connection is not coming.
+    await page.goto(pageUrl(base, '/events', { minDelay: 50, maxDelay: 200, connectTimeout: 500 }))
     log.add(3)
     await page.waitForFunction(() => window.clientTest.received.length === 3)
-    await app.close()
-    // Both waits are far longer than the client needs (it tries again within 200 ms); they only
-    // bound the wait where it never comes.
-    const tried = await page.waitForRequest(`${base}/events?lastEventId=3`, { timeout: 10000 }).then(() => true, () => false)
+    const refused = page.requestFailed(`${base}/events?lastEventId=3`)
+    await app.close() // the stream ends with "reconnect later"; then nothing listens
+    await refused
     const { app: restarted } = await build(t)
     log.route(restarted)
     await restarted.listen({ port: Number(new URL(base).port), host: '127.0.0.1' })
     log.add(2)
-    const resumed = await page.waitForFunction(() => window.clientTest.received.length === 5, undefined, { timeout: 10000 }).then(() => true, () => false)
-    // Firefox fires neither load nor error on a frame whose navigation failed (connection refused):
-    // the client never learns that its connection is over, and waits on the error page for ever.
-    const knownBug = browser.name === 'firefox' ? { todo: 'the client misses failed frame loads in Firefox' } : {}
-    t.ok(tried, 'the client tried while the server was down', knownBug)
-    t.ok(resumed, 'and resumed once it was back', knownBug)
-    t.same(await page.evaluate(() => window.clientTest.received), numbered(resumed ? 5 : 3), 'each message once, in order')
+    await page.waitForFunction(() => window.clientTest.received.length === 5, undefined, COMING_BACK)
+    t.same(await page.evaluate(() => window.clientTest.received), numbered(5), 'each message once, in order')
     t.same(log.resumedFrom.filter(id => id !== '3'), [undefined], 'every reconnect resumed after the last id received')
+    const reasons = new Set((await page.evaluate(() => window.clientTest.events))
+      .filter((event): event is FastifyCometClient.CloseInfo => event !== 'open').map(info => info.reason))
+    t.ok([...reasons].every(reason => reason === 'ended' || reason === 'timeout'), `refused connections ended or timed out: ${[...reasons].join(', ')}`)
+  })
+
+  t.test('a connection lost mid-stream (no end of the document): the client notices and resumes', async t => {
+    const log = messageLog()
+    const { app, origin } = await server(t)
+    log.route(app, SHORT_HEARTBEAT)
+    const page = await browser.page(t)
+    await page.goto(pageUrl(await origin(), '/events', { minDelay: 50, maxDelay: 200 }))
+    log.add(3)
+    await page.waitForFunction(() => window.clientTest.received.length === 3)
+    app.server.closeAllConnections() // as a crash, a proxy or a network change would
+    log.add(2)
+    await page.waitForFunction(() => window.clientTest.received.length === 5, undefined, COMING_BACK)
+    t.same(await page.evaluate(() => window.clientTest.received), numbered(5), 'each message once, in order')
+    const { events } = await page.evaluate(() => window.clientTest)
+    t.match(events, ['open', { reason: 'lost', messages: 3, attempt: 0 }, 'open'], 'the watchdog gave the silent connection up')
+    t.same(log.resumedFrom, [undefined, '3'], 'and the next one resumed after the last id')
+    // Chromium logs the document cut off (net::ERR_INCOMPLETE_CHUNKED_ENCODING); nothing else may go wrong.
+    t.same(page.problems.filter(problem => !problem.includes('ERR_INCOMPLETE_CHUNKED_ENCODING')), [], 'no other console error, no CSP violation')
+  })
+
+  t.test('a busy page (a long task, slow handlers) is not taken for a lost connection', async t => {
+    const log = messageLog()
+    const { app, origin } = await server(t)
+    log.route(app, SHORT_HEARTBEAT)
+    const page = await browser.page(t)
+    // Each message keeps the page busy for 100 ms: twenty of them at once, two seconds in all.
+    await page.goto(pageUrl(await origin(), '/events', { slowMs: 100 }))
+    log.add(1)
+    await page.waitForFunction(() => window.clientTest.received.length === 1)
+    // A long task: the page (and its comet frame, in the same event loop) runs nothing for three
+    // seconds, while the heartbeats arrive. The watchdog's timer fires late, once it can.
+    const beats = await page.evaluate(() => {
+      for (const end = performance.now() + 3000; performance.now() < end;);
+      return window.clientTest.beats
+    })
+    // Ten heartbeats later, two seconds of them, any verdict of the watchdog has been given.
+    await page.waitForFunction(n => window.clientTest.beats >= n, beats + 10)
+    log.add(20)
+    await page.waitForFunction(() => window.clientTest.received.length === 21, undefined, COMING_BACK)
+    await page.waitForFunction(n => window.clientTest.beats >= n, beats + 20)
+    t.same(await page.evaluate(() => window.clientTest.received), numbered(21), 'each message once, in order')
+    t.same(await page.evaluate(() => window.clientTest.events), ['open'], 'one connection, never closed')
+    t.same(log.resumedFrom, [undefined], 'never reconnected')
+    t.same(page.problems, [], 'no console errors or CSP violations')
   })
 
   t.test('close(): the connection ends, the frame and the global go, nothing reconnects', async t => {
@@ -252,13 +322,13 @@ eachBrowser(t, (t, browser) => {
       return reply.comet([], 'parent.cometMessage')
     })
     const page = await browser.page(t)
-    await page.goto(pageUrl(await origin(), '/empty', { minDelay: 20, maxDelay: 40 }))
-    await page.waitForFunction(() => window.clientTest.events.length >= 3)
-    await page.evaluate(() => window.clientTest.stream.close())
-    const count = requests
+    // The third onClose calls close(): its reconnect timer is set by then, its frame gone.
+    await page.goto(pageUrl(await origin(), '/empty', { minDelay: 20, maxDelay: 40, closeAfter: 3 }))
+    await page.waitForFunction(() => window.clientTest.stream.closed)
     await page.evaluate(outlastReconnectTimers)
     t.equal(await page.evaluate(frameCount), 0, 'no frame after close()')
-    t.equal(requests, count, 'no request after close()')
+    t.equal(requests, 3, 'no request after close(): one per connection that ended')
+    t.equal((await page.evaluate(() => window.clientTest.events)).length, 3, 'and no onClose for close() itself, with no connection open')
     t.same(page.problems, [], 'no console errors or CSP violations')
   })
 

@@ -1,6 +1,6 @@
 // The one-script-per-write format in the browser: a throwing callback in the middle of a batch, a
-// callback replaced mid-stream, control messages that a page's own callback never sees, and a
-// comet URL opened as a top-level page.
+// callback replaced mid-stream, control messages (heartbeats included) that a page's own callback
+// never sees, and a comet URL opened as a top-level page.
 import t from 'tap'
 import { once } from 'node:events'
 import { build, listen } from '../helpers.js'
@@ -86,7 +86,7 @@ eachBrowser(t, (t, browser) => {
       await Promise.all([own.waitForFunction(ended), withControls.waitForFunction(ended)])
 
       const controls = await withControls.evaluate(() => window.controls)
-      t.same(controls, [{ type: 'reconnect', detail }], 'the document ended with a control message')
+      t.same(controls, [{ type: 'open', detail: { heartbeat: 20000 } }, { type: 'reconnect', detail }], 'the document announced its heartbeat and ended with a control message')
       const received = await own.evaluate(() => window.received.map(({ message }) => message))
       t.ok(received.length > 0 && received.length < sent.length, `${received.length} messages before the end`)
       t.same(received, sent.slice(0, received.length), 'the page got each message, and nothing else')
@@ -95,6 +95,29 @@ eachBrowser(t, (t, browser) => {
       t.same([...own.problems, ...withControls.problems], [], 'no console error, page error or CSP violation')
     })
   }
+
+  t.test('heartbeats reach cometControl only: a page without the shipped client sees nothing of them', async t => {
+    const { app } = await build(t)
+    addParentPage(app)
+    app.get('/stream', (request, reply) => reply.comet(async function * ({ signal }) {
+      yield 'a'
+      await once(signal, 'abort')
+    }, { callback: 'parent.cometMessage', heartbeat: 50 }))
+    const origin = await listen(app)
+    const [own, withControls] = await Promise.all([browser.page(t), browser.page(t)])
+    await Promise.all([own.goto(parentUrl(origin, '/stream')), withControls.goto(parentUrl(origin, '/stream', { controls: true }))])
+    await withControls.waitForFunction(() => window.controls.filter(({ type }) => type === 'beat').length >= 5)
+    const controls = await withControls.evaluate(() => window.controls)
+    t.same(controls[0], { type: 'open', detail: { heartbeat: 50 } }, 'the document announced its heartbeat first')
+    t.same(controls.slice(1), controls.slice(1).map(() => ({ type: 'beat', detail: 0 })), 'then heartbeats')
+    // One server clock beats both streams: the frame without cometControl ran its heartbeats too,
+    // and none of their scripts piled up.
+    const frame = await own.frame(url => url.endsWith('/stream'))
+    t.ok((await frame!.evaluate(() => document.scripts.length)) <= 1, 'its heartbeat scripts ran and were removed')
+    t.same(await own.evaluate(() => window.received.map(({ message }) => message)), ['a'], 'the message only')
+    t.same(await own.evaluate(() => window.controls), [], 'no control message')
+    t.same([...own.problems, ...withControls.problems], [], 'no console error, page error or CSP violation')
+  })
 
   t.test('a comet document opened as a top-level page calls nothing', async t => {
     const { app } = await build(t)

@@ -29,7 +29,7 @@ if (redis !== undefined) {
     }
     // A heartbeat written after the outage began: the streams are alive without Redis.
     await Promise.all(clients.map(client => new Promise<void>(resolve => {
-      client.res.on('data', chunk => { if (chunk === '\n') resolve() })
+      client.res.on('data', chunk => { if (String(chunk).includes('__fastifyComet([2,"beat",0,])')) resolve() })
     })))
 
     await redis.start()
