@@ -189,6 +189,7 @@ class BrokeredFeed implements CometFeed {
     const channel = this.#channel
     let page: Array<[seq: number, message: string]> = []
     let at = 0
+    let firstPage = true
     while (this.#replayNext !== 0 && this.#replayNext <= channel.last) {
       if (!stream.ready) {
         await stream.whenReady()
@@ -198,10 +199,22 @@ class BrokeredFeed implements CometFeed {
         this.#replayNext = seq + 1
         stream.deliver(messageEntry(scriptSafe(message), encodeMessage(this.#lastId)))
       } else {
-        const { entries = [] } = await channel.link.read(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
-        // Trimmed past it, or the log started afresh: the client reconnects, and is told then.
-        // (Stopped or reset during the read, the loop ends instead.)
-        if (this.#replayNext !== 0 && entries[0]?.[0] !== this.#replayNext) return stream.end('overflow')
+        const { entries, last } = await channel.link.read(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
+        // Stopped or reset during the read: the loop ends.
+        if (this.#replayNext === 0) break
+        // The log started afresh: the client reconnects, and is told then.
+        if (entries === undefined) return stream.end('overflow')
+        const first = entries.length > 0 ? entries[0][0] : last + 1
+        if (first !== this.#replayNext) {
+          // Trimmed while it replayed (too slow for the channel): the client reconnects, and is
+          // told then. Already missing at the first page, though this instance's history said
+          // it would be there (another instance keeps a shorter one, or the log was deleted):
+          // the client is told at once, or every reconnection would end the same way.
+          if (!firstPage) return stream.end('overflow')
+          this.reset(`${epoch}-${first - 1}`)
+          this.#replayNext = first
+        }
+        firstPage = false
         page = entries
         at = 0
       }

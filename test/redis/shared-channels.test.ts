@@ -81,6 +81,31 @@ if (redis !== undefined) {
     }
   })
 
+  t.test('a log that holds less than this instance\'s history (another keeps fewer, or it was deleted): a reset at once, what is left, then live', async t => {
+    const a = await instance(t, redis, { history: 100 })
+    const b = await instance(t, redis, { history: 3 }) // a rolling deploy that shortens the history
+    const start = await a.chat.publish(0)
+    const ids = [start]
+    for (let n = 1; n <= 6; n++) ids.push(await b.chat.publish(n)) // trimmed to 3 entries by b
+    const [epoch] = start.split('-')
+    // a still thinks ids[1] is in reach: it reads the log, finds it gone, and says so before the rest.
+    const client = await open(a.url + after(ids[1]))
+    await client.waitFor(ids[6])
+    const next = await a.chat.publish('next')
+    await client.waitFor(next)
+    const reset = ['control', 'reset', { lastEventId: ids[1], id: `${epoch}-4` }] // seqs 5 to 7 are left
+    t.same(replayWithControl(client.body(), 'cb'), [reset, ['message', 4, ids[4]], ['message', 5, ids[5]], ['message', 6, ids[6]], ['message', 'next', next]])
+    // The log deleted (evicted, or by hand) while its numbering stays: a reset to where the channel stands.
+    await redis.cli.del(keysOf('chat').log)
+    const again = await open(a.url + after(ids[4]))
+    await again.waitFor('"reset"')
+    const later = await a.chat.publish('later')
+    await again.waitFor(later)
+    client.req.destroy()
+    again.req.destroy()
+    t.same(replayWithControl(again.body(), 'cb'), [['control', 'reset', { lastEventId: ids[4], id: `${epoch}-8` }], ['message', 'later', later]])
+  })
+
   t.test('an instance holds a Redis subscription for a channel only while it has subscribers there', async t => {
     const a = await instance(t, redis)
     const b = await instance(t, redis)
