@@ -7,7 +7,7 @@ import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber,
 import { kChannelClosed, kOnClose } from './channel.js'
 import type { RedisLink } from './redis-link.js'
 import type { ChannelKeys } from './redis-scripts.js'
-import type { Topic, TopicListener } from './redis-topic.js'
+import type { LogPage, Topic, TopicListener } from './redis-topic.js'
 
 /** Entries read per round trip while a client catches up. */
 const REPLAY_PAGE = 500
@@ -187,7 +187,7 @@ class BrokeredFeed implements CometFeed {
   // One check after every wait: a stop or a reset meanwhile sets #replayNext to 0.
   async #replay (stream: CometSubscriber, epoch: string): Promise<void> {
     const channel = this.#channel
-    let page: Array<[seq: number, message: string]> = []
+    let page: NonNullable<LogPage['entries']> = []
     let at = 0
     let firstPage = true
     while (this.#replayNext !== 0 && this.#replayNext <= channel.last) {

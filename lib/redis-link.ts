@@ -9,12 +9,12 @@ import { FST_COMET_PUBLISH_FAILED } from './errors.js'
 import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './redis-scripts.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './redis-topic.js'
 
-type ReadReply = [epoch: string, last: number, entries?: Array<[id: string, fields: string[]]>]
+type ReadReply = [epoch: string, last: number, lastToken: string, entries?: Array<[id: string, fields: string[]]>, tokenAtAfter?: string | null]
 
 interface CometCommands {
   cometPublish (meta: string, log: string, epoch: string, history: number, message: string, live: string): Promise<string>
   cometRead (meta: string, log: string, epoch: string, knownEpoch: string, after: number, count: number): Promise<ReadReply>
-  cometRetireEpoch (meta: string, log: string, epoch: string, knownEpoch: string, seq: number): Promise<number>
+  cometRetireEpoch (meta: string, log: string, epoch: string, knownEpoch: string, seq: number, token: string): Promise<number>
 }
 
 const newEpoch = (): string => randomBytes(6).toString('hex')
@@ -123,17 +123,19 @@ export class RedisLink implements LogReader {
   }
 
   async read (keys: ChannelKeys, epoch: string, after: number, count: number): Promise<LogPage> {
-    const [logEpoch, last, entries] = await answered(this.#commands.cometRead(keys.meta, keys.log, newEpoch(), epoch, after, count), this.#commandTimeout)
+    const [logEpoch, last, lastToken, entries, tokenAtAfter] = await answered(this.#commands.cometRead(keys.meta, keys.log, newEpoch(), epoch, after, count), this.#commandTimeout)
     return {
       epoch: logEpoch,
       last,
-      // Entry ids are `0-SEQ`; the only field is the message.
-      entries: entries?.map(([id, fields]) => [Number(id.slice(2)), fields[1]])
+      lastToken,
+      // Entry ids are `0-SEQ`; the fields are m (the message) and t (its token).
+      entries: entries?.map(([id, fields]) => [Number(id.slice(2)), fields[1], fields[3]]),
+      tokenAtAfter: tokenAtAfter ?? undefined
     }
   }
 
-  async retireEpoch (keys: ChannelKeys, epoch: string, seq: number): Promise<void> {
-    await answered(this.#commands.cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq), this.#commandTimeout)
+  async retireEpoch (keys: ChannelKeys, epoch: string, seq: number, token: string): Promise<void> {
+    await answered(this.#commands.cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq, token), this.#commandTimeout)
   }
 
   readFailed (err: Error): void {
@@ -154,12 +156,16 @@ export class RedisLink implements LogReader {
     this.#subscriber.disconnect()
   }
 
+  // "EPOCH SEQ PREVTOKEN TOKEN MESSAGE" (see redis-scripts.ts)
   #onMessage (channel: string, text: string): void {
     const topic = this.#topics.get(channel)
-    const space = text.indexOf(' ')
-    const secondSpace = text.indexOf(' ', space + 1)
-    if (topic === undefined || secondSpace === -1) return
-    topic.live(text.slice(0, space), Number(text.slice(space + 1, secondSpace)), text.slice(secondSpace + 1))
+    const seqAt = text.indexOf(' ') + 1
+    const prevAt = text.indexOf(' ', seqAt) + 1
+    const tokenAt = text.indexOf(' ', prevAt) + 1
+    const messageAt = text.indexOf(' ', tokenAt) + 1
+    if (topic === undefined || prevAt === 0 || tokenAt === 0 || messageAt === 0) return
+    topic.live(text.slice(0, seqAt - 1), Number(text.slice(seqAt, prevAt - 1)), text.slice(prevAt, tokenAt - 1),
+      text.slice(tokenAt, messageAt - 1), text.slice(messageAt))
   }
 
   // The subscriber (re)connected: subscribe to every channel again, in one command, then read

@@ -1,8 +1,15 @@
 // What a named channel is in Redis: its keys, and the Lua scripts that number, store and read its
 // messages, each one atomic step. A channel NAME owns, under the prefix (default `comet:`):
-//   PREFIX{NAME}:meta   hash: epoch (random hex, new whenever the log starts afresh), seq (last id)
-//   PREFIX{NAME}:log    stream of the last `history` messages, entry id `0-SEQ`, field m = message
-//   PREFIX{NAME}:live   pub/sub channel: "EPOCH SEQ MESSAGE" for every message, as it is stored
+//   PREFIX{NAME}:meta   hash: epoch (random hex, new whenever the log starts afresh), seq (last id),
+//                       tok (the last message's token)
+//   PREFIX{NAME}:log    stream of the last `history` messages, entry id `0-SEQ`, fields m = message,
+//                       t = token
+//   PREFIX{NAME}:live   pub/sub channel: "EPOCH SEQ PREVTOKEN TOKEN MESSAGE" for every message, as
+//                       it is stored (PREVTOKEN `-` for the first)
+// Every message gets a random token, and carries its predecessor's: an instance can tell that the
+// log it follows forked (a failover to a replica that had not received the last writes, then new
+// messages numbered like the lost ones), even once the new messages have caught up with the old
+// numbers.
 // Every key of a channel starts with the same `PREFIX{NAME`, so its hash tag, and its Redis Cluster
 // slot, is the same whatever NAME holds.
 
@@ -24,43 +31,60 @@ local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'epoch', epoch)
-  redis.call('HDEL', KEYS[1], 'seq')
+  redis.call('HDEL', KEYS[1], 'seq', 'tok')
   redis.call('DEL', KEYS[2])
 end
 `
 
 /**
- * KEYS meta, log; ARGV new epoch, history, message, live channel. Numbers the message, stores it
- * (trimmed to history) and publishes it, in one step: ids follow the order of the log everywhere.
- * Returns the id, EPOCH-SEQ.
+ * KEYS meta, log; ARGV new epoch (random, also the message's token), history, message, live
+ * channel. Numbers the message, stores it (trimmed to history) and publishes it, in one step: ids
+ * follow the order of the log everywhere. Returns the id, EPOCH-SEQ.
  */
 export const PUBLISH = EPOCH + `
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '0-' .. seq, 'm', ARGV[3])
-redis.call('PUBLISH', ARGV[4], epoch .. ' ' .. seq .. ' ' .. ARGV[3])
+local prev = redis.call('HGET', KEYS[1], 'tok') or '-'
+redis.call('HSET', KEYS[1], 'tok', ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '0-' .. seq, 'm', ARGV[3], 't', ARGV[1])
+redis.call('PUBLISH', ARGV[4], epoch .. ' ' .. seq .. ' ' .. prev .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
 return epoch .. '-' .. seq
 `
 
-/**
- * KEYS meta, log; ARGV new epoch, known epoch, after, count. Returns { epoch, last seq }, and when
- * the epoch is the known one, the entries after seq `after` (at most `count`): where an instance
- * stands, and what it missed, read together.
- */
-export const READ = EPOCH + `
-local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-if epoch ~= ARGV[2] then return { epoch, last } end
-return { epoch, last, redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[3], '+', 'COUNT', ARGV[4]) }
+// The token of entry ARGV[3] when the log still holds it, else false.
+const TOKEN_AT = `
+local function tokenAt (seq)
+  local entry = redis.call('XRANGE', KEYS[2], '0-' .. seq, '0-' .. seq)[1]
+  return entry and entry[2][4] or false
+end
 `
 
 /**
- * KEYS meta, log; ARGV new epoch, known epoch, seq. For a log that went back in time (a failover
- * to a replica that had not received the last writes): the old epoch is retired, so ids that were
- * handed out before cannot point at other messages. Does nothing if another instance did it first.
+ * KEYS meta, log; ARGV new epoch, known epoch, after, count. Returns { epoch, last seq, last
+ * token }, and when the epoch is the known one, the entries after seq `after` (at most `count`)
+ * and the token of `after` itself (false once trimmed): where an instance stands, whether the log
+ * it read before is still this one, and what it missed, read together.
  */
-export const RETIRE_EPOCH = `
-if redis.call('HGET', KEYS[1], 'epoch') == ARGV[2] and tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') < tonumber(ARGV[3]) then
+export const READ = EPOCH + TOKEN_AT + `
+local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local tok = redis.call('HGET', KEYS[1], 'tok') or '-'
+if epoch ~= ARGV[2] then return { epoch, last, tok } end
+return { epoch, last, tok, redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[3], '+', 'COUNT', ARGV[4]), tokenAt(ARGV[3]) }
+`
+
+/**
+ * KEYS meta, log; ARGV new epoch, known epoch, seq, its token. For a log that went back in time or
+ * forked (a failover to a replica that had not received the last writes): the old epoch is
+ * retired, so ids that were handed out before cannot point at other messages. Does nothing if
+ * another instance did it first.
+ */
+export const RETIRE_EPOCH = TOKEN_AT + `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
+local seq = tonumber(ARGV[3])
+local token = tokenAt(seq)
+if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') < seq or (token and token ~= ARGV[4]) then
   redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
   redis.call('DEL', KEYS[2])
+  return 1
 end
-return 1
+return 0
 `

@@ -87,7 +87,38 @@ if (redis !== undefined) {
     ])
   })
 
-  t.test('a client ahead of a lagging instance gets nothing twice; one behind what the log still holds is ended', async t => {
+  t.test('a log that forked under one epoch (a failover lost writes, then new messages took their numbers) is retired: reset, then live', async t => {
+    const a = await instance(t, redis)
+    const b = await instance(t, redis) // publishes; follows nothing
+    const start = await a.chat.publish(0)
+    const client = await open(a.url + after(start))
+    const ids = []
+    for (let n = 1; n <= 5; n++) ids.push(await a.chat.publish(n))
+    await client.waitFor(ids[4])
+    // The replica that takes over had received seqs up to 4 (messages up to 3): the last two are lost.
+    const keys = keysOf('chat')
+    const [[, fields]] = await redis.cli.xrange(keys.log, `0-${seq(ids[2])}`, `0-${seq(ids[2])}`)
+    await redis.cli.hset(keys.meta, 'seq', seq(ids[2]), 'tok', fields[3])
+    await redis.cli.xdel(keys.log, `0-${seq(ids[3])}`, `0-${seq(ids[4])}`)
+    await redis.cli.xsetid(keys.log, `0-${seq(ids[2])}`)
+    // New messages take the lost numbers, and one more: a has delivered 5 and 6 already, so only
+    // the tokens can tell that 7 does not follow them.
+    const forked = [await b.chat.publish('x'), await b.chat.publish('y'), await b.chat.publish('z')]
+    t.same(forked.map(seq), [5, 6, 7], 'numbered like the lost ones')
+    await client.waitFor('"reset"')
+    const next = await b.chat.publish('next')
+    await client.waitFor(next)
+    client.req.destroy()
+    const [epoch] = start.split('-')
+    t.not(next.split('-')[0], epoch, 'the forked epoch is retired')
+    t.same(replayWithControl(client.body(), 'cb'), [
+      ...ids.map((id, n) => ['message', n + 1, id]),
+      ['control', 'reset', { lastEventId: ids[4], id: `${next.split('-')[0]}-7` }],
+      ['message', 'next', next]
+    ], 'no message of the fork, and a reset where the new epoch stands')
+  })
+
+  t.test('a client ahead of a lagging instance gets nothing twice; one behind what the log still holds is told at once', async t => {
     const a = await instance(t, redis, { history: 3 })
     const b = await lagging(t, 'lagging-b', { history: 3 })
     const start = await a.chat.publish(0)
@@ -101,13 +132,13 @@ if (redis !== undefined) {
     for (let n = 3; n <= 8; n++) missed.push(await a.chat.publish(n))
     // Came from a, which delivered 8 already: b waits for it rather than sending it again.
     const ahead = await open(b.url + after(missed[5]))
-    // b believes 1 can still be replayed, but Redis trimmed it: ended, to reconnect and reset.
-    const behind = await open(b.url + after(early[0]))
-    await behind.waitFor('"reconnect"')
     const next = await a.chat.publish(9)
-    await Promise.all([steady.waitFor(next), ahead.waitFor(next)])
+    // b believes 1 can still be replayed, but Redis trimmed it: a reset at once, then what the log holds.
+    const behind = await open(b.url + after(early[0]))
+    await Promise.all([steady.waitFor(next), ahead.waitFor(next), behind.waitFor(next)])
     steady.req.destroy()
     ahead.req.destroy()
+    behind.req.destroy()
     t.same(replay(ahead.body(), 'cb'), [[9, next]])
     // b catches up a second later, when the log holds the last three (7, 8 and 9).
     t.same(replayWithControl(steady.body(), 'cb'), [
@@ -115,7 +146,27 @@ if (redis !== undefined) {
       ['control', 'reset', { lastEventId: early[1], id: missed[3] }],
       ['message', 7, missed[4]], ['message', 8, missed[5]], ['message', 9, next]
     ], 'the steady one was told what it lost, then got what the log held')
-    t.same(replay(behind.body(), 'cb'), [])
+    t.same(replayWithControl(behind.body(), 'cb'), [
+      ['control', 'reset', { lastEventId: early[0], id: missed[3] }],
+      ['message', 7, missed[4]], ['message', 8, missed[5]], ['message', 9, next]
+    ], 'the one behind was told what it lost, then got what the log held')
+  })
+
+  t.test('a replay that finds the log started afresh (this instance has not heard yet) ends its stream, to reconnect', async t => {
+    const a = await instance(t, redis)
+    const b = await lagging(t, 'lagging-c')
+    const start = await a.chat.publish(0)
+    const steady = await open(b.url + after(start))
+    const early = [await a.chat.publish(1), await a.chat.publish(2)]
+    await steady.waitFor(early[1])
+    const [subscriber] = await connections('lagging-c', 'pubsub')
+    await kill('ID', subscriber)
+    const keys = keysOf('chat')
+    await redis.cli.del(keys.meta, keys.log) // b still follows the old epoch for a second
+    const client = await open(b.url + after(early[0]))
+    await client.ended
+    steady.req.destroy()
+    t.same(replayWithControl(client.body(), 'cb'), [['control', 'reconnect', { delay: 'backoff' }]])
   })
 
   t.test('a log read that fails while commands cannot run is tried again once they can', async t => {

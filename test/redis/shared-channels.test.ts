@@ -204,6 +204,27 @@ if (redis !== undefined) {
     t.ok(client.body().split('"n":').length - 1 < 600, 'stopped before the end of the replay')
   })
 
+  t.test('a replay trimmed past where it stands while it waited for the socket ends its stream, to reconnect', async t => {
+    const a = await instance(t, redis, { history: 700 })
+    const b = await instance(t, redis, { history: 700 })
+    const start = await a.chat.publish(0)
+    const big = 'x'.repeat(16 * 1024)
+    for (let n = 1; n <= 600; n++) await a.chat.publish({ n, big })
+    const client = await open(b.url + after(start))
+    await client.waitFor('"n":2,')
+    client.res.pause() // the replay of the first page now waits for the socket to drain
+    client.req.socket?.pause()
+    // Meanwhile the log moves on past the second page.
+    for (let n = 601; n <= 1300; n++) await a.chat.publish({ n })
+    client.res.resume()
+    client.req.socket?.resume()
+    await client.ended
+    const calls = replayWithControl(client.body(), 'cb')
+    t.same(calls.at(-1), ['control', 'reconnect', { delay: 'backoff' }], 'told to reconnect')
+    t.same(calls.slice(0, -1).map(([, message]) => (message as { n: number }).n), Array.from({ length: 500 }, (_, n) => n + 1),
+      'the first page, whole and in order, and nothing after the gap')
+  })
+
   t.test('what Redis holds is escaped again on the way out: it can never end its script element', async t => {
     const a = await instance(t, redis)
     const b = await instance(t, redis)
