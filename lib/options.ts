@@ -37,7 +37,7 @@ const DEFAULTS: StreamDefaults = {
 // Padding beyond 64 KiB buys nothing in any browser and only costs every connection.
 const MAX_PADDING = 65536
 // setTimeout's own limit (about 24.8 days).
-const MAX_DELAY = 2147483647
+export const MAX_DELAY = 2147483647
 // Long enough for a client to wait, short enough that a later retry still means something.
 const DEFAULT_RETRY_AFTER = 5
 const MAX_RETRY_AFTER = 86400

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { FST_COMET_PUBLISH_FAILED } from './errors.js'
+import { MAX_DELAY } from './options.js'
 import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './redis-scripts.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './redis-topic.js'
 
@@ -21,6 +22,12 @@ const newEpoch = (): string => randomBytes(6).toString('hex')
 
 /** How long a channel waits to read its log again after a read failed with the connection up. */
 const RETRY_DELAY = 500
+/**
+ * The subscriber is asked whether it is still there every this many commandTimeouts (and must
+ * answer within one): a connection that went silent without closing (a partition, a host that
+ * died) would otherwise leave the instance deaf until TCP keepalive gives up, many minutes later.
+ */
+const PING_EVERY = 5
 
 /**
  * The command's reply, or a rejection once `ms` have passed and the reply is still not in. The
@@ -44,6 +51,10 @@ function expire (reject: (err: Error) => void, ms: number): void {
   setImmediate(reject, new Error(`Redis command timed out: no answer within ${ms} ms`))
 }
 
+function pingSubscriber (link: RedisLink): void {
+  link.pingSubscriber()
+}
+
 // For replies nothing waits for; a callback also keeps a failed one from being unhandled.
 function ignoreReply (): void {}
 
@@ -58,6 +69,7 @@ export class RedisLink implements LogReader {
   #down = false
   /** Reads stale channels again after a read failed with the connection up (see readFailed). */
   #retry: NodeJS.Timeout | undefined
+  readonly #pinger: NodeJS.Timeout
 
   constructor (commands: Redis, subscriber: Redis, prefix: string, commandTimeout: number, log: FastifyBaseLogger) {
     commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
@@ -76,6 +88,7 @@ export class RedisLink implements LogReader {
       connection.on('error', (err: Error) => this.#lost(err))
       connection.on('ready', () => this.#back())
     }
+    this.#pinger = setInterval(pingSubscriber, Math.min(commandTimeout * PING_EVERY, MAX_DELAY), this).unref()
   }
 
   /** Resolves once commands can run, or after `ms` (then it logs why, and publishing fails until Redis is back). */
@@ -150,7 +163,19 @@ export class RedisLink implements LogReader {
     }, RETRY_DELAY).unref()
   }
 
+  /** While channels are followed, a subscriber that does not answer is dropped and made again (it then catches up). */
+  pingSubscriber (): void {
+    const subscriber = this.#subscriber
+    if (this.#topics.size === 0 || subscriber.status !== 'ready') return
+    answered(subscriber.ping(), this.#commandTimeout).then(undefined, (err: Error) => {
+      if (subscriber.status !== 'ready') return // it knows already
+      this.#log.warn({ err }, 'fastify-comet: the Redis subscriber connection did not answer; connecting it again')
+      subscriber.disconnect(true)
+    })
+  }
+
   close (): void {
+    clearInterval(this.#pinger)
     clearTimeout(this.#retry)
     this.#commands.disconnect()
     this.#subscriber.disconnect()

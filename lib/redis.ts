@@ -4,6 +4,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokeredChannel } from './brokered-channel.js'
 import { FST_COMET_INVALID_OPTION } from './errors.js'
+import { MAX_DELAY } from './options.js'
 import { RedisLink } from './redis-link.js'
 import type { BrokerConnection, CometBroker } from './broker.js'
 import type { CometRedisOptions } from '../types/redis.js'
@@ -62,8 +63,8 @@ function readOptions (options: CometRedisOptions): Required<Omit<CometRedisOptio
     throw new FST_COMET_INVALID_OPTION('client', 'expected an ioredis instance (with duplicate())')
   }
   if (typeof prefix !== 'string') throw new FST_COMET_INVALID_OPTION('prefix', 'expected a string')
-  if (!Number.isSafeInteger(commandTimeout) || commandTimeout < 1) {
-    throw new FST_COMET_INVALID_OPTION('commandTimeout', 'expected a whole number of milliseconds from 1')
+  if (!Number.isSafeInteger(commandTimeout) || commandTimeout < 1 || commandTimeout > MAX_DELAY) {
+    throw new FST_COMET_INVALID_OPTION('commandTimeout', `expected a whole number of milliseconds from 1 to ${MAX_DELAY}`)
   }
   return { url, client, prefix, commandTimeout }
 }

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import { build, logged, open, replay, replayWithControl } from '../helpers.js'
 import { useRedis } from './redis-server.js'
-import { after, instance, keysOf, loadRedisBroker, until } from './setup.js'
+import { after, instance, keysOf, loadRedisBroker, silencer, until } from './setup.js'
 
 const redis = useRedis(t)
 if (redis !== undefined) {
@@ -167,6 +167,25 @@ if (redis !== undefined) {
     await client.ended
     steady.req.destroy()
     t.same(replayWithControl(client.body(), 'cb'), [['control', 'reconnect', { delay: 'backoff' }]])
+  })
+
+  t.test('a subscriber connection that goes silent without closing (a partition, a dead host) is given up and made again: nothing lost', async t => {
+    const proxy = await silencer(t, redis)
+    // Pinged every 5 commandTimeouts: every half second here.
+    const a = await instance(t, { ...redis, url: proxy.url }, { commandTimeout: 100 })
+    const b = await instance(t, redis)
+    const start = await b.chat.publish(0)
+    const client = await open(a.url + after(start))
+    const ids = [await b.chat.publish(1)]
+    await client.waitFor(ids[0])
+    proxy.silenceSubscribers()
+    ids.push(await b.chat.publish(2), await b.chat.publish(3)) // a hears nothing of these
+    await logged(a.logs, line => line.msg.includes('subscriber connection did not answer'))
+    await client.waitFor(ids[2])
+    ids.push(await b.chat.publish(4))
+    await client.waitFor(ids[3])
+    client.req.destroy()
+    t.same(replay(client.body(), 'cb'), ids.map((id, n) => [n + 1, id]), 'each once, in order')
   })
 
   t.test('a log read that fails while commands cannot run is tried again once they can', async t => {

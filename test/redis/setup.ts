@@ -3,6 +3,10 @@
 import type { Test } from 'tap'
 import type { RedisOptions } from 'ioredis'
 import { Redis } from 'ioredis'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { build, listen, type LogLine } from '../helpers.js'
 import type { CometHistoryChannel } from '../../types/index.js'
 import type { RedisServer } from './redis-server.js'
@@ -58,4 +62,47 @@ export const after = (id: string): string => `?lastEventId=${encodeURIComponent(
  */
 export async function until (check: () => Promise<boolean>): Promise<void> {
   while (!await check()) await new Promise(resolve => setImmediate(resolve))
+}
+
+/**
+ * A unix-socket proxy to `redis`, whose `url` the instances use instead. `silenceSubscribers()`
+ * makes every subscriber connection through it deaf and mute without closing it, as a network
+ * partition or a host that died would: nothing passes either way, and nobody is told.
+ */
+export async function silencer (t: Test, redis: RedisServer): Promise<{ url: string, silenceSubscribers: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-comet-proxy-'))
+  const url = join(dir, 'proxy.sock')
+  const pairs: Array<{ client: Socket, upstream: Socket, subscriber: boolean }> = []
+  const server = createServer(client => {
+    const upstream = connect(redis.url)
+    const pair = { client, upstream, subscriber: false }
+    pairs.push(pair)
+    client.on('data', (chunk: Buffer) => { if (/subscribe/i.test(chunk.toString('latin1'))) pair.subscriber = true })
+    client.pipe(upstream)
+    upstream.pipe(client)
+    client.on('error', () => upstream.destroy())
+    upstream.on('error', () => client.destroy())
+  })
+  await new Promise<void>(resolve => server.listen(url, resolve))
+  t.teardown(() => {
+    for (const { client, upstream } of pairs) {
+      client.destroy()
+      upstream.destroy()
+    }
+    server.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    url,
+    silenceSubscribers () {
+      for (const { client, upstream, subscriber } of pairs) {
+        if (!subscriber) continue
+        client.unpipe(upstream)
+        upstream.unpipe(client)
+        // Whatever arrives now is dropped on the floor; both ends stay open.
+        client.removeAllListeners('data').resume()
+        upstream.resume()
+      }
+    }
+  }
 }
