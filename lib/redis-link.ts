@@ -124,7 +124,7 @@ export class RedisLink implements LogReader {
     this.#topics.set(topic.keys.live, topic)
     // Subscribed first, then the log is read: nothing published in between is missed.
     // (Should the connection drop first, #resubscribe() subscribes and reads again when it is back.)
-    this.#subscriber.subscribe(topic.keys.live, () => topic.catchUp())
+    this.#subscriber.subscribe(topic.keys.live, err => this.#subscribed(err, topic))
     return topic
   }
 
@@ -198,9 +198,18 @@ export class RedisLink implements LogReader {
   #resubscribe (): void {
     if (this.#topics.size === 0) return
     // Dropped again before it could subscribe, the next 'ready' does it again.
-    this.#subscriber.subscribe(...this.#topics.keys(), () => {
-      for (const topic of this.#topics.values()) topic.catchUp()
+    this.#subscriber.subscribe(...this.#topics.keys(), err => {
+      for (const topic of this.#topics.values()) this.#subscribed(err, topic)
     })
+  }
+
+  // Refused with the connection up (an ACL without the channel, say), the instance would never hear
+  // a live message: said loudly, once per channel. Dropped meanwhile, 'ready' subscribes again.
+  #subscribed (err: Error | null | undefined, topic: Topic): void {
+    if (err != null && this.#subscriber.status === 'ready') {
+      this.#log.error({ err, channel: topic.keys.live }, 'fastify-comet: Redis refused the subscription to a channel: this instance hears its messages only when it reads the log')
+    }
+    topic.catchUp()
   }
 
   #catchUpStale (): void {

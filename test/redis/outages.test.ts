@@ -188,6 +188,18 @@ if (redis !== undefined) {
     t.same(replay(client.body(), 'cb'), ids.map((id, n) => [n + 1, id]), 'each once, in order')
   })
 
+  t.test('a subscription Redis refuses (an ACL without the channel) is logged as an error, by channel', async t => {
+    await redis.cli.call('ACL', 'SETUSER', 'deaf', 'on', '>secret', '~*', 'resetchannels', '+@all')
+    t.teardown(() => redis.cli.call('ACL', 'DELUSER', 'deaf'))
+    const a = await instance(t, redis, { redisOptions: { username: 'deaf', password: 'secret' } })
+    const client = await open(a.url)
+    const line = await logged(a.logs, line => line.msg.includes('Redis refused the subscription'))
+    client.req.destroy()
+    t.equal(line.level, 50, 'an error')
+    t.equal(line.channel, keysOf('chat').live)
+    t.match(line.err?.message, /NOPERM/)
+  })
+
   t.test('a log read that fails while commands cannot run is tried again once they can', async t => {
     const a = await instance(t, redis)
     const b = await lagging(t, 'lagging-c')
