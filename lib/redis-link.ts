@@ -69,7 +69,8 @@ export class RedisLink implements LogReader {
   #down = false
   /** Reads stale channels again after a read failed with the connection up (see readFailed). */
   #retry: NodeJS.Timeout | undefined
-  readonly #pinger: NodeJS.Timeout
+  /** Pings the subscriber while channels are followed (see PING_EVERY). */
+  #pinger: NodeJS.Timeout | undefined
 
   constructor (commands: Redis, subscriber: Redis, prefix: string, commandTimeout: number, log: FastifyBaseLogger) {
     commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
@@ -88,7 +89,6 @@ export class RedisLink implements LogReader {
       connection.on('error', (err: Error) => this.#lost(err))
       connection.on('ready', () => this.#back())
     }
-    this.#pinger = setInterval(pingSubscriber, Math.min(commandTimeout * PING_EVERY, MAX_DELAY), this).unref()
   }
 
   /** Resolves once commands can run, or after `ms` (then it logs why, and publishing fails until Redis is back). */
@@ -122,6 +122,7 @@ export class RedisLink implements LogReader {
   follow (keys: ChannelKeys, listener: TopicListener): Topic {
     const topic = new Topic(keys, this, listener)
     this.#topics.set(topic.keys.live, topic)
+    this.#pinger ??= setInterval(pingSubscriber, Math.min(this.#commandTimeout * PING_EVERY, MAX_DELAY), this).unref()
     // Subscribed first, then the log is read: nothing published in between is missed.
     // (Should the connection drop first, #resubscribe() subscribes and reads again when it is back.)
     this.#subscriber.subscribe(topic.keys.live, err => this.#subscribed(err, topic))
@@ -131,6 +132,10 @@ export class RedisLink implements LogReader {
   unfollow (topic: Topic): void {
     topic.closed = true
     this.#topics.delete(topic.keys.live)
+    if (this.#topics.size === 0) {
+      clearInterval(this.#pinger)
+      this.#pinger = undefined
+    }
     // Gone with the connection, it is not subscribed again either way.
     this.#subscriber.unsubscribe(topic.keys.live, ignoreReply)
   }
@@ -163,14 +168,11 @@ export class RedisLink implements LogReader {
     }, RETRY_DELAY).unref()
   }
 
-  /** While channels are followed, a subscriber that does not answer is dropped and made again (it then catches up). */
+  /** A subscriber that does not answer is taken for lost: dropped and made again, it then catches up. */
   pingSubscriber (): void {
-    const subscriber = this.#subscriber
-    if (this.#topics.size === 0 || subscriber.status !== 'ready') return
-    answered(subscriber.ping(), this.#commandTimeout).then(undefined, (err: Error) => {
-      if (subscriber.status !== 'ready') return // it knows already
-      this.#log.warn({ err }, 'fastify-comet: the Redis subscriber connection did not answer; connecting it again')
-      subscriber.disconnect(true)
+    answered(this.#subscriber.ping(), this.#commandTimeout).then(undefined, (err: Error) => {
+      this.#lost(err) // said once, as when the connection fails loudly
+      this.#subscriber.disconnect(true) // already reconnecting, this changes nothing
     })
   }
 
