@@ -23,6 +23,21 @@ if (redis !== undefined) {
   const lagging = (t: Test, name: string, options: { history?: number, name?: string } = {}): ReturnType<typeof instance> =>
     instance(t, redis, { ...options, redisOptions: { connectionName: name, retryStrategy: () => 1000 } })
   const seq = (id: string): number => Number(id.split('-')[1])
+  /**
+   * Instance a publishes; lagging instance b (named `name`) has a steady client that got messages
+   * 1 and 2, then b's subscriber is killed: b hears nothing more for a second.
+   */
+  const laggingSince2 = async (t: Test, name: string, options: { history?: number } = {}) => {
+    const a = await instance(t, redis, options)
+    const b = await lagging(t, name, options)
+    const start = await a.chat.publish(0)
+    const steady = await open(b.url + after(start))
+    const early = [await a.chat.publish(1), await a.chat.publish(2)]
+    await steady.waitFor(early[1])
+    const [subscriber] = await connections(name, 'pubsub')
+    await kill('ID', subscriber)
+    return { a, b, steady, early }
+  }
 
   t.test('while Redis is down, publish() fails at once and streams stay open; back empty, subscribers get a reset, then live', async t => {
     const a = await instance(t, redis, { heartbeat: 50 })
@@ -119,14 +134,7 @@ if (redis !== undefined) {
   })
 
   t.test('a client ahead of a lagging instance gets nothing twice; one behind what the log still holds is told at once', async t => {
-    const a = await instance(t, redis, { history: 3 })
-    const b = await lagging(t, 'lagging-b', { history: 3 })
-    const start = await a.chat.publish(0)
-    const steady = await open(b.url + after(start))
-    const early = [await a.chat.publish(1), await a.chat.publish(2)]
-    await steady.waitFor(early[1])
-    const [subscriber] = await connections('lagging-b', 'pubsub')
-    await kill('ID', subscriber)
+    const { a, b, steady, early } = await laggingSince2(t, 'lagging-b', { history: 3 })
     // b hears nothing for a second, while a publishes past b's history.
     const missed = []
     for (let n = 3; n <= 8; n++) missed.push(await a.chat.publish(n))
@@ -153,14 +161,7 @@ if (redis !== undefined) {
   })
 
   t.test('a replay that finds the log started afresh (this instance has not heard yet) ends its stream, to reconnect', async t => {
-    const a = await instance(t, redis)
-    const b = await lagging(t, 'lagging-c')
-    const start = await a.chat.publish(0)
-    const steady = await open(b.url + after(start))
-    const early = [await a.chat.publish(1), await a.chat.publish(2)]
-    await steady.waitFor(early[1])
-    const [subscriber] = await connections('lagging-c', 'pubsub')
-    await kill('ID', subscriber)
+    const { b, steady, early } = await laggingSince2(t, 'lagging-c')
     const keys = keysOf('chat')
     await redis.cli.del(keys.meta, keys.log) // b still follows the old epoch for a second
     const client = await open(b.url + after(early[0]))
