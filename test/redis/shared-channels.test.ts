@@ -231,13 +231,15 @@ if (redis !== undefined) {
     const start = await a.chat.publish(0)
     const live = await open(a.url + after(start))
     const hostile = '"</script><script>parent.pwned=1</script><!--"'
-    // Written into Redis as another writer would: numbered, logged and published by hand.
+    // Written into Redis as another writer would: numbered, logged and published by hand, in the
+    // broker's format (redis-scripts.ts), so that it is delivered live as well as from the log.
     const [epoch, last] = start.split('-')
     const seq = Number(last) + 1
     const keys = keysOf('chat')
-    await redis.cli.hset(keys.meta, 'seq', seq)
-    await redis.cli.xadd(keys.log, `0-${seq}`, 'm', hostile)
-    await redis.cli.publish(keys.live, `${epoch} ${seq} ${hostile}`)
+    const prev = await redis.cli.hget(keys.meta, 'tok')
+    await redis.cli.hset(keys.meta, 'seq', seq, 'tok', 'hostile')
+    await redis.cli.xadd(keys.log, `0-${seq}`, 'm', hostile, 't', 'hostile')
+    await redis.cli.publish(keys.live, `${epoch} ${seq} ${prev} hostile ${hostile}`)
     const id = `${epoch}-${seq}`
     const replayed = await open(b.url + after(start))
     await Promise.all([live.waitFor(id), replayed.waitFor(id)])
