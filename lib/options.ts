@@ -11,6 +11,7 @@ export interface StreamSettings {
   heartbeat: number
   maxBytes: number
   maxDuration: number
+  pollTimeout: number
   id: ((message: unknown) => unknown) | undefined
 }
 
@@ -31,7 +32,9 @@ const DEFAULTS: StreamDefaults = {
   // holds on to what it read: ending a document bounds both. Each new document costs a reconnect
   // (50-100 ms in a browser), so rarely: 8 MiB (BENCHMARKS.md, "Rotation from data").
   maxBytes: 8388608,
-  maxDuration: 0
+  maxDuration: 0,
+  // Under the 30-60 s idle timeouts of proxies and load balancers, like the heartbeat.
+  pollTimeout: 25000
 }
 
 // Padding beyond 64 KiB buys nothing in any browser and only costs every connection.
@@ -42,7 +45,7 @@ export const MAX_DELAY = 2147483647
 const DEFAULT_RETRY_AFTER = 5
 const MAX_RETRY_AFTER = 86400
 
-const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxDuration']
+const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxDuration', 'pollTimeout']
 const PLUGIN_OPTIONS = new Set([...STREAM_OPTIONS, 'helmet', 'clientPath', 'maxStreams', 'retryAfter', 'broker'])
 const REPLY_OPTIONS = new Set([...STREAM_OPTIONS, 'callback', 'id'])
 
@@ -116,7 +119,8 @@ function readStreamOptions (options: Record<string, unknown>, defaults: StreamDe
     padding: readInteger(options, 'padding', defaults.padding, MAX_PADDING, 'bytes'),
     heartbeat: readInteger(options, 'heartbeat', defaults.heartbeat, MAX_DELAY, 'milliseconds (0 turns it off)'),
     maxBytes: options.maxBytes === Infinity ? Infinity : readInteger(options, 'maxBytes', defaults.maxBytes, Number.MAX_SAFE_INTEGER, 'bytes, or Infinity', 1),
-    maxDuration: readInteger(options, 'maxDuration', defaults.maxDuration, MAX_DELAY, 'milliseconds (0 turns it off)')
+    maxDuration: readInteger(options, 'maxDuration', defaults.maxDuration, MAX_DELAY, 'milliseconds (0 turns it off)'),
+    pollTimeout: readInteger(options, 'pollTimeout', defaults.pollTimeout, MAX_DELAY, 'milliseconds', 1)
   }
   // maxBytes counts the whole document, padding included: at or below the padding, every stream
   // would end after its first message.

@@ -10,6 +10,7 @@ import type { StreamSettings } from './options.js'
 import { releaseSentHead, writeResponseHead, type ResponseHead } from './response-head.js'
 import type { OpenStreams } from './open-streams.js'
 import { HeartbeatClock, type Beating } from './heartbeat.js'
+import { POLL_GATHER_MS } from './poll.js'
 import type { Lane, LaneTarget } from './multiplex.js'
 
 // Entries are gathered into one write (one script element) until this many characters are
@@ -25,7 +26,7 @@ const BURST_CEILING = 4
 // that stopped reading must not keep fastify.close() (or the socket) waiting for ever.
 const END_GRACE_MS = 2000
 
-export type EndReason = FeedEndReason | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'head'
+export type EndReason = FeedEndReason | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'head' | 'poll'
 
 // What the last script of an ending document tells the shipped client: a full document is
 // replaced at once; a server going away or a client left behind comes back later, with jitter.
@@ -34,6 +35,7 @@ const RECONNECT_LATER = { delay: 'backoff' }
 const RECONNECT: Partial<Record<EndReason, Record<string, unknown>>> = {
   'max-bytes': RECONNECT_NOW,
   'max-duration': RECONNECT_NOW,
+  poll: RECONNECT_NOW,
   shutdown: RECONNECT_LATER,
   overflow: RECONNECT_LATER
 }
@@ -58,7 +60,10 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #heartbeat: HeartbeatClock | undefined
   /** Ticks of the heartbeat clock since the last write. */
   #silentTicks = 0
+  /** maxDuration's timer; for a poll, its timeout, then the end of its gathering. */
   #durationTimer: NodeJS.Timeout | undefined
+  /** A poll that has delivered nothing yet: the first thing it delivers starts its gathering. */
+  #pollWaiting = false
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
   #pendingMessages = 0
@@ -96,8 +101,12 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     this.done = new Promise(resolve => { this.#resolveDone = resolve })
   }
 
-  /** Takes the response over from Fastify, writes the head and padding, and starts the feed. */
-  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined): void {
+  /**
+   * Takes the response over from Fastify, writes the head and padding, and starts the feed. A poll
+   * (see poll.ts) has no padding (it is for renderers of a forever document) and no heartbeats:
+   * its end tells the client that it is alive.
+   */
+  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined, poll = false): void {
     const raw = this.#raw
     this.#maxBytes = settings.maxBytes
     this.#nonce = nonce
@@ -118,15 +127,20 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
-    const { heartbeat, maxDuration } = settings
-    const padding = paddingChunk(settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
+    const heartbeat = poll ? 0 : settings.heartbeat
+    const padding = paddingChunk(poll ? 0 : settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
     this.#write(padding, padding.length) // ASCII: one byte a character
     releaseSentHead(raw) // it went out with the padding
     if (heartbeat > 0) {
       this.#heartbeat = HeartbeatClock.of(heartbeat)
       this.#heartbeat.add(this)
     }
-    if (maxDuration > 0) this.#durationTimer = setTimeout(expire, maxDuration, this).unref()
+    if (poll) {
+      this.#pollWaiting = true
+      this.#durationTimer = setTimeout(endPoll, settings.pollTimeout, this).unref()
+    } else if (settings.maxDuration > 0) {
+      this.#durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
+    }
     // Started while the server shuts down: an empty document, and the client reconnects elsewhere.
     if (this.#streams.closing) return this.end('shutdown')
     this.#feed.start(this)
@@ -160,11 +174,11 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     // A feed that cannot wait may run ahead of the socket only so far. A burst that fills the
     // socket within one tick is let through up to a ceiling: the subscriber is behind only once
     // its socket stayed full for a whole turn of the event loop, that is once 'drain' had its chance.
-    const maxQueue = this.#feed.maxQueue
-    if (this.#blocked && this.#pendingMessages >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.end('overflow')
+    if (this.#overQueue(this.#pendingMessages, this.#feed.maxQueue)) return this.end('overflow')
     this.#append(entry)
     this.#messages++
     this.#pendingMessages++
+    if (this.#pollWaiting) this.#gather()
     this.#scheduleFlush()
   }
 
@@ -179,8 +193,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       lane.writes = this.#writes
       lane.pending = 0
     }
-    const { maxQueue } = lane
-    if (this.#blocked && lane.pending >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.overflowed(lane)
+    if (this.#overQueue(lane.pending, lane.maxQueue)) return this.overflowed(lane)
     if (this.#pending === '' || this.#batchKey !== lane.keyEntry) {
       this.#append(lane.keyEntry)
       this.#batchKey = lane.keyEntry
@@ -189,7 +202,13 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     this.#messages++
     this.#pendingMessages++
     lane.pending++
+    if (this.#pollWaiting) this.#gather()
     this.#scheduleFlush()
+  }
+
+  /** Whether one more message would take a feed (or a lane) past what it may queue while the socket is full. */
+  #overQueue (pending: number, maxQueue: number): boolean {
+    return this.#blocked && pending >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)
   }
 
   /** One key's feed held more than its maxQueue: the whole document ends, the client resumes every key. */
@@ -205,7 +224,16 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   control (type: string, detail: Record<string, unknown>): void {
     if (this.#ended) return
     this.#append(controlEntry(type, detail))
+    if (this.#pollWaiting) this.#gather()
     this.#scheduleFlush()
+  }
+
+  // A poll with something to deliver takes what follows within a few milliseconds (a replay, a
+  // burst), then ends: one response carries them all, and the client polls again at once.
+  #gather (): void {
+    this.#pollWaiting = false
+    clearTimeout(this.#durationTimer)
+    this.#durationTimer = setTimeout(endPoll, POLL_GATHER_MS, this).unref()
   }
 
   #append (entry: string): void {
@@ -390,4 +418,8 @@ function checkBehind (stream: CometStream, turn: number): void {
 
 function expire (stream: CometStream): void {
   stream.end('max-duration')
+}
+
+function endPoll (stream: CometStream): void {
+  stream.end('poll')
 }

@@ -44,6 +44,12 @@ declare namespace fastifyComet {
     maxBytes?: number
     /** Milliseconds after which the stream ends so the client reconnects. Default 0 (off). */
     maxDuration?: number
+    /**
+     * Milliseconds a poll (a request with `?transport=poll`) waits for something to deliver before
+     * it ends empty; a poll with something ends about 10 ms after its first message. Default 25000;
+     * 1 to 2147483647.
+     */
+    pollTimeout?: number
   }
 
   /** Options of `fastify.register(fastifyComet, options)`: defaults for every stream, and the plugin's wiring. */
@@ -171,7 +177,7 @@ declare namespace fastifyComet {
   }
 
   /** Why a stream ended. */
-  export type CometEndReason = 'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head'
+  export type CometEndReason = 'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head' | 'poll'
 
   /** What `fastify.comet.stats()` returns: plain numbers, counted since the plugin was registered. */
   export interface CometStats {

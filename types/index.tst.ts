@@ -124,7 +124,7 @@ app.after(() => {
   expect(app.comet.stats(true)).type.toRaiseError()
 })
 
-expect<CometEndReason>().type.toBe<'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head'>()
+expect<CometEndReason>().type.toBe<'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head' | 'poll'>()
 expect<CometEndReason>().type.not.toBeAssignableFrom('closed')
 
 // What the diagnostics channels publish.
