@@ -60,13 +60,13 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
     const { history } = hub
     if (history === undefined) {
       const entry = messageEntry(encoded, encodeId(this.#idOf, message))
-      if (!hub.closed) for (const feed of hub.feeds) feed.live(entry)
+      if (!hub.closed) deliverEach(hub.feeds, entry)
       return undefined
     }
     const id = history.idOf(history.last + 1)
     const entry = messageEntry(encoded, encodeMessage(id))
     history.append(entry)
-    for (const feed of hub.feeds) feed.live(entry)
+    deliverEach(hub.feeds, entry)
     return Promise.resolve(id)
   }
 
@@ -82,6 +82,18 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
 
   [kCometFeed] (context: FeedContext): CometFeed {
     return new ChannelFeed(this.#hub, context.lastEventId)
+  }
+}
+
+// What goes wrong while one stream takes a message (a bug, an engine limit) ends that stream: it
+// must not reach the publisher, nor keep the message from the subscribers after it.
+function deliverEach (feeds: Set<ChannelFeed>, entry: string): void {
+  for (const feed of feeds) {
+    try {
+      feed.live(entry)
+    } catch (err) {
+      feed.fail(err)
+    }
   }
 }
 
@@ -134,6 +146,10 @@ class ChannelFeed implements CometFeed {
   /** A message published now: delivered unless the replay will reach it from the history. */
   live (entry: string): void {
     if (this.#replayNext === 0) this.#stream?.deliver(entry)
+  }
+
+  fail (err: unknown): void {
+    this.#stream?.fail(err)
   }
 
   close (): void {

@@ -10,6 +10,7 @@ export interface StreamSettings {
   padding: number
   heartbeat: number
   maxBytes: number
+  maxQueueBytes: number
   maxDuration: number
   id: ((message: unknown) => unknown) | undefined
 }
@@ -31,18 +32,24 @@ const DEFAULTS: StreamDefaults = {
   // holds on to what it read: ending a document bounds both. Each new document costs a reconnect
   // (50-100 ms in a browser), so rarely: 8 MiB (BENCHMARKS.md, "Rotation from data").
   maxBytes: 8388608,
+  // What a stream may hold for a client whose socket is full: no more than one whole document
+  // (the maxBytes default), so a stuck client costs what a rotation would have let it read.
+  maxQueueBytes: 8388608,
   maxDuration: 0
 }
 
 // Padding beyond 64 KiB buys nothing in any browser and only costs every connection.
 const MAX_PADDING = 65536
+// A stream in a burst may hold 4 x maxQueueBytes (stream.ts): this keeps that, plus one message,
+// far below V8's longest string (about 512 Mi characters).
+const MAX_QUEUE_BYTES = 67108864
 // setTimeout's own limit (about 24.8 days).
 export const MAX_DELAY = 2147483647
 // Long enough for a client to wait, short enough that a later retry still means something.
 const DEFAULT_RETRY_AFTER = 5
 const MAX_RETRY_AFTER = 86400
 
-const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxDuration']
+const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxQueueBytes', 'maxDuration']
 const PLUGIN_OPTIONS = new Set([...STREAM_OPTIONS, 'helmet', 'clientPath', 'maxStreams', 'retryAfter', 'broker'])
 const REPLY_OPTIONS = new Set([...STREAM_OPTIONS, 'callback', 'id'])
 
@@ -116,6 +123,7 @@ function readStreamOptions (options: Record<string, unknown>, defaults: StreamDe
     padding: readInteger(options, 'padding', defaults.padding, MAX_PADDING, 'bytes'),
     heartbeat: readInteger(options, 'heartbeat', defaults.heartbeat, MAX_DELAY, 'milliseconds (0 turns it off)'),
     maxBytes: options.maxBytes === Infinity ? Infinity : readInteger(options, 'maxBytes', defaults.maxBytes, Number.MAX_SAFE_INTEGER, 'bytes, or Infinity', 1),
+    maxQueueBytes: readInteger(options, 'maxQueueBytes', defaults.maxQueueBytes, MAX_QUEUE_BYTES, 'bytes', 1),
     maxDuration: readInteger(options, 'maxDuration', defaults.maxDuration, MAX_DELAY, 'milliseconds (0 turns it off)')
   }
   // maxBytes counts the whole document, padding included: at or below the padding, every stream

@@ -16,8 +16,8 @@ import { HeartbeatClock, type Beating } from './heartbeat.js'
 // elements, small enough not to hold memory.
 export const BATCH_CHARS = 16384
 const BATCH_SUFFIX_BYTES = BATCH_SUFFIX.length // ASCII
-// Within one burst a subscriber may hold this many times its maxQueue before its socket had a
-// chance to drain: memory stays bounded, and a broker handing over a batch does not cut off
+// Within one burst a subscriber may hold this many times its maxQueue (and maxQueueBytes) before
+// its socket had a chance to drain: memory stays bounded, and a broker handing over a batch does not cut off
 // subscribers that keep up.
 const BURST_CEILING = 4
 // How long an ended response may take to flush before its connection is destroyed: a client
@@ -51,6 +51,7 @@ export class CometStream implements CometSubscriber, Beating {
   // Set by start(). Per stream, only what the write path reads: the settings object and the
   // opening tag of each write are not kept (an idle stream pays for every field it holds).
   #maxBytes = Infinity
+  #maxQueueBytes = Infinity
   #nonce: string | undefined
   /** performance.now() at start, in whole milliseconds: a small integer, not a boxed double. */
   #startedAt = 0
@@ -61,7 +62,7 @@ export class CometStream implements CometSubscriber, Beating {
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
   #pendingMessages = 0
-  /** UTF-8 size of `pending`, kept only when maxBytes is finite (it costs a count per message). */
+  /** UTF-8 size of `pending`, written with it: bounded by maxQueueBytes while the socket is full. */
   #pendingBytes = 0
   #messages = 0
   #bytes = 0
@@ -93,6 +94,7 @@ export class CometStream implements CometSubscriber, Beating {
   start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined): void {
     const raw = this.#raw
     this.#maxBytes = settings.maxBytes
+    this.#maxQueueBytes = settings.maxQueueBytes
     this.#nonce = nonce
     reply.hijack()
     this.#startedAt = Math.floor(performance.now())
@@ -150,11 +152,14 @@ export class CometStream implements CometSubscriber, Beating {
 
   deliver (entry: string): void {
     if (this.#ended) return
-    // A feed that cannot wait may run ahead of the socket only so far. A burst that fills the
-    // socket within one tick is let through up to a ceiling: the subscriber is behind only once
-    // its socket stayed full for a whole turn of the event loop, that is once 'drain' had its chance.
-    const maxQueue = this.#feed.maxQueue
-    if (this.#blocked && this.#pendingMessages >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.end('overflow')
+    // A feed that cannot wait may run ahead of the socket only so far, in messages and in bytes.
+    // A burst that fills the socket within one tick is let through up to a ceiling: the subscriber
+    // is behind only once its socket stayed full for a whole turn of the event loop, that is once
+    // 'drain' had its chance.
+    if (this.#blocked) {
+      const ceiling = this.#behind ? 1 : BURST_CEILING
+      if (this.#pendingMessages >= this.#feed.maxQueue * ceiling || this.#pendingBytes >= this.#maxQueueBytes * ceiling) return this.end('overflow')
+    }
     this.#append(entry)
     this.#messages++
     this.#pendingMessages++
@@ -175,10 +180,10 @@ export class CometStream implements CometSubscriber, Beating {
     if (this.#pending === '') {
       const prefix = batchPrefix(this.#nonce)
       this.#pending = prefix + entry
-      if (this.#maxBytes !== Infinity) this.#pendingBytes = prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry)
+      this.#pendingBytes = prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry)
     } else {
       this.#pending += entry
-      if (this.#maxBytes !== Infinity) this.#pendingBytes += Buffer.byteLength(entry)
+      this.#pendingBytes += Buffer.byteLength(entry)
     }
   }
 
@@ -205,7 +210,7 @@ export class CometStream implements CometSubscriber, Beating {
   #flush (): void {
     if (this.#pending === '' || this.#ended) return
     const chunk = this.#pending + BATCH_SUFFIX
-    const bytes = this.#maxBytes !== Infinity ? this.#pendingBytes : Buffer.byteLength(chunk)
+    const bytes = this.#pendingBytes
     this.#pending = ''
     this.#pendingBytes = 0
     this.#pendingMessages = 0
@@ -231,7 +236,7 @@ export class CometStream implements CometSubscriber, Beating {
       return
     }
     this.#behind = true
-    if (this.#pendingMessages > this.#feed.maxQueue) this.end('overflow')
+    if (this.#pendingMessages > this.#feed.maxQueue || this.#pendingBytes > this.#maxQueueBytes) this.end('overflow')
   }
 
   drained (): void {
@@ -284,7 +289,7 @@ export class CometStream implements CometSubscriber, Beating {
     this.releaseReady()
     this.#feed.stop() // never throws: return() and abort listeners report their own errors
     if (reason === 'overflow') {
-      this.#log.warn({ maxQueue: this.#feed.maxQueue }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
+      this.#log.warn({ maxQueue: this.#feed.maxQueue, maxQueueBytes: this.#maxQueueBytes }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
     }
     if (reason !== 'client-gone') endResponse(raw, this.#log)
     // With the response ended: counted in stats() and published to diagnostics subscribers.
