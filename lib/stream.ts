@@ -56,6 +56,8 @@ export class CometStream implements CometSubscriber, Beating {
   /** performance.now() at start, in whole milliseconds: a small integer, not a boxed double. */
   #startedAt = 0
   #heartbeat: HeartbeatClock | undefined
+  /** Set while the response is pipelined behind another: it begins once Node hands it the socket. */
+  #queuedSettings: StreamSettings | undefined
   /** Ticks of the heartbeat clock since the last write. */
   #silentTicks = 0
   #durationTimer: NodeJS.Timeout | undefined
@@ -90,7 +92,10 @@ export class CometStream implements CometSubscriber, Beating {
     this.done = new Promise(resolve => { this.#resolveDone = resolve })
   }
 
-  /** Takes the response over from Fastify, writes the head and padding, and starts the feed. */
+  /**
+   * Takes the response over from Fastify, writes the head, then begins (padding, feed) at once,
+   * or once the response owns the socket.
+   */
   start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined): void {
     const raw = this.#raw
     this.#maxBytes = settings.maxBytes
@@ -110,9 +115,32 @@ export class CometStream implements CometSubscriber, Beating {
     // A pipelined request whose response waits behind another never gets that 'close': its
     // request does, when the connection goes.
     this.#request.on('close', onRequestClose)
+    // Pipelined behind another response (HTTP/1 only: Node assigns the socket later). What it
+    // wrote now would wait in Node's buffer, and past the socket's high-water mark Node stops
+    // reading the connection, so a client that leaves would go unnoticed: nothing is written, no
+    // source pulled and no channel joined until the socket is this response's.
+    if (raw.socket === null) {
+      this.#queuedSettings = settings
+      raw.once('socket', onSocket)
+      return
+    }
+    this.#begin(settings)
+  }
+
+  /** Node handed the socket to this queued response. */
+  socketAssigned (): void {
+    const settings = this.#queuedSettings as StreamSettings
+    this.#queuedSettings = undefined
+    this.#begin(settings)
+  }
+
+  /** Writes the padding, sets the timers and starts the feed: the response owns the socket. */
+  #begin (settings: StreamSettings): void {
+    const raw = this.#raw
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
+    const nonce = this.#nonce
     const { heartbeat, maxDuration } = settings
     const padding = paddingChunk(settings.padding, settings.callback, heartbeat, nonce)
     this.#write(padding, padding.length) // ASCII: one byte a character
@@ -276,6 +304,14 @@ export class CometStream implements CometSubscriber, Beating {
   end (reason: EndReason): void {
     if (this.#ended) return
     const raw = this.#raw
+    const queued = this.#queuedSettings
+    if (queued !== undefined) {
+      this.#queuedSettings = undefined
+      raw.removeListener('socket', onSocket)
+      // Shut down while queued: the document begins, so that it can tell the client to reconnect
+      // (#begin() ends it at once during shutdown).
+      if (reason === 'shutdown') return this.#begin(queued)
+    }
     const reconnect = RECONNECT[reason]
     if (reconnect !== undefined) this.#append(controlEntry('reconnect', reconnect))
     if (reason !== 'client-gone') this.#flush()
@@ -333,6 +369,10 @@ function onResponseClose (this: Carrier): void {
 function onRequestClose (this: IncomingMessage & Carrier): void {
   // A request also closes once its body is read; only a dead connection means the client left.
   if (this.socket == null || this.socket.destroyed) this[kStream]?.end('client-gone')
+}
+
+function onSocket (this: Carrier): void {
+  this[kStream]?.socketAssigned()
 }
 
 function onDrain (this: Carrier): void {
