@@ -80,7 +80,7 @@ export function resolveReplyOptions<T> (defaults: StreamDefaults, arg: string | 
 }
 
 const PUSH_OPTIONS = new Set(['maxQueue', 'id'])
-const CHANNEL_OPTIONS = new Set(['maxQueue', 'id', 'history', 'name'])
+const CHANNEL_OPTIONS = new Set(['maxQueue', 'id', 'history', 'historyTtl', 'name'])
 // A history is kept in memory per channel: a bound keeps a typo from reserving gigabytes.
 const MAX_HISTORY = 1_000_000
 
@@ -92,10 +92,14 @@ export function resolvePushOptions<T> (options: CometPushOptions<T>): { maxQueue
 }
 
 /** Options of a channel (`name` is the factory's business); throws FST_COMET_INVALID_OPTION. */
-export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined, history: number } {
+export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined, history: number, historyTtl: number } {
   assertObject(options, 'options')
   assertKnownKeys(options, CHANNEL_OPTIONS)
   const history = readInteger(options, 'history', 0, MAX_HISTORY, 'messages (0 keeps none)')
+  const historyTtl = readInteger(options, 'historyTtl', 0, MAX_DELAY, 'milliseconds (0: no age limit)')
+  if (history === 0 && historyTtl > 0) {
+    throw new FST_COMET_INVALID_OPTION('historyTtl', 'a channel without history keeps no message to age')
+  }
   const id = readIdOption<T>(options)
   if (history > 0 && id !== undefined) {
     throw new FST_COMET_INVALID_OPTION('id', 'a channel with history gives its messages their ids itself')
@@ -103,7 +107,7 @@ export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { ma
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '' || options.name.length > 200)) {
     throw new FST_COMET_INVALID_OPTION('name', 'expected a non-empty string of at most 200 characters')
   }
-  return { maxQueue: readMaxQueue(options), id, history }
+  return { maxQueue: readMaxQueue(options), id, history, historyTtl }
 }
 
 function readMaxQueue (options: Record<string, unknown>): number {

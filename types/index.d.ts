@@ -110,6 +110,13 @@ declare namespace fastifyComet {
      * a reconnecting client gets exactly what it missed, or a reset. Default 0 (none).
      */
     history?: number
+    /**
+     * With `history`: milliseconds a message is kept. An older one leaves the history, so a client
+     * that missed it gets a reset; a named channel left with no subscribers and no message to keep
+     * is let go (the name starts afresh, with a new epoch). Default 0 (no age limit); at most
+     * 2147483647.
+     */
+    historyTtl?: number
   }
 
   /** Options of a channel that keeps a history. */
