@@ -17,8 +17,8 @@ import { HeartbeatClock, type Beating } from './heartbeat.js'
 export const BATCH_CHARS = 16384
 const BATCH_SUFFIX_BYTES = BATCH_SUFFIX.length // ASCII
 // Within one burst a subscriber may hold this many times its maxQueue (and maxQueueBytes) before
-// its socket had a chance to drain: memory stays bounded, and a broker handing over a batch does not cut off
-// subscribers that keep up.
+// its socket had a chance to drain: memory stays bounded, and a broker handing over a batch does
+// not cut off subscribers that keep up.
 const BURST_CEILING = 4
 // How long an ended response may take to flush before its connection is destroyed: a client
 // that stopped reading must not keep fastify.close() (or the socket) waiting for ever.
@@ -64,7 +64,10 @@ export class CometStream implements CometSubscriber, Beating {
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
   #pendingMessages = 0
-  /** UTF-8 size of `pending`, written with it: bounded by maxQueueBytes while the socket is full. */
+  /**
+   * UTF-8 size of `pending`, counted only when a limit reads it (a count per message): always with
+   * a finite maxBytes, else what arrives while the socket is full (the queue maxQueueBytes bounds).
+   */
   #pendingBytes = 0
   #messages = 0
   #bytes = 0
@@ -205,13 +208,14 @@ export class CometStream implements CometSubscriber, Beating {
   }
 
   #append (entry: string): void {
+    const counted = this.#maxBytes !== Infinity || this.#blocked
     if (this.#pending === '') {
       const prefix = batchPrefix(this.#nonce)
       this.#pending = prefix + entry
-      this.#pendingBytes = prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry)
+      this.#pendingBytes = counted ? prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry) : 0
     } else {
       this.#pending += entry
-      this.#pendingBytes += Buffer.byteLength(entry)
+      if (counted) this.#pendingBytes += Buffer.byteLength(entry)
     }
   }
 
@@ -238,7 +242,7 @@ export class CometStream implements CometSubscriber, Beating {
   #flush (): void {
     if (this.#pending === '' || this.#ended) return
     const chunk = this.#pending + BATCH_SUFFIX
-    const bytes = this.#pendingBytes
+    const bytes = this.#maxBytes !== Infinity ? this.#pendingBytes : Buffer.byteLength(chunk)
     this.#pending = ''
     this.#pendingBytes = 0
     this.#pendingMessages = 0
