@@ -123,6 +123,8 @@ export class CometStream implements CometSubscriber, Beating {
     // reading the connection, so a client that leaves would go unnoticed: nothing is written, no
     // source pulled and no channel joined until the socket is this response's.
     if (raw.socket === null) {
+      // Its connection went before the handler got here: neither 'socket' nor 'close' will come.
+      if (this.#request.socket.destroyed) return this.end('client-gone')
       this.#queuedSettings = settings
       raw.once('socket', onSocket)
       return

@@ -7,7 +7,7 @@
 import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
-import { build, listen, replay } from './helpers.js'
+import { build, deferred, listen, replay } from './helpers.js'
 
 const PIPELINED = 8
 
@@ -127,4 +127,35 @@ t.test('a queued comet response still tells its client to reconnect when the ser
     t.match(response, /2,"reconnect",\{"delay":"backoff"\},/, 'each document ends telling its client to reconnect later')
   }
   t.same(logs.filter(line => line.msg === 'comet stream ended').map(line => line.reason), ['shutdown', 'shutdown'], 'both ended by the shutdown')
+})
+
+t.test('a pipelined comet request whose connection went before its handler ran ends at once', async t => {
+  const { app } = await build(t, { helmet: false })
+  const channel = app.comet.channel<string>()
+  const gate = deferred()
+  const secondClosed = deferred()
+  const opened = deferred<AbortSignal>()
+  app.get('/comet/:n', {
+    // The second request waits here until its connection is gone.
+    preHandler: async request => {
+      if ((request.params as { n: string }).n !== '2') return
+      request.raw.once('close', () => secondClosed.resolve())
+      await gate.promise
+    }
+  }, (request, reply) => reply.comet(context => {
+    if ((request.params as { n: string }).n === '2') opened.resolve(context.signal)
+    return channel
+  }, 'cb'))
+  const { port } = new URL(await listen(app))
+  const socket = net.connect(Number(port), '127.0.0.1')
+  socket.write('GET /comet/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /comet/2 HTTP/1.1\r\nHost: x\r\n\r\n')
+  await once(socket, 'data')
+  socket.destroy()
+  await secondClosed.promise
+  t.equal(channel.size, 0, 'the first stream ended with its connection')
+  gate.resolve()
+  const signal = await opened.promise
+  await (signal.aborted || once(signal, 'abort'))
+  t.pass("the second stream's source was released")
+  t.equal(channel.size, 0, 'and it never joined the channel')
 })
