@@ -7,7 +7,8 @@ import { CometChannel } from '../lib/channel.js'
 import { kCometFeed, type CometSubscriber } from '../lib/feed.js'
 import { build } from './helpers.js'
 
-const TTL = 40
+// Long enough that nothing ages out between two lines of the test, however busy the machine.
+const TTL = 250
 
 /** What a subscriber resuming from `lastEventId` is given at once: entries and control messages. */
 function resumeFrom (channel: CometChannel<string>, lastEventId: string | undefined): unknown[][] {
