@@ -68,9 +68,9 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
   }
   fastify.decorateReply('comet', comet)
   const brokerConnection = await broker?.connect(fastify.log)
-  const channels = new NamedChannels(brokerConnection)
+  const channels = new NamedChannels(brokerConnection, live)
   fastify.decorate('comet', {
-    channel: (options?: CometChannelOptions) => live.add(channels.channel(options)),
+    channel: (options?: CometChannelOptions) => channels.channel(options),
     push: <T>(options?: CometPushOptions<T>) => new CometPush<T>(options),
     stats: () => ({ ...streams.stats(), channels: live.stats() })
   } as FastifyInstance['comet'])

@@ -18,9 +18,9 @@ import type { Lane, LaneTarget } from './multiplex.js'
 // elements, small enough not to hold memory.
 export const BATCH_CHARS = 16384
 const BATCH_SUFFIX_BYTES = BATCH_SUFFIX.length // ASCII
-// Within one burst a subscriber may hold this many times its maxQueue before its socket had a
-// chance to drain: memory stays bounded, and a broker handing over a batch does not cut off
-// subscribers that keep up.
+// Within one burst a subscriber may hold this many times its maxQueue (and maxQueueBytes) before
+// its socket had a chance to drain: memory stays bounded, and a broker handing over a batch does
+// not cut off subscribers that keep up.
 const BURST_CEILING = 4
 // How long an ended response may take to flush before its connection is destroyed: a client
 // that stopped reading must not keep fastify.close() (or the socket) waiting for ever.
@@ -54,10 +54,13 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   // Set by start(). Per stream, only what the write path reads: the settings object and the
   // opening tag of each write are not kept (an idle stream pays for every field it holds).
   #maxBytes = Infinity
+  #maxQueueBytes = Infinity
   #nonce: string | undefined
   /** performance.now() at start, in whole milliseconds: a small integer, not a boxed double. */
   #startedAt = 0
   #heartbeat: HeartbeatClock | undefined
+  /** Set while the response is pipelined behind another: it begins once Node hands it the socket. */
+  #queuedSettings: StreamSettings | undefined
   /** Ticks of the heartbeat clock since the last write. */
   #silentTicks = 0
   /** maxDuration's timer; for a poll, its timeout, then the end of its gathering. */
@@ -73,7 +76,10 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #batchKey: string | undefined
   /** The lane whose feed overflowed, for the warning. */
   #overflowLane: Lane | undefined
-  /** UTF-8 size of `pending`, kept only when maxBytes is finite (it costs a count per message). */
+  /**
+   * UTF-8 size of `pending`, counted only when a limit reads it (a count per message): always with
+   * a finite maxBytes, else what arrives while the socket is full (the queue maxQueueBytes bounds).
+   */
   #pendingBytes = 0
   #messages = 0
   #bytes = 0
@@ -102,14 +108,16 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   }
 
   /**
-   * Takes the response over from Fastify, writes the head and padding, and starts the feed. A poll
-   * (see poll.ts) has no padding (it is for renderers of a forever document) and no heartbeats:
-   * its end tells the client that it is alive.
+   * Takes the response over from Fastify, writes the head, then begins (padding, feed) at once,
+   * or once the response owns the socket. A poll (see poll.ts) has no padding (it is for renderers
+   * of a forever document) and no heartbeats: its end tells the client that it is alive.
    */
   start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined, poll = false): void {
     const raw = this.#raw
     this.#maxBytes = settings.maxBytes
+    this.#maxQueueBytes = settings.maxQueueBytes
     this.#nonce = nonce
+    this.#pollWaiting = poll
     reply.hijack()
     this.#startedAt = Math.floor(performance.now())
     this.#streams.add(this, reply)
@@ -124,9 +132,35 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     // A pipelined request whose response waits behind another never gets that 'close': its
     // request does, when the connection goes.
     this.#request.on('close', onRequestClose)
+    // Pipelined behind another response (HTTP/1 only: Node assigns the socket later). What it
+    // wrote now would wait in Node's buffer, and past the socket's high-water mark Node stops
+    // reading the connection, so a client that leaves would go unnoticed: nothing is written, no
+    // source pulled and no channel joined until the socket is this response's.
+    if (raw.socket === null) {
+      // Its connection went before the handler got here: neither 'socket' nor 'close' will come.
+      if (this.#request.socket.destroyed) return this.end('client-gone')
+      this.#queuedSettings = settings
+      raw.once('socket', onSocket)
+      return
+    }
+    this.#begin(settings)
+  }
+
+  /** Node handed the socket to this queued response. */
+  socketAssigned (): void {
+    const settings = this.#queuedSettings as StreamSettings
+    this.#queuedSettings = undefined
+    this.#begin(settings)
+  }
+
+  /** Writes the padding, sets the timers and starts the feed: the response owns the socket. */
+  #begin (settings: StreamSettings): void {
+    const raw = this.#raw
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
+    const nonce = this.#nonce
+    const poll = this.#pollWaiting
     const heartbeat = poll ? 0 : settings.heartbeat
     const padding = paddingChunk(poll ? 0 : settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
     this.#write(padding, padding.length) // ASCII: one byte a character
@@ -136,7 +170,6 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       this.#heartbeat.add(this)
     }
     if (poll) {
-      this.#pollWaiting = true
       this.#durationTimer = setTimeout(endPoll, settings.pollTimeout, this).unref()
     } else if (settings.maxDuration > 0) {
       this.#durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
@@ -171,9 +204,10 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
 
   deliver (entry: string): void {
     if (this.#ended) return
-    // A feed that cannot wait may run ahead of the socket only so far. A burst that fills the
-    // socket within one tick is let through up to a ceiling: the subscriber is behind only once
-    // its socket stayed full for a whole turn of the event loop, that is once 'drain' had its chance.
+    // A feed that cannot wait may run ahead of the socket only so far, in messages and in bytes.
+    // A burst that fills the socket within one tick is let through up to a ceiling: the subscriber
+    // is behind only once its socket stayed full for a whole turn of the event loop, that is once
+    // 'drain' had its chance.
     if (this.#overQueue(this.#pendingMessages, this.#feed.maxQueue)) return this.end('overflow')
     this.#append(entry)
     this.#messages++
@@ -208,7 +242,9 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
 
   /** Whether one more message would take a feed (or a lane) past what it may queue while the socket is full. */
   #overQueue (pending: number, maxQueue: number): boolean {
-    return this.#blocked && pending >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)
+    if (!this.#blocked) return false
+    const ceiling = this.#behind ? 1 : BURST_CEILING
+    return pending >= maxQueue * ceiling || this.#pendingBytes >= this.#maxQueueBytes * ceiling
   }
 
   /** One key's feed held more than its maxQueue: the whole document ends, the client resumes every key. */
@@ -237,13 +273,14 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   }
 
   #append (entry: string): void {
+    const counted = this.#maxBytes !== Infinity || this.#blocked
     if (this.#pending === '') {
       const prefix = batchPrefix(this.#nonce)
       this.#pending = prefix + entry
-      if (this.#maxBytes !== Infinity) this.#pendingBytes = prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry)
+      this.#pendingBytes = counted ? prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry) : 0
     } else {
       this.#pending += entry
-      if (this.#maxBytes !== Infinity) this.#pendingBytes += Buffer.byteLength(entry)
+      if (counted) this.#pendingBytes += Buffer.byteLength(entry)
     }
   }
 
@@ -297,7 +334,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       return
     }
     this.#behind = true
-    if (this.#pendingMessages > this.#feed.maxQueue) return this.end('overflow')
+    if (this.#pendingMessages > this.#feed.maxQueue || this.#pendingBytes > this.#maxQueueBytes) return this.end('overflow')
     const over = this.#feed.lanes?.find(lane => lane.writes === this.#writes && lane.pending > lane.maxQueue)
     if (over !== undefined) this.overflowed(over)
   }
@@ -339,6 +376,14 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   end (reason: EndReason): void {
     if (this.#ended) return
     const raw = this.#raw
+    const queued = this.#queuedSettings
+    if (queued !== undefined) {
+      this.#queuedSettings = undefined
+      raw.removeListener('socket', onSocket)
+      // Shut down while queued: the document begins, so that it can tell the client to reconnect
+      // (#begin() ends it at once during shutdown).
+      if (reason === 'shutdown') return this.#begin(queued)
+    }
     const reconnect = RECONNECT[reason]
     if (reconnect !== undefined) this.#append(controlEntry('reconnect', reconnect))
     if (reason !== 'client-gone') this.#flush()
@@ -353,8 +398,8 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     this.#feed.stop() // never throws: return() and abort listeners report their own errors
     if (reason === 'overflow') {
       const lane = this.#overflowLane
-      const detail = lane === undefined ? { maxQueue: this.#feed.maxQueue } : { maxQueue: lane.maxQueue, key: lane.key }
-      this.#log.warn(detail, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
+      const queue = lane === undefined ? { maxQueue: this.#feed.maxQueue } : { maxQueue: lane.maxQueue, key: lane.key }
+      this.#log.warn({ ...queue, maxQueueBytes: this.#maxQueueBytes }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
     }
     if (reason !== 'client-gone') endResponse(raw, this.#log)
     // With the response ended: counted in stats() and published to diagnostics subscribers.
@@ -398,6 +443,10 @@ function onResponseClose (this: Carrier): void {
 function onRequestClose (this: IncomingMessage & Carrier): void {
   // A request also closes once its body is read; only a dead connection means the client left.
   if (this.socket == null || this.socket.destroyed) this[kStream]?.end('client-gone')
+}
+
+function onSocket (this: Carrier): void {
+  this[kStream]?.socketAssigned()
 }
 
 function onDrain (this: Carrier): void {

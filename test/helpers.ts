@@ -9,6 +9,7 @@ import type { Server } from 'node:net'
 import vm from 'node:vm'
 import fastifyComet from '../lib/index.js'
 import type { FastifyCometOptions } from '../types/index.js'
+import type { CometSubscriber, FeedEndReason } from '../lib/feed.js'
 
 export interface LogLine { level: number, msg: string, err?: { message: string, code?: string, type?: string }, [key: string]: unknown }
 
@@ -261,4 +262,22 @@ export function missing (t: Test, path: string, reason: string): boolean {
   if (onCI()) t.fail(`${reason}; on CI they must run`)
   else t.plan(0, reason)
   return true
+}
+
+/** A subscriber that records what it is given; `throws` makes its deliver() fail. */
+export function recordingSubscriber (throws = false): CometSubscriber & { entries: string[], failures: unknown[], ends: FeedEndReason[] } {
+  return {
+    entries: [],
+    failures: [],
+    ends: [],
+    ready: true,
+    whenReady: async () => {},
+    deliver (entry) {
+      if (throws) throw new RangeError('Invalid string length')
+      this.entries.push(entry)
+    },
+    control () {},
+    end (reason) { this.ends.push(reason) },
+    fail (err) { this.failures.push(err) }
+  }
 }

@@ -42,6 +42,14 @@ declare namespace fastifyComet {
     heartbeat?: number
     /** Document size in UTF-8 bytes (padding included) after which the stream ends, after the message that crosses it, so the client reconnects with a fresh document. Default 8388608 (8 MiB); must exceed `padding`; `Infinity` for never. */
     maxBytes?: number
+    /**
+     * UTF-8 bytes a stream may hold for its client while the socket is full (a channel or push
+     * source cannot wait): past it, like past a channel's `maxQueue` messages, the stream is ended
+     * as overflowed and logged at warn, so a client that stopped reading costs a bounded amount of
+     * memory whatever the size of the messages. Within one burst (before the socket had a turn of
+     * the event loop to drain) 4 times as much. Default 8388608 (8 MiB); 1 to 67108864 (64 MiB).
+     */
+    maxQueueBytes?: number
     /** Milliseconds after which the stream ends so the client reconnects. Default 0 (off). */
     maxDuration?: number
     /**
@@ -116,6 +124,13 @@ declare namespace fastifyComet {
      * a reconnecting client gets exactly what it missed, or a reset. Default 0 (none).
      */
     history?: number
+    /**
+     * With `history`: milliseconds a message is kept. An older one leaves the history, so a client
+     * that missed it gets a reset; a named channel left with no subscribers and no message to keep
+     * is let go (the name starts afresh, with a new epoch). Default 0 (no age limit); at most
+     * 2147483647.
+     */
+    historyTtl?: number
   }
 
   /** Options of a channel that keeps a history. */
