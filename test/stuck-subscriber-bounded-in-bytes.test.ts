@@ -3,31 +3,14 @@
 // bound is reached first, long before any engine limit (V8's longest string), and the stream is
 // ended as overflowed while every other subscriber, and publish(), go on.
 import t from 'tap'
-import type { ServerResponse } from 'node:http'
-import { build, listen, open, messages, turns } from './helpers.js'
+import { build, listen, open, messages, turns, fastAndSlowClients } from './helpers.js'
 
 const BIG = 'x'.repeat(512 * 1024)
 // 100 MiB for the stuck subscriber: far past the default bound (8 MiB), far below what a test machine holds.
 const MOST = 200
 
 t.test('a stuck subscriber is ended as overflowed once it holds maxQueueBytes, with maxBytes: Infinity', async t => {
-  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
-  const channel = app.comet.channel<string>()
-  const raws = new Map<string, ServerResponse>()
-  const done = new Map<string, Promise<void>>()
-  const ids = new Map<string, string>()
-  app.get('/comet/:who', (request, reply) => {
-    const { who } = request.params as { who: string }
-    raws.set(who, reply.raw)
-    ids.set(who, request.id)
-    const streaming = reply.comet(channel, 'cb')
-    done.set(who, streaming)
-    return streaming
-  })
-  const url = await listen(app)
-  const fast = await open(`${url}/comet/fast`)
-  const slow = await open(`${url}/comet/slow`)
-  slow.res.pause()
+  const { logs, channel, ids, done, fast, slow } = await fastAndSlowClients<string>(t)
   let published = 0
   while (channel.size === 2 && published < MOST) {
     channel.publish(`${published}:${BIG}`)
