@@ -199,7 +199,7 @@ class BrokeredFeed implements CometFeed {
         this.#replayNext = seq + 1
         stream.deliver(messageEntry(scriptSafe(message), encodeMessage(this.#lastId)))
       } else {
-        const { entries, last } = await channel.link.read(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
+        const { entries, last } = await channel.link.replay(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
         // Stopped or reset during the read: the loop ends.
         if (this.#replayNext === 0) break
         // The log started afresh: the client reconnects, and is told then.
@@ -225,7 +225,7 @@ class BrokeredFeed implements CometFeed {
   // An id ahead of what this instance has delivered is real only if Redis has it. (Stopped
   // meanwhile, the reset goes nowhere.)
   async #checkAhead (epoch: string, seq: number): Promise<void> {
-    const page = await this.#channel.link.read(this.#channel.keys, epoch, seq, 1)
+    const page = await this.#channel.link.replay(this.#channel.keys, epoch, seq, 1)
     if (page.entries === undefined || seq > page.last) this.reset(`${page.epoch}-${page.last}`)
   }
 }

@@ -22,6 +22,10 @@ export interface RedisServer {
   start (): Promise<void>
   /** SIGKILL: the server is gone at once, with everything it held. */
   kill (): Promise<void>
+  /** SIGSTOP: the server hangs (connections stay open, nothing is answered) until `wake()`. */
+  hang (): void
+  /** SIGCONT after `hang()`. */
+  wake (): void
 }
 
 /**
@@ -61,6 +65,12 @@ export function useRedis (t: Test): RedisServer | undefined {
       const exited = once(running, 'exit')
       running.kill('SIGKILL')
       await exited
+    },
+    hang () {
+      child?.kill('SIGSTOP')
+    },
+    wake () {
+      child?.kill('SIGCONT')
     }
   }
   t.teardown(async () => {

@@ -33,18 +33,18 @@ export interface Instance {
 /**
  * An instance serving `GET /comet` from the channel `name` (callback `cb`, no padding, no rotation).
  * `redisOptions` makes the broker's connections from a client with those options (they are duplicated);
- * `commandTimeout` is the broker's.
+ * `commandTimeout` and `maxInFlight` are the broker's.
  */
-export async function instance (t: Test, redis: RedisServer, options: { name?: string, history?: number, maxQueue?: number, heartbeat?: number, commandTimeout?: number, redisOptions?: RedisOptions } = {}): Promise<Instance> {
-  const { name = 'chat', history = 100, maxQueue, heartbeat, commandTimeout, redisOptions } = options
+export async function instance (t: Test, redis: RedisServer, options: { name?: string, history?: number, maxQueue?: number, heartbeat?: number, commandTimeout?: number, maxInFlight?: number, redisOptions?: RedisOptions } = {}): Promise<Instance> {
+  const { name = 'chat', history = 100, maxQueue, heartbeat, commandTimeout, maxInFlight, redisOptions } = options
   const { cometRedis } = loadRedisBroker()
   let broker
   if (redisOptions === undefined) {
-    broker = cometRedis({ url: redis.url, commandTimeout })
+    broker = cometRedis({ url: redis.url, commandTimeout, maxInFlight })
   } else {
     const client = new Redis(redis.url, { lazyConnect: true, ...redisOptions })
     t.teardown(() => client.disconnect())
-    broker = cometRedis({ client, commandTimeout })
+    broker = cometRedis({ client, commandTimeout, maxInFlight })
   }
   const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity, heartbeat, broker })
   const chat = app.comet.channel({ name, history, maxQueue })
