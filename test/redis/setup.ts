@@ -106,3 +106,48 @@ export async function silencer (t: Test, redis: RedisServer): Promise<{ url: str
     }
   }
 }
+
+/**
+ * A unix-socket proxy in front of `redis`, as Sentinel is to a client: `switchTo(other)` cuts every
+ * connection through it, and those made again reach `other` (a replica just promoted, say).
+ */
+export async function failoverProxy (t: Test, redis: RedisServer): Promise<{ url: string, switchTo: (other: RedisServer) => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-comet-proxy-'))
+  const url = join(dir, 'proxy.sock')
+  let target = redis
+  const pairs = new Set<[Socket, Socket]>()
+  const server = createServer(client => {
+    const upstream = connect(target.url)
+    const pair: [Socket, Socket] = [client, upstream]
+    pairs.add(pair)
+    client.pipe(upstream)
+    upstream.pipe(client)
+    for (const end of pair) {
+      end.on('error', () => {})
+      end.on('close', () => {
+        pairs.delete(pair)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+  })
+  await new Promise<void>(resolve => server.listen(url, resolve))
+  const cut = (): void => {
+    for (const [client, upstream] of pairs) {
+      client.destroy()
+      upstream.destroy()
+    }
+  }
+  t.teardown(() => {
+    cut()
+    server.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    url,
+    switchTo (other) {
+      target = other
+      cut()
+    }
+  }
+}
