@@ -16,6 +16,8 @@ export interface RegisteredChannel extends CometFeedSource {
 
 export interface BrokerChannelSettings {
   history: number
+  /** Milliseconds a message is kept; 0 for no age limit. */
+  historyTtl: number
   maxQueue: number
 }
 

@@ -14,12 +14,14 @@ const REPLAY_PAGE = 500
 
 export interface BrokeredChannelSettings {
   history: number
+  historyTtl: number
   maxQueue: number
 }
 
 export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListener {
   readonly name: string
   readonly history: number
+  readonly historyTtl: number
   readonly maxQueue: number
   readonly link: RedisLink
   readonly keys: ChannelKeys
@@ -35,6 +37,7 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
   constructor (name: string, settings: BrokeredChannelSettings, link: RedisLink) {
     this.name = name
     this.history = settings.history
+    this.historyTtl = settings.historyTtl
     this.maxQueue = settings.maxQueue
     this.link = link
     this.keys = link.keysOf(name)
@@ -58,7 +61,7 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
    * Redis cannot be reached within the broker's commandTimeout.
    */
   publish (message: T): Promise<string> {
-    return this.link.publish(this.keys, this.name, this.history, encodeMessage(message))
+    return this.link.publish(this.keys, this.name, this.history, this.historyTtl, encodeMessage(message))
   }
 
   /** Ends this instance's subscribers cleanly and stops following the channel here. */
@@ -230,7 +233,13 @@ class BrokeredFeed implements CometFeed {
   }
 }
 
+/**
+ * The seq of `id` in `epoch`, if it is one. `-0` is where a channel without an epoch (nobody
+ * published in it yet) stands: the start of whatever epoch comes, whose first page then shows
+ * whether it still holds everything from there.
+ */
 function seqOf (id: string | undefined, epoch: string): number | undefined {
+  if (id === '-0') return 0
   if (id === undefined || !id.startsWith(epoch + '-')) return undefined
   const text = id.slice(epoch.length + 1)
   return /^(0|[1-9]\d{0,15})$/.test(text) ? Number(text) : undefined

@@ -85,7 +85,7 @@ export function resolvePushOptions<T> (options: CometPushOptions<T>): { maxQueue
 }
 
 /** Options of a channel (`name` is the factory's business); throws FST_COMET_INVALID_OPTION. */
-export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined, history: number } {
+export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined, history: number, historyTtl: number } {
   assertObject(options, 'options')
   assertKnownKeys(options, CHANNEL_OPTIONS)
   const history = readInteger(options, 'history', 0, MAX_HISTORY, 'messages (0 keeps none)')
@@ -96,7 +96,7 @@ export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { ma
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '' || options.name.length > 200)) {
     throw new FST_COMET_INVALID_OPTION('name', 'expected a non-empty string of at most 200 characters')
   }
-  return { maxQueue: readMaxQueue(options), id, history }
+  return { maxQueue: readMaxQueue(options), id, history, historyTtl: 0 } // historyTtl: the option comes with branch stress-core
 }
 
 function readMaxQueue (options: Record<string, unknown>): number {

@@ -2,8 +2,9 @@
 // nothing piles up in memory or in the socket. Past the bound, a publish fails at once (it was
 // never sent, so it can never run later) and a read waits its turn in order, urgent reads first.
 // A command's time counts from when it is sent, never while it waits its turn. A command with no
-// answer in time means the connection is silent: it is taken for lost and made again, which
-// fails everything still in flight on it (the connection's options flush its queue on close).
+// answer in time, while no other answer came either, means the connection is silent: it is taken
+// for lost and made again, which fails everything still in flight on it (the connection's options
+// flush its queue on close). A connection that answers, however late, is only slow: it is kept.
 import type { Redis } from 'ioredis'
 
 /**
@@ -38,6 +39,8 @@ export class RedisLane {
   readonly #timeout: number
   readonly #lost: (err: Error) => void
   #inFlight = 0
+  /** Answers (or failures) so far: a connection that gave one since a command was sent is not silent. */
+  #heard = 0
   readonly #waiting: Array<() => void> = []
 
   /** `lost` hears of a silent connection (once per command that found it so) before it is made again. */
@@ -64,19 +67,22 @@ export class RedisLane {
 
   async #run<T> (command: (connection: Redis) => Promise<T>): Promise<T> {
     this.#inFlight++
+    const heard = this.#heard
     const sent = command(this.connection)
     // Counted until Redis answers or the connection closes, not until the caller gives up.
     sent.then(this.#settled, this.#settled)
-    return await answered(sent, this.#timeout, this.#silent)
+    return await answered(sent, this.#timeout, err => this.#silent(err, heard))
   }
 
   readonly #settled = (): void => {
+    this.#heard++
     this.#inFlight--
     this.#waiting.shift()?.()
   }
 
-  readonly #silent = (err: Error): void => {
-    if (this.connection.status !== 'ready') return // already closed and being made again
+  #silent (err: Error, heard: number): void {
+    // Already closed and being made again, or not silent.
+    if (this.connection.status !== 'ready' || this.#heard !== heard) return
     this.#lost(err)
     this.connection.disconnect(true)
   }

@@ -19,7 +19,7 @@ type ReadReply = [epoch: string, last: number, lastToken: string, entries?: Arra
 type CometRedis = Redis & CometCommands
 
 interface CometCommands {
-  cometPublish (meta: string, log: string, epoch: string, history: number, message: string, live: string): Promise<string>
+  cometPublish (meta: string, log: string, epoch: string, history: number, message: string, live: string, historyTtl: number): Promise<string>
   cometRead (meta: string, log: string, epoch: string, knownEpoch: string, after: number, count: number): Promise<ReadReply>
   cometRetireEpoch (meta: string, log: string, epoch: string, knownEpoch: string, seq: number, token: string): Promise<number>
 }
@@ -109,9 +109,9 @@ export class RedisLink implements LogReader {
   }
 
   /** Stores and sends a message; resolves with its id, or rejects with FST_COMET_PUBLISH_FAILED. */
-  async publish (keys: ChannelKeys, name: string, history: number, message: string): Promise<string> {
+  async publish (keys: ChannelKeys, name: string, history: number, historyTtl: number, message: string): Promise<string> {
     try {
-      return await this.#commands.send(commands => (commands as CometRedis).cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live))
+      return await this.#commands.send(commands => (commands as CometRedis).cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live, historyTtl))
     } catch (err) {
       throw new FST_COMET_PUBLISH_FAILED(name, (err as Error).message, { cause: err })
     }

@@ -57,8 +57,12 @@ end
 
 /**
  * KEYS meta, log; ARGV new epoch (random, also the message's token), history, message, live
- * channel. Numbers the message, stores it (trimmed to history) and publishes it, in one step: ids
- * follow the order of the log everywhere. Returns the id, EPOCH-SEQ.
+ * channel, historyTtl (ms, 0 for none). Numbers the message, stores it (trimmed to history) and
+ * publishes it, in one step: ids follow the order of the log everywhere. With historyTtl, the
+ * log expires that long after its last message, and the epoch's record twice that long: a
+ * client resuming from the newest id of a quiet channel whose log aged out still finds where it
+ * stood (nothing missed, no reset), and once the record is gone too, the next message starts a
+ * new epoch, which no old id can match. Returns the id, EPOCH-SEQ.
  */
 export const PUBLISH = EPOCH + NEW_EPOCH + `
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
@@ -66,6 +70,11 @@ local prev = redis.call('HGET', KEYS[1], 'tok') or '-'
 redis.call('HSET', KEYS[1], 'tok', ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '0-' .. seq, 'm', ARGV[3], 't', ARGV[1])
 redis.call('PUBLISH', ARGV[4], epoch .. ' ' .. seq .. ' ' .. prev .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl * 2)
+end
 return epoch .. '-' .. seq
 `
 
@@ -81,9 +90,14 @@ end
  * KEYS meta, log; ARGV new epoch, known epoch, after, count. Returns { epoch, last seq, last
  * token }, and when the epoch is the known one, the entries after seq `after` (at most `count`)
  * and the token of `after` itself (false once trimmed): where an instance stands, whether the log
- * it read before is still this one, and what it missed, read together.
+ * it read before is still this one, and what it missed, read together. A channel nobody published
+ * in (or whose keys expired) has the epoch '' and nothing else: reading it writes nothing.
  */
-export const READ = EPOCH + NEW_EPOCH + TOKEN_AT + `
+export const READ = EPOCH + TOKEN_AT + `
+if not epoch then
+  if ARGV[2] ~= '' then return { '', 0, '-' } end
+  return { '', 0, '-', {} }
+end
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local tok = redis.call('HGET', KEYS[1], 'tok') or '-'
 if epoch ~= ARGV[2] then return { epoch, last, tok } end

@@ -54,6 +54,18 @@ t.test('past the bound, queue() waits its turn, urgent ones first, and only then
   t.same(await Promise.all(results), ['0', '2', '3', '1'])
 })
 
+t.test('a command with no answer in time while others are answered: the connection is slow, and kept', async t => {
+  const { lane: publishes, connection, lost, answers } = lane(5, 20)
+  const sent: string[] = []
+  const slow = publishes.send(command(answers, 'a', sent))
+  const quick = publishes.send(command(answers, 'b', sent))
+  answers[1].resolve('B')
+  t.equal(await quick, 'B')
+  await t.rejects(slow, { message: 'Redis command timed out: no answer within 20 ms' })
+  t.equal(connection.disconnects, 0, 'not made again')
+  t.same(lost, [])
+})
+
 t.test('a command with no answer in time: the connection is taken for lost and made again, once', async t => {
   const { lane: publishes, connection, lost, answers } = lane(5, 1)
   const sent: string[] = []
