@@ -37,8 +37,9 @@ if (redis !== undefined) {
   })
 
   t.test('a commands connection that hangs while nothing is published is found out by its ping, and made again', async t => {
-    const a = await instance(t, redis, { commandTimeout: 50 })
-    await a.chat.publish(0)
+    const a = await instance(t, redis, { commandTimeout: 100 })
+    // So short a commandTimeout may be over before the connection is ready.
+    await until(async () => await a.chat.publish(0).catch(() => undefined) !== undefined)
     redis.hang()
     // No publish and no channel followed: only the broker's own ping can tell.
     await logged(a.logs, line => line.msg.includes('lost the connection to Redis'))
