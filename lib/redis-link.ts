@@ -153,6 +153,7 @@ export class RedisLink implements LogReader {
         return await this.#read(keys, epoch, after, count, false)
       } catch (err) {
         if (tries === REPLAY_TRIES) throw err
+        this.#log.debug({ err }, `fastify-comet: could not read a channel's log for a replay; trying again in ${RETRY_DELAY * tries} ms`)
         await new Promise(resolve => setTimeout(resolve, RETRY_DELAY * tries))
       }
     }

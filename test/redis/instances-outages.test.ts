@@ -33,9 +33,10 @@ if (redis !== undefined) {
     })))
 
     await redis.start()
-    // A client's reset comes from its instance's read of the log: its commands run again.
+    // A client's reset comes from its instance's read of the log; its publishing connection may
+    // be back a moment later.
     await Promise.all(clients.map(client => client.waitFor('"reset"')))
-    const next = [await publish(b, 2), await publish(a, 3)]
+    const next = [await publishOnceReady(b, 2), await publishOnceReady(a, 3)]
     await Promise.all(clients.map(client => client.waitFor(next[1])))
     const epoch = epochOf(next[0])
     t.not(epoch, epochOf(start), 'a new epoch: ids of the old one can never match new messages')
