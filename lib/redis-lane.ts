@@ -33,6 +33,14 @@ function expire (reject: (err: Error) => void, ms: number, late: (err: Error) =>
   })
 }
 
+/**
+ * Closes a silent connection at once, and ioredis makes it again: a polite end (disconnect())
+ * would wait for a peer that does not answer, with the connection still taken for ready meanwhile.
+ */
+export function dropSilent (connection: Redis): void {
+  connection.stream?.destroy()
+}
+
 export class RedisLane {
   readonly connection: Redis
   readonly #max: number
@@ -84,6 +92,6 @@ export class RedisLane {
     // Already closed and being made again, or not silent.
     if (this.connection.status !== 'ready' || this.#heard !== heard) return
     this.#lost(err)
-    this.connection.disconnect(true)
+    dropSilent(this.connection)
   }
 }

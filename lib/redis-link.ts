@@ -10,7 +10,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { FST_COMET_PUBLISH_FAILED } from './errors.js'
 import { MAX_DELAY } from './options.js'
-import { answered, RedisLane } from './redis-lane.js'
+import { answered, dropSilent, RedisLane } from './redis-lane.js'
 import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './redis-scripts.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './redis-topic.js'
 
@@ -199,7 +199,7 @@ export class RedisLink implements LogReader {
     if (this.#topics.size === 0 || this.#subscriber.status !== 'ready') return
     answered(this.#subscriber.ping(), this.#commandTimeout, (err: Error) => {
       this.#lost(err) // said once, as when the connection fails loudly
-      this.#subscriber.disconnect(true)
+      dropSilent(this.#subscriber)
     }).then(undefined, ignoreReply)
   }
 

@@ -8,7 +8,12 @@ import { deferred, turns, type Deferred } from './helpers.js'
 import { RedisLane } from '../lib/redis-lane.js'
 
 function lane (max: number, timeout = 60_000): { lane: RedisLane, connection: { status: string, disconnects: number }, lost: Error[], answers: Array<Deferred<string>> } {
-  const connection = { status: 'ready', disconnects: 0, disconnect (reconnect: boolean) { if (reconnect) { this.disconnects++; this.status = 'reconnecting' } } }
+  const connection = {
+    status: 'ready',
+    disconnects: 0,
+    // ioredis sees its socket close, and makes the connection again.
+    stream: { destroy: () => { connection.disconnects++; connection.status = 'reconnecting' } }
+  }
   const lost: Error[] = []
   return { lane: new RedisLane(connection as unknown as Redis, max, timeout, err => lost.push(err)), connection, lost, answers: [] }
 }
