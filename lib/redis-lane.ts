@@ -38,7 +38,7 @@ function expire (reject: (err: Error) => void, ms: number, late: (err: Error) =>
  * would wait for a peer that does not answer, with the connection still taken for ready meanwhile.
  */
 export function dropSilent (connection: Redis): void {
-  connection.stream?.destroy()
+  connection.stream.destroy()
 }
 
 export class RedisLane {
