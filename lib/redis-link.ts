@@ -71,11 +71,9 @@ export class RedisLink implements LogReader {
 
   constructor (commands: Redis, reads: Redis, subscriber: Redis, options: RedisLinkOptions, log: FastifyBaseLogger) {
     const { prefix, commandTimeout, maxInFlight } = options
-    for (const connection of [commands, reads]) {
-      connection.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
-      connection.defineCommand('cometRead', { numberOfKeys: 2, lua: READ })
-      connection.defineCommand('cometRetireEpoch', { numberOfKeys: 2, lua: RETIRE_EPOCH })
-    }
+    commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
+    commands.defineCommand('cometRetireEpoch', { numberOfKeys: 2, lua: RETIRE_EPOCH })
+    reads.defineCommand('cometRead', { numberOfKeys: 2, lua: READ })
     const lost = (err: Error): void => this.#lost(err)
     this.#commands = new RedisLane(commands, maxInFlight, commandTimeout, lost)
     this.#reads = new RedisLane(reads, READS_IN_FLIGHT, commandTimeout, lost)
