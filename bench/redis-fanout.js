@@ -248,6 +248,7 @@ async function startRedis (binary) {
   const ticks = clockTicks()
   return {
     path: socketPath,
+    pid: child.pid,
     admin,
     /** redis-server's user + system CPU time so far, ms (from /proc, in clock ticks). */
     cpu () {

@@ -5,6 +5,7 @@
 //   node bench/run.js                      every benchmark
 //   node bench/run.js throughput latency   only these
 //   node bench/run.js browser-memory       the long rotation study: only when named (see EXTRA)
+//   node --expose-gc bench/run.js redis-hang   heap while Redis hangs: only when named
 //   node bench/run.js --quick              short smoke run of each; exits 1 if one crashes
 //   node bench/run.js --rounds 3           override the number of rounds (throughput, latency, idle)
 //   node bench/run.js --inproc             servers in this process instead of a child process
@@ -38,7 +39,8 @@ const BENCHMARKS = {
 }
 // Long studies behind a decision (the maxBytes default): run only when named.
 const EXTRA = {
-  'browser-memory': require('./browser-memory.js')
+  'browser-memory': require('./browser-memory.js'),
+  'redis-hang': require('./redis-hang.js')
 }
 const NAMED = { ...BENCHMARKS, ...EXTRA }
 

@@ -15,12 +15,14 @@ const REPLAY_PAGE = 500
 
 export interface BrokeredChannelSettings {
   history: number
+  historyTtl: number
   maxQueue: number
 }
 
 export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListener {
   readonly name: string
   readonly history: number
+  readonly historyTtl: number
   readonly maxQueue: number
   readonly link: RedisLink
   readonly keys: ChannelKeys
@@ -36,6 +38,7 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
   constructor (name: string, settings: BrokeredChannelSettings, link: RedisLink) {
     this.name = name
     this.history = settings.history
+    this.historyTtl = settings.historyTtl
     this.maxQueue = settings.maxQueue
     this.link = link
     this.keys = link.keysOf(name)
@@ -59,13 +62,14 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
    * Redis cannot be reached within the broker's commandTimeout.
    */
   publish (message: T): Promise<string> {
-    return this.link.publish(this.keys, this.name, this.history, encodeMessage(message))
+    return this.link.publish(this.keys, this.name, this.history, this.historyTtl, encodeMessage(message))
   }
 
   /**
    * The id of the newest message in Redis, for a page rendered now (see CometChannel.position);
-   * `EPOCH-0` for a channel without messages yet, which replays from its first one. Rejects with
-   * FST_COMET_PUBLISH_FAILED's timeout when Redis does not answer in time.
+   * `-0` for a channel nobody has published in yet (Redis holds nothing of it, and this read
+   * writes nothing), which replays from its first message. Rejects when Redis does not answer
+   * within the broker's commandTimeout.
    */
   async position (): Promise<string> {
     const { epoch, last } = await this.link.read(this.keys, '', 0, 0)
@@ -215,7 +219,7 @@ class BrokeredFeed implements CometFeed {
         this.#replayNext = seq + 1
         stream.deliver(messageEntry(scriptSafe(message), encodeMessage(this.#lastId)))
       } else {
-        const { entries, last } = await channel.link.read(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
+        const { entries, last } = await channel.link.replay(channel.keys, epoch, this.#replayNext - 1, REPLAY_PAGE)
         // Stopped or reset during the read: the loop ends.
         if (this.#replayNext === 0) break
         // The log started afresh: the client reconnects, and is told then.
@@ -241,12 +245,18 @@ class BrokeredFeed implements CometFeed {
   // An id ahead of what this instance has delivered is real only if Redis has it. (Stopped
   // meanwhile, the reset goes nowhere.)
   async #checkAhead (epoch: string, seq: number): Promise<void> {
-    const page = await this.#channel.link.read(this.#channel.keys, epoch, seq, 1)
+    const page = await this.#channel.link.replay(this.#channel.keys, epoch, seq, 1)
     if (page.entries === undefined || seq > page.last) this.reset(`${page.epoch}-${page.last}`)
   }
 }
 
+/**
+ * The seq of `id` in `epoch`, if it is one. `-0` is where a channel without an epoch (nobody
+ * published in it yet) stands: the start of whatever epoch comes, whose first page then shows
+ * whether it still holds everything from there.
+ */
 function seqOf (id: LastEventId, epoch: string): number | undefined {
+  if (id === '-0') return 0
   if (typeof id !== 'string' || !id.startsWith(epoch + '-')) return undefined
   const text = id.slice(epoch.length + 1)
   return /^(0|[1-9]\d{0,15})$/.test(text) ? Number(text) : undefined

@@ -1,19 +1,25 @@
-// This instance's two connections to Redis: one for commands (publish, read the log), which fails
-// fast while Redis is away instead of queueing, and one subscriber, shared by every named channel
-// followed here. After the subscriber reconnects, it subscribes again and then every channel reads
-// the log, so what was published meanwhile is delivered, once.
+// This instance's three connections to Redis: one for publishing, which fails fast while Redis is
+// away or slow instead of queueing; one for reading logs (channels catching up, clients resuming),
+// so that publishes never wait behind reads, which wait their turn instead of piling up on Redis;
+// and one subscriber, shared by every named channel followed here. After the subscriber reconnects,
+// it subscribes again and then every channel reads the log, so what was published meanwhile is
+// delivered, once. Nothing is queued for a connection that is down: what to subscribe to is
+// settled once it is back, from the channels followed then.
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { FST_COMET_PUBLISH_FAILED } from './errors.js'
 import { MAX_DELAY } from './options.js'
+import { answered, dropSilent, RedisLane } from './redis-lane.js'
 import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './redis-scripts.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './redis-topic.js'
 
 type ReadReply = [epoch: string, last: number, lastToken: string, entries?: Array<[id: string, fields: string[]]>, tokenAtAfter?: string | null]
 
+type CometRedis = Redis & CometCommands
+
 interface CometCommands {
-  cometPublish (meta: string, log: string, epoch: string, history: number, message: string, live: string): Promise<string>
+  cometPublish (meta: string, log: string, epoch: string, history: number, message: string, live: string, historyTtl: number): Promise<string>
   cometRead (meta: string, log: string, epoch: string, knownEpoch: string, after: number, count: number): Promise<ReadReply>
   cometRetireEpoch (meta: string, log: string, epoch: string, knownEpoch: string, seq: number, token: string): Promise<number>
 }
@@ -22,44 +28,35 @@ const newEpoch = (): string => randomBytes(6).toString('hex')
 
 /** How long a channel waits to read its log again after a read failed with the connection up. */
 const RETRY_DELAY = 500
+/** Tries of a client's replay read before its stream is ended: Redis may be briefly busy. */
+const REPLAY_TRIES = 3
 /**
- * The subscriber is asked whether it is still there every this many commandTimeouts (and must
+ * Each connection is asked whether it is still there every this many commandTimeouts (and must
  * answer within one): a connection that went silent without closing (a partition, a host that
- * died) would otherwise leave the instance deaf until TCP keepalive gives up, many minutes later.
+ * died, a hung server) would otherwise leave the instance deaf, or publishing into a socket
+ * nobody reads, until TCP keepalive gives up, many minutes later.
  */
 const PING_EVERY = 5
+/** Reads of logs sent at a time: a resume storm waits its turn here, not on Redis. */
+const READS_IN_FLIGHT = 4
 
-/**
- * The command's reply, or a rejection once `ms` have passed and the reply is still not in. The
- * deadline is checked again after the event loop's next poll: an instance busy delivering (one
- * turn can write hundreds of messages to thousands of sockets) reads Redis's answer late, and
- * must not call a publish that Redis stored and answered at once a failure (the application
- * would publish it again).
- */
-async function answered<T> (command: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((resolve, reject) => { timer = setTimeout(expire, ms, reject, ms) })
-  try {
-    return await Promise.race([command, late])
-  } finally {
-    clearTimeout(timer)
-  }
+export interface RedisLinkOptions {
+  prefix: string
+  commandTimeout: number
+  /** Publishes (and retirements of an epoch) waiting for Redis's answer at most; more fail at once. */
+  maxInFlight: number
 }
 
-function expire (reject: (err: Error) => void, ms: number): void {
-  // setImmediate runs after the poll phase, which reads whatever answer has arrived meanwhile.
-  setImmediate(reject, new Error(`Redis command timed out: no answer within ${ms} ms`))
-}
-
-function pingSubscriber (link: RedisLink): void {
-  link.pingSubscriber()
+function ping (link: RedisLink): void {
+  link.ping()
 }
 
 // For replies nothing waits for; a callback also keeps a failed one from being unhandled.
 function ignoreReply (): void {}
 
 export class RedisLink implements LogReader {
-  readonly #commands: Redis & CometCommands
+  readonly #commands: RedisLane
+  readonly #reads: RedisLane
   readonly #subscriber: Redis
   readonly #prefix: string
   readonly #commandTimeout: number
@@ -69,26 +66,30 @@ export class RedisLink implements LogReader {
   #down = false
   /** Reads stale channels again after a read failed with the connection up (see readFailed). */
   #retry: NodeJS.Timeout | undefined
-  /** Pings the subscriber while channels are followed (see PING_EVERY). */
-  #pinger: NodeJS.Timeout | undefined
+  /** Pings the connections (see PING_EVERY); the subscriber only while channels are followed. */
+  readonly #pinger: NodeJS.Timeout
 
-  constructor (commands: Redis, subscriber: Redis, prefix: string, commandTimeout: number, log: FastifyBaseLogger) {
+  constructor (commands: Redis, reads: Redis, subscriber: Redis, options: RedisLinkOptions, log: FastifyBaseLogger) {
+    const { prefix, commandTimeout, maxInFlight } = options
     commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
-    commands.defineCommand('cometRead', { numberOfKeys: 2, lua: READ })
     commands.defineCommand('cometRetireEpoch', { numberOfKeys: 2, lua: RETIRE_EPOCH })
-    this.#commands = commands as Redis & CometCommands
+    reads.defineCommand('cometRead', { numberOfKeys: 2, lua: READ })
+    const lost = (err: Error): void => this.#lost(err)
+    this.#commands = new RedisLane(commands, maxInFlight, commandTimeout, lost)
+    this.#reads = new RedisLane(reads, READS_IN_FLIGHT, commandTimeout, lost)
     this.#subscriber = subscriber
     this.#prefix = prefix
     this.#commandTimeout = commandTimeout
     this.#log = log
     subscriber.on('message', (channel: string, text: string) => this.#onMessage(channel, text))
     subscriber.on('ready', () => this.#resubscribe())
-    // A read that failed while Redis was away is tried again as soon as commands can run.
-    commands.on('ready', () => this.#catchUpStale())
-    for (const connection of [commands, subscriber]) {
-      connection.on('error', (err: Error) => this.#lost(err))
+    // A read that failed while Redis was away is tried again as soon as reads can run.
+    reads.on('ready', () => this.#catchUpStale())
+    for (const connection of [commands, reads, subscriber]) {
+      connection.on('error', lost)
       connection.on('ready', () => this.#back())
     }
+    this.#pinger = setInterval(ping, Math.min(commandTimeout * PING_EVERY, MAX_DELAY), this).unref()
   }
 
   /** Resolves once commands can run, or after `ms` (then it logs why, and publishing fails until Redis is back). */
@@ -97,18 +98,18 @@ export class RedisLink implements LogReader {
     let onReady: (() => void) | undefined
     const ready = await new Promise<boolean>(resolve => {
       onReady = () => resolve(true)
-      this.#commands.once('ready', onReady)
+      this.#commands.connection.once('ready', onReady)
       timer = setTimeout(resolve, ms, false)
     })
     clearTimeout(timer)
-    this.#commands.off('ready', onReady as () => void)
+    this.#commands.connection.off('ready', onReady as () => void)
     if (!ready) this.#log.warn(`fastify-comet: Redis did not answer within ${ms} ms of starting; publishing to named channels fails until it does`)
   }
 
   /** Stores and sends a message; resolves with its id, or rejects with FST_COMET_PUBLISH_FAILED. */
-  async publish (keys: ChannelKeys, name: string, history: number, message: string): Promise<string> {
+  async publish (keys: ChannelKeys, name: string, history: number, historyTtl: number, message: string): Promise<string> {
     try {
-      return await answered(this.#commands.cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live), this.#commandTimeout)
+      return await this.#commands.send(commands => (commands as CometRedis).cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live, historyTtl))
     } catch (err) {
       throw new FST_COMET_PUBLISH_FAILED(name, (err as Error).message, { cause: err })
     }
@@ -122,26 +123,43 @@ export class RedisLink implements LogReader {
   follow (keys: ChannelKeys, listener: TopicListener): Topic {
     const topic = new Topic(keys, this, listener)
     this.#topics.set(topic.keys.live, topic)
-    this.#pinger ??= setInterval(pingSubscriber, Math.min(this.#commandTimeout * PING_EVERY, MAX_DELAY), this).unref()
-    // Subscribed first, then the log is read: nothing published in between is missed.
-    // (Should the connection drop first, #resubscribe() subscribes and reads again when it is back.)
-    this.#subscriber.subscribe(topic.keys.live, err => this.#subscribed(err, topic))
+    // Subscribed first, then the log is read: nothing published in between is missed. While the
+    // subscriber is down, nothing is sent: #resubscribe() subscribes and reads once it is back.
+    if (this.#subscriber.status === 'ready') this.#subscriber.subscribe(topic.keys.live, err => this.#subscribed(err, topic))
     return topic
   }
 
   unfollow (topic: Topic): void {
     topic.closed = true
     this.#topics.delete(topic.keys.live)
-    if (this.#topics.size === 0) {
-      clearInterval(this.#pinger)
-      this.#pinger = undefined
-    }
-    // Gone with the connection, it is not subscribed again either way.
-    this.#subscriber.unsubscribe(topic.keys.live, ignoreReply)
+    // A subscription goes with its connection: a subscriber that is down has nothing to undo.
+    if (this.#subscriber.status === 'ready') this.#subscriber.unsubscribe(topic.keys.live, ignoreReply)
   }
 
+  /** A page of the log for a channel catching up: read before clients' replays. */
   async read (keys: ChannelKeys, epoch: string, after: number, count: number): Promise<LogPage> {
-    const [logEpoch, last, lastToken, entries, tokenAtAfter] = await answered(this.#commands.cometRead(keys.meta, keys.log, newEpoch(), epoch, after, count), this.#commandTimeout)
+    return await this.#read(keys, epoch, after, count, true)
+  }
+
+  /**
+   * A page of the log for a client's replay: in turn with the others, and tried again (Redis may
+   * be briefly busy) before the stream is ended for it.
+   */
+  async replay (keys: ChannelKeys, epoch: string, after: number, count: number): Promise<LogPage> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.#read(keys, epoch, after, count, false)
+      } catch (err) {
+        if (tries === REPLAY_TRIES) throw err
+        this.#log.debug({ err }, `fastify-comet: could not read a channel's log for a replay; trying again in ${RETRY_DELAY * tries} ms`)
+        await new Promise(resolve => setTimeout(resolve, RETRY_DELAY * tries))
+      }
+    }
+  }
+
+  async #read (keys: ChannelKeys, epoch: string, after: number, count: number, urgent: boolean): Promise<LogPage> {
+    const [logEpoch, last, lastToken, entries, tokenAtAfter] = await this.#reads.queue(reads =>
+      (reads as CometRedis).cometRead(keys.meta, keys.log, newEpoch(), epoch, after, count), urgent)
     return {
       epoch: logEpoch,
       last,
@@ -153,14 +171,14 @@ export class RedisLink implements LogReader {
   }
 
   async retireEpoch (keys: ChannelKeys, epoch: string, seq: number, token: string): Promise<void> {
-    await answered(this.#commands.cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq, token), this.#commandTimeout)
+    await this.#commands.send(commands => (commands as CometRedis).cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq, token))
   }
 
   readFailed (err: Error): void {
     // With the connection down, its 'ready' reads every stale channel again. Up, Redis was slow
     // or busy (a timeout, BUSY, a failover's pause): nothing else would prompt another read, and a
     // quiet channel's streams would wait for its next message. One timer for all of them.
-    if (this.#commands.status !== 'ready') return
+    if (this.#reads.connection.status !== 'ready') return
     this.#log.debug({ err }, `fastify-comet: could not read a channel's log from Redis; trying again in ${RETRY_DELAY} ms`)
     this.#retry ??= setTimeout(() => {
       this.#retry = undefined
@@ -168,18 +186,26 @@ export class RedisLink implements LogReader {
     }, RETRY_DELAY).unref()
   }
 
-  /** A subscriber that does not answer is taken for lost: dropped and made again, it then catches up. */
-  pingSubscriber (): void {
-    answered(this.#subscriber.ping(), this.#commandTimeout).then(undefined, (err: Error) => {
+  /**
+   * A connection that does not answer is taken for lost: dropped and made again (the subscriber
+   * then catches up). One that is down is already being made again.
+   */
+  ping (): void {
+    for (const lane of [this.#commands, this.#reads]) {
+      if (lane.connection.status === 'ready') lane.send(connection => connection.ping()).then(undefined, ignoreReply)
+    }
+    if (this.#topics.size === 0 || this.#subscriber.status !== 'ready') return
+    answered(this.#subscriber.ping(), this.#commandTimeout, (err: Error) => {
       this.#lost(err) // said once, as when the connection fails loudly
-      this.#subscriber.disconnect(true) // already reconnecting, this changes nothing
-    })
+      dropSilent(this.#subscriber)
+    }).then(undefined, ignoreReply)
   }
 
   close (): void {
     clearInterval(this.#pinger)
     clearTimeout(this.#retry)
-    this.#commands.disconnect()
+    this.#commands.connection.disconnect()
+    this.#reads.connection.disconnect()
     this.#subscriber.disconnect()
   }
 

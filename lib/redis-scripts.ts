@@ -1,7 +1,7 @@
 // What a named channel is in Redis: its keys, and the Lua scripts that number, store and read its
 // messages, each one atomic step. A channel NAME owns, under the prefix (default `comet:`):
 //   PREFIX{NAME}:meta   hash: epoch (random hex, new whenever the log starts afresh), seq (last id),
-//                       tok (the last message's token)
+//                       tok (the last message's token), rid (the replication id it was written under)
 //   PREFIX{NAME}:log    stream of the last `history` messages, entry id `0-SEQ`, fields m = message,
 //                       t = token
 //   PREFIX{NAME}:live   pub/sub channel: "EPOCH SEQ PREVTOKEN TOKEN MESSAGE" for every message, as
@@ -24,13 +24,32 @@ export function channelKeys (prefix: string, name: string): ChannelKeys {
   return { meta: `${base}:meta`, log: `${base}:log`, live: `${base}:live` }
 }
 
-// Shared by the scripts: the channel's epoch, made (with an empty log) when there is none, as after
-// a restart of Redis without persistence: ids of the old epoch can then never match new messages.
+// Shared by the scripts: the channel's epoch (false when it has none). An epoch is bound to the
+// replication history of the server that writes it (its master_replid, kept in meta as `rid`):
+// a replica promoted (a failover) or a server restarted from a snapshot starts a new history, and
+// may not hold the last messages given out. Nobody can tell what it lost, so the epoch is retired:
+// ids given out before never name the messages written after (an epoch from before `rid` existed
+// is adopted as it is).
 const EPOCH = `
+local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch then
+  local wrote = redis.call('HGET', KEYS[1], 'rid')
+  if wrote and wrote ~= rid then
+    epoch = ARGV[1]
+    redis.call('HSET', KEYS[1], 'epoch', epoch)
+    redis.call('DEL', KEYS[2])
+  end
+  if wrote ~= rid then redis.call('HSET', KEYS[1], 'rid', rid) end
+end
+`
+
+// A channel without an epoch gets one, with an empty log, as after a restart of Redis without
+// persistence: ids of the old epoch can then never match new messages.
+const NEW_EPOCH = `
 if not epoch then
   epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'rid', rid)
   redis.call('HDEL', KEYS[1], 'seq', 'tok')
   redis.call('DEL', KEYS[2])
 end
@@ -38,15 +57,24 @@ end
 
 /**
  * KEYS meta, log; ARGV new epoch (random, also the message's token), history, message, live
- * channel. Numbers the message, stores it (trimmed to history) and publishes it, in one step: ids
- * follow the order of the log everywhere. Returns the id, EPOCH-SEQ.
+ * channel, historyTtl (ms, 0 for none). Numbers the message, stores it (trimmed to history) and
+ * publishes it, in one step: ids follow the order of the log everywhere. With historyTtl, the
+ * log expires that long after its last message, and the epoch's record twice that long: a
+ * client resuming from the newest id of a quiet channel whose log aged out still finds where it
+ * stood (nothing missed, no reset), and once the record is gone too, the next message starts a
+ * new epoch, which no old id can match. Returns the id, EPOCH-SEQ.
  */
-export const PUBLISH = EPOCH + `
+export const PUBLISH = EPOCH + NEW_EPOCH + `
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local prev = redis.call('HGET', KEYS[1], 'tok') or '-'
 redis.call('HSET', KEYS[1], 'tok', ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '0-' .. seq, 'm', ARGV[3], 't', ARGV[1])
 redis.call('PUBLISH', ARGV[4], epoch .. ' ' .. seq .. ' ' .. prev .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl * 2)
+end
 return epoch .. '-' .. seq
 `
 
@@ -62,9 +90,14 @@ end
  * KEYS meta, log; ARGV new epoch, known epoch, after, count. Returns { epoch, last seq, last
  * token }, and when the epoch is the known one, the entries after seq `after` (at most `count`)
  * and the token of `after` itself (false once trimmed): where an instance stands, whether the log
- * it read before is still this one, and what it missed, read together.
+ * it read before is still this one, and what it missed, read together. A channel nobody published
+ * in (or whose keys expired) has the epoch '' and nothing else: reading it writes nothing.
  */
 export const READ = EPOCH + TOKEN_AT + `
+if not epoch then
+  if ARGV[2] ~= '' then return { '', 0, '-' } end
+  return { '', 0, '-', {} }
+end
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local tok = redis.call('HGET', KEYS[1], 'tok') or '-'
 if epoch ~= ARGV[2] then return { epoch, last, tok } end

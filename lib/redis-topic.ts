@@ -122,11 +122,12 @@ export class Topic {
       return false
     }
     if (entries === undefined) {
-      // A new epoch (Redis restarted empty, or the channel was made afresh): read it from its start.
+      // A new epoch (Redis restarted empty, or the channel was made afresh): read it from its
+      // start. From no epoch at all (nobody had published), nothing was missed: no reset.
+      this.#restarted = this.#epoch !== ''
       this.#epoch = epoch
       this.#last = 0
       this.#lastToken = '-'
-      this.#restarted = true
       return true
     }
     if (last < this.#last || (tokenAtAfter !== undefined && tokenAtAfter !== token)) {

@@ -10,34 +10,37 @@ import type { BrokerConnection, CometBroker } from './broker.js'
 import type { CometRedisOptions } from '../types/redis.js'
 
 const DEFAULT_COMMAND_TIMEOUT = 2000
-const KNOWN = new Set(['url', 'client', 'prefix', 'commandTimeout'])
+const DEFAULT_MAX_IN_FLIGHT = 1000
+const KNOWN = new Set(['url', 'client', 'prefix', 'commandTimeout', 'maxInFlight'])
 
 // Publishing and reading fail at once while Redis is away, instead of queueing without limit,
-// and within commandTimeout when it does not answer (RedisLink's timer, not ioredis's: see
+// and within commandTimeout when it does not answer (RedisLane's timer, not ioredis's: see
 // answered()); nothing is sent twice after a reconnection (a publish that timed out may have been
-// stored, and the application may publish it again).
+// stored, and the application may publish it again), and a closed connection fails at once
+// whatever was in flight on it (maxRetriesPerRequest 0), rather than holding it for ever.
 const COMMAND_OPTIONS: RedisOptions = {
   lazyConnect: false,
   enableOfflineQueue: false,
   autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
   // Not ioredis's own, even when the application's client (duplicated) has one.
   commandTimeout: undefined
 }
 
 // The subscriber waits for Redis as long as it takes; it subscribes again itself after a
-// reconnection, so that every channel reads its log only once the subscription is back.
-const SUBSCRIBER_OPTIONS: RedisOptions = { lazyConnect: false, autoResubscribe: false, maxRetriesPerRequest: null }
+// reconnection, so that every channel reads its log only once the subscription is back, and
+// queues nothing while it is down (the channels followed then are subscribed to at once).
+const SUBSCRIBER_OPTIONS: RedisOptions = { lazyConnect: false, autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 }
 
 /** A broker for `fastify.register(fastifyComet, { broker: cometRedis({ url }) })`. */
 export function cometRedis (options: CometRedisOptions): CometBroker {
-  const { url, client, prefix, commandTimeout } = readOptions(options)
+  const { url, client, prefix, commandTimeout, maxInFlight } = readOptions(options)
   return {
     async connect (log: FastifyBaseLogger): Promise<BrokerConnection> {
       // Connections of our own, even from the application's client: a subscriber cannot run
       // commands, and ours are set to fail fast. The application's client is left as it is.
-      const commands = client?.duplicate(COMMAND_OPTIONS) ?? new Redis(url as string, COMMAND_OPTIONS)
-      const subscriber = client?.duplicate(SUBSCRIBER_OPTIONS) ?? new Redis(url as string, SUBSCRIBER_OPTIONS)
-      const link = new RedisLink(commands, subscriber, prefix, commandTimeout, log)
+      const connect = (options: RedisOptions): Redis => client?.duplicate(options) ?? new Redis(url as string, options)
+      const link = new RedisLink(connect(COMMAND_OPTIONS), connect(COMMAND_OPTIONS), connect(SUBSCRIBER_OPTIONS), { prefix, commandTimeout, maxInFlight }, log)
       // The application starts even while Redis is away (its streams work, publishing fails until
       // Redis is back), but does not start by failing the first publishes of a normal boot.
       await link.connected(commandTimeout)
@@ -54,7 +57,7 @@ function readOptions (options: CometRedisOptions): Required<Omit<CometRedisOptio
   for (const key of Object.keys(options)) {
     if (!KNOWN.has(key)) throw new FST_COMET_INVALID_OPTION(key, `unknown option, expected one of ${[...KNOWN].join(', ')}`)
   }
-  const { url, client, prefix = 'comet:', commandTimeout = DEFAULT_COMMAND_TIMEOUT } = options
+  const { url, client, prefix = 'comet:', commandTimeout = DEFAULT_COMMAND_TIMEOUT, maxInFlight = DEFAULT_MAX_IN_FLIGHT } = options
   if ((url === undefined) === (client === undefined)) {
     throw new FST_COMET_INVALID_OPTION('url', 'give either url (redis://host:port) or client (an ioredis instance), not both')
   }
@@ -66,5 +69,6 @@ function readOptions (options: CometRedisOptions): Required<Omit<CometRedisOptio
   if (!Number.isSafeInteger(commandTimeout) || commandTimeout < 1 || commandTimeout > MAX_DELAY) {
     throw new FST_COMET_INVALID_OPTION('commandTimeout', `expected a whole number of milliseconds from 1 to ${MAX_DELAY}`)
   }
-  return { url, client, prefix, commandTimeout }
+  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new FST_COMET_INVALID_OPTION('maxInFlight', 'expected a whole number, 1 or more')
+  return { url, client, prefix, commandTimeout, maxInFlight }
 }

@@ -14,6 +14,12 @@ export interface CometRedisOptions {
    * fails; an answer that arrived in time but was read late (a busy event loop) still counts. Default 2000.
    */
   commandTimeout?: number
+  /**
+   * Publishes that may wait for Redis's answer at once; one more rejects at once with
+   * `FST_COMET_PUBLISH_FAILED`, unsent. Bounds what piles up while Redis is slow or hung, and how
+   * many publishes reported failed can still be stored once it answers again. Default 1000.
+   */
+  maxInFlight?: number
 }
 
 /** A broker that shares named channels between instances through Redis (Streams for the log, pub/sub for delivery). */

@@ -7,7 +7,7 @@ import { cometRedis, type CometRedisOptions } from './redis.js'
 const app = Fastify()
 
 expect(cometRedis({ url: 'redis://127.0.0.1:6379' })).type.toBe<CometBroker>()
-expect(cometRedis({ client: new Redis(), prefix: 'app:', commandTimeout: 500 })).type.toBe<CometBroker>()
+expect(cometRedis({ client: new Redis(), prefix: 'app:', commandTimeout: 500, maxInFlight: 100 })).type.toBe<CometBroker>()
 expect(cometRedis({ url: 6379 })).type.toRaiseError()
 expect(cometRedis({ client: {} })).type.toRaiseError()
 expect(cometRedis({ url: 'redis://x', timeout: 5 })).type.toRaiseError()

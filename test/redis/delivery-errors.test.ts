@@ -17,7 +17,7 @@ if (redis !== undefined) {
       follow: () => ({}),
       unfollow: () => {}
     } as unknown as RedisLink
-    const channel = new BrokeredChannel<string>('room', { history: 10, maxQueue: 10 }, link)
+    const channel = new BrokeredChannel<string>('room', { history: 10, maxQueue: 10, historyTtl: 0 }, link)
     const before = subscriber()
     const broken = subscriber(true)
     const after = subscriber()

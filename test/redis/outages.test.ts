@@ -60,7 +60,8 @@ if (redis !== undefined) {
     const [, reset] = replayWithControl(client.body(), 'cb')
     const [epoch] = (next as string).split('-')
     t.not(epoch, start.split('-')[0], 'a new epoch: old ids can never match new messages')
-    t.same(reset, ['control', 'reset', { lastEventId: before, id: `${epoch}-${seq(next as string) - 1}` }])
+    // Told once Redis is back: nobody has published there yet, so it stands before any message.
+    t.same(reset, ['control', 'reset', { lastEventId: before, id: '-0' }])
     t.same(replay(client.body(), 'cb').map(([message]) => message), [1, 3])
   })
 

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { missing } from '../helpers.js'
@@ -16,19 +17,25 @@ export const REDIS_SERVER_PATH = process.env.REDIS_SERVER_PATH ?? '/usr/bin/redi
 export interface RedisServer {
   /** The socket's path: what `cometRedis({ url })` and ioredis take. */
   readonly url: string
+  /** With `{ tcp: true }`: its TCP port on 127.0.0.1, which replicas need (REPLICAOF takes no socket). */
+  readonly port: number
   /** A plain client for the test's own commands (CLIENT KILL, HSET, ...), closed with the file. */
   readonly cli: Redis
   /** Starts the server (again) on the same socket, empty; nothing if it is running. */
   start (): Promise<void>
   /** SIGKILL: the server is gone at once, with everything it held. */
   kill (): Promise<void>
+  /** SIGSTOP: the server hangs (connections stay open, nothing is answered) until `wake()`. */
+  hang (): void
+  /** SIGCONT after `hang()`. */
+  wake (): void
 }
 
 /**
  * The file's redis-server, started (with `cli` connected) before the file's first test; undefined
  * when it is missing, in which case the file must define no tests (it is skipped or failed).
  */
-export function useRedis (t: Test): RedisServer | undefined {
+export function useRedis (t: Test, options: { tcp?: boolean } = {}): RedisServer | undefined {
   if (missing(t, REDIS_SERVER_PATH, `no redis-server at ${REDIS_SERVER_PATH}: \`apt-get install redis-server\` (or set REDIS_SERVER_PATH) to run the Redis tests`)) {
     return undefined
   }
@@ -37,10 +44,12 @@ export function useRedis (t: Test): RedisServer | undefined {
   let child: ChildProcess | undefined
   const server: RedisServer = {
     url,
+    port: 0,
     cli: new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null }),
     async start () {
       if (child !== undefined) return
-      const started = spawn(REDIS_SERVER_PATH, ['--port', '0', '--unixsocket', url, '--unixsocketperm', '700',
+      if (options.tcp === true && server.port === 0) (server as { port: number }).port = await freePort()
+      const started = spawn(REDIS_SERVER_PATH, ['--port', String(server.port), '--bind', '127.0.0.1', '--unixsocket', url, '--unixsocketperm', '700',
         '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
       child = started
       let output = ''
@@ -61,6 +70,12 @@ export function useRedis (t: Test): RedisServer | undefined {
       const exited = once(running, 'exit')
       running.kill('SIGKILL')
       await exited
+    },
+    hang () {
+      child?.kill('SIGSTOP')
+    },
+    wake () {
+      child?.kill('SIGCONT')
     }
   }
   t.teardown(async () => {
@@ -75,4 +90,14 @@ export function useRedis (t: Test): RedisServer | undefined {
     await server.cli.connect()
   })
   return server
+}
+
+/** A TCP port nobody listens on now. */
+async function freePort (): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const { port } = probe.address() as { port: number }
+  probe.close()
+  await once(probe, 'close')
+  return port
 }

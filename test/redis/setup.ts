@@ -33,18 +33,18 @@ export interface Instance {
 /**
  * An instance serving `GET /comet` from the channel `name` (callback `cb`, no padding, no rotation).
  * `redisOptions` makes the broker's connections from a client with those options (they are duplicated);
- * `commandTimeout` is the broker's.
+ * `commandTimeout` and `maxInFlight` are the broker's.
  */
-export async function instance (t: Test, redis: RedisServer, options: { name?: string, history?: number, maxQueue?: number, heartbeat?: number, commandTimeout?: number, redisOptions?: RedisOptions } = {}): Promise<Instance> {
-  const { name = 'chat', history = 100, maxQueue, heartbeat, commandTimeout, redisOptions } = options
+export async function instance (t: Test, redis: RedisServer, options: { name?: string, history?: number, maxQueue?: number, heartbeat?: number, commandTimeout?: number, maxInFlight?: number, redisOptions?: RedisOptions } = {}): Promise<Instance> {
+  const { name = 'chat', history = 100, maxQueue, heartbeat, commandTimeout, maxInFlight, redisOptions } = options
   const { cometRedis } = loadRedisBroker()
   let broker
   if (redisOptions === undefined) {
-    broker = cometRedis({ url: redis.url, commandTimeout })
+    broker = cometRedis({ url: redis.url, commandTimeout, maxInFlight })
   } else {
     const client = new Redis(redis.url, { lazyConnect: true, ...redisOptions })
     t.teardown(() => client.disconnect())
-    broker = cometRedis({ client, commandTimeout })
+    broker = cometRedis({ client, commandTimeout, maxInFlight })
   }
   const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity, heartbeat, broker })
   const chat = app.comet.channel({ name, history, maxQueue })
@@ -103,6 +103,51 @@ export async function silencer (t: Test, redis: RedisServer): Promise<{ url: str
         client.removeAllListeners('data').resume()
         upstream.resume()
       }
+    }
+  }
+}
+
+/**
+ * A unix-socket proxy in front of `redis`, as Sentinel is to a client: `switchTo(other)` cuts every
+ * connection through it, and those made again reach `other` (a replica just promoted, say).
+ */
+export async function failoverProxy (t: Test, redis: RedisServer): Promise<{ url: string, switchTo: (other: RedisServer) => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-comet-proxy-'))
+  const url = join(dir, 'proxy.sock')
+  let target = redis
+  const pairs = new Set<[Socket, Socket]>()
+  const server = createServer(client => {
+    const upstream = connect(target.url)
+    const pair: [Socket, Socket] = [client, upstream]
+    pairs.add(pair)
+    client.pipe(upstream)
+    upstream.pipe(client)
+    for (const end of pair) {
+      end.on('error', () => {})
+      end.on('close', () => {
+        pairs.delete(pair)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+  })
+  await new Promise<void>(resolve => server.listen(url, resolve))
+  const cut = (): void => {
+    for (const [client, upstream] of pairs) {
+      client.destroy()
+      upstream.destroy()
+    }
+  }
+  t.teardown(() => {
+    cut()
+    server.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    url,
+    switchTo (other) {
+      target = other
+      cut()
     }
   }
 }

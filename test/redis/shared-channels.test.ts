@@ -270,7 +270,8 @@ if (redis !== undefined) {
     const cases: Array<[unknown, string]> = [
       [{}, 'url'], [{ url: redis.url, client: redis.cli }, 'url'], [{ url: '' }, 'url'], [{ url: 7 }, 'url'],
       [{ client: {} }, 'client'], [{ url: redis.url, prefix: 1 }, 'prefix'], [{ url: redis.url, commandTimeout: 0 }, 'commandTimeout'],
-      [{ url: redis.url, commandTimeout: 1.5 }, 'commandTimeout'], [{ url: redis.url, commandTimeout: 2 ** 31 }, 'commandTimeout'], [{ url: redis.url, host: 'x' }, 'host'], [null, 'options']
+      [{ url: redis.url, commandTimeout: 1.5 }, 'commandTimeout'], [{ url: redis.url, commandTimeout: 2 ** 31 }, 'commandTimeout'], [{ url: redis.url, maxInFlight: 0 }, 'maxInFlight'], [{ url: redis.url, maxInFlight: 2.5 }, 'maxInFlight'],
+      [{ url: redis.url, host: 'x' }, 'host'], [null, 'options']
     ]
     for (const [options, name] of cases) {
       t.throws(() => cometRedis(options as never), { code: 'FST_COMET_INVALID_OPTION', message: new RegExp(`"${name}"`) }, name)
