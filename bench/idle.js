@@ -28,25 +28,29 @@ const TARGETS = {
 const SERVER_OF = { 'plain node:http': 'per-message' }
 const CONCURRENCY = 200
 
-async function measure (competitor, { n }) {
+/**
+ * `n` clients, each holding a stream of every one of `paths` (one stream of `/` by default), and
+ * what the server's memory grew by, per client.
+ */
+async function measure (competitor, { n, paths = ['/'] }) {
   const server = await startServer(
     { competitor: SERVER_OF[competitor] ?? competitor, scenario: 'idle', params: {} },
     { execArgv: ['--expose-gc'] }
   )
   const sockets = []
+  const streams = n * paths.length
   try {
-    // one stream opened and closed first, so lazily loaded code is not counted per stream
-    const warm = await openStream(server.port)
-    warm.destroy()
+    // one client's streams opened and closed first, so lazily loaded code is not counted per client
+    for (const path of paths) (await openStream(server.port, { path })).destroy()
     await waitFor(async () => await server.call('open') === 0)
     const before = await server.call('memory')
-    for (let i = 0; i < n; i += CONCURRENCY) {
+    for (let i = 0; i < streams; i += CONCURRENCY) {
       const batch = []
-      for (let j = i; j < Math.min(n, i + CONCURRENCY); j++) batch.push(openStream(server.port))
+      for (let j = i; j < Math.min(streams, i + CONCURRENCY); j++) batch.push(openStream(server.port, { path: paths[j % paths.length] }))
       sockets.push(...await Promise.all(batch))
     }
     const open = await server.call('open')
-    if (open !== n) throw new Error(`${competitor}: ${open} of ${n} streams open on the server`)
+    if (open !== streams) throw new Error(`${competitor}: ${open} of ${streams} streams open on the server`)
     const after = await server.call('memory')
     const per = (key) => (after[key] - before[key]) / n
     return { heap: per('heapUsed'), rss: per('rss'), external: per('external') }
