@@ -1,9 +1,10 @@
 'use strict'
 
-// 8. Several sources in one stream (issue 17): what a client with three channels costs the server
+// Several sources in one stream (issue 17): what a client with three channels costs the server
 // as one multiplexed stream, `reply.comet({ a, b, c }, 'cb')`, against one stream per channel.
-// One server competitor, `fastify-comet (3 channels)` (servers.js threeChannels): GET / is the
-// multiplexed stream, GET /a, /b and /c one channel each; plugin options as everywhere else.
+// The server is `fastify-comet (3 channels)` (servers.js threeChannels): GET / is the multiplexed
+// stream, GET /a, /b and /c one channel each; plugin options as everywhere else. Its twin
+// `... published in turn` publishes message n to channel n % 3 instead of always to a.
 //
 // - Heap per client: idle.js's measurement (server child with --expose-gc, after GC, before and
 //   after N clients open their streams), each client holding the streams of its case.
