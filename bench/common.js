@@ -192,6 +192,21 @@ async function openStream (port, { pause = false, path } = {}) {
 
 function noop () {}
 
+/**
+ * Opens `clients` idle clients, each holding a stream of every one of `paths` (openStream), 200
+ * sockets at a time. Each batch's sockets go into `into` as they open, so whoever closes them
+ * finds them there if a later batch fails.
+ */
+async function openClients (port, { clients, paths = ['/'], into = [] }) {
+  const total = clients * paths.length
+  for (let i = 0; i < total; i += 200) {
+    const batch = []
+    for (let j = i; j < Math.min(total, i + 200); j++) batch.push(openStream(port, { path: paths[j % paths.length] }))
+    into.push(...await Promise.all(batch))
+  }
+  return into
+}
+
 // ---------------------------------------------------------------------------------------------
 // Statistics and output
 
@@ -276,6 +291,7 @@ module.exports = {
   request,
   fetchStream,
   openStream,
+  openClients,
   median,
   percentile,
   orderFor,

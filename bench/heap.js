@@ -18,7 +18,7 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
-const { startServer, openStream, fmtInt, log } = require('./common.js')
+const { startServer, openStream, openClients, fmtInt, log } = require('./common.js')
 
 // 'plain node:http' is the per-message server's idle mode, as in idle.js
 const SERVER_OF = { 'plain node:http': 'per-message' }
@@ -54,12 +54,7 @@ async function perStream (competitor, { streams, out, paths }) {
     for (const path of paths) (await openStream(server.port, { path })).destroy()
     const name = `${competitor}${paths.join('')}`.replace(/\W+/g, '-')
     const before = await server.call('snapshot', { file: path.join(out, `${name}-before.heapsnapshot`) })
-    const total = streams * paths.length
-    for (let i = 0; i < total; i += 200) {
-      const batch = []
-      for (let j = i; j < Math.min(total, i + 200); j++) batch.push(openStream(server.port, { path: paths[j % paths.length] }))
-      sockets.push(...await Promise.all(batch))
-    }
+    await openClients(server.port, { clients: streams, paths, into: sockets })
     const after = await server.call('snapshot', { file: path.join(out, `${name}-after.heapsnapshot`) })
     const totals = difference(totalsOf(after), totalsOf(before))
     for (const entry of totals.values()) {

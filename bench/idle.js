@@ -4,7 +4,7 @@
 // --expose-gc; it is measured after GC before and after the streams open, and the difference is
 // divided by N. The client's sockets live in this process and are not counted.
 
-const { startServer, openStream, median, orderFor, table, fmt, fmtInt, fdLimit, log } = require('./common.js')
+const { startServer, openStream, openClients, median, orderFor, table, fmt, fmtInt, fdLimit, log } = require('./common.js')
 const { withBaselineBuild, BASELINE_BUILD } = require('./servers.js')
 
 const COMPETITORS = withBaselineBuild([
@@ -26,7 +26,6 @@ const TARGETS = {
 }
 // 'plain node:http' holds the open response and nothing else: the per-message server's idle mode
 const SERVER_OF = { 'plain node:http': 'per-message' }
-const CONCURRENCY = 200
 
 /**
  * `n` clients, each holding a stream of every one of `paths` (one stream of `/` by default), and
@@ -44,11 +43,7 @@ async function measure (competitor, { n, paths = ['/'] }) {
     for (const path of paths) (await openStream(server.port, { path })).destroy()
     await waitFor(async () => await server.call('open') === 0)
     const before = await server.call('memory')
-    for (let i = 0; i < streams; i += CONCURRENCY) {
-      const batch = []
-      for (let j = i; j < Math.min(streams, i + CONCURRENCY); j++) batch.push(openStream(server.port, { path: paths[j % paths.length] }))
-      sockets.push(...await Promise.all(batch))
-    }
+    await openClients(server.port, { clients: n, paths, into: sockets })
     const open = await server.call('open')
     if (open !== streams) throw new Error(`${competitor}: ${open} of ${streams} streams open on the server`)
     const after = await server.call('memory')
