@@ -88,7 +88,10 @@ function connect (port) {
   })
 }
 
-const REQUEST = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n'
+/** The request every client sends: a GET of `path` (the competitor's stream at `/` by default). */
+function request (path = '/') {
+  return `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n`
+}
 
 /**
  * One GET over a raw socket. Counts bytes and terminators, and resolves when the chunked
@@ -96,7 +99,7 @@ const REQUEST = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n'
  * Resolves { bytes, messages, ms, arrivals } where arrivals[i] is the hrtime (bigint) at which
  * message i's terminator was seen, when `recordArrivals`.
  */
-async function fetchStream (port, { terminator, recordArrivals = false, socket } = {}) {
+async function fetchStream (port, { terminator, recordArrivals = false, socket, path } = {}) {
   socket = socket ?? await connect(port)
   const term = Buffer.from(terminator)
   return new Promise((resolve, reject) => {
@@ -147,16 +150,16 @@ async function fetchStream (port, { terminator, recordArrivals = false, socket }
     socket.on('data', onData)
     socket.on('close', onEnd)
     socket.on('error', fail)
-    socket.write(REQUEST)
+    socket.write(request(path))
   })
 }
 
 /**
  * Opens a stream and resolves with the socket once the response headers and the first body
  * bytes arrived (the handler ran and the stream is live). The socket is left flowing but
- * ignores further data unless `pause`.
+ * ignores further data unless `pause`. `path` is what it asks for (`/` by default).
  */
-async function openStream (port, { pause = false } = {}) {
+async function openStream (port, { pause = false, path } = {}) {
   const socket = await connect(port)
   await new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0)
@@ -179,7 +182,7 @@ async function openStream (port, { pause = false } = {}) {
     socket.on('data', onData)
     socket.on('close', onClose)
     socket.on('error', done)
-    socket.write(REQUEST)
+    socket.write(request(path))
   })
   if (pause) socket.pause()
   else socket.on('data', noop)
@@ -188,6 +191,21 @@ async function openStream (port, { pause = false } = {}) {
 }
 
 function noop () {}
+
+/**
+ * Opens `clients` idle clients, each holding a stream of every one of `paths` (openStream), 200
+ * sockets at a time. Each batch's sockets go into `into` as they open, so whoever closes them
+ * finds them there if a later batch fails.
+ */
+async function openClients (port, { clients, paths = ['/'], into = [] }) {
+  const total = clients * paths.length
+  for (let i = 0; i < total; i += 200) {
+    const batch = []
+    for (let j = i; j < Math.min(total, i + 200); j++) batch.push(openStream(port, { path: paths[j % paths.length] }))
+    into.push(...await Promise.all(batch))
+  }
+  return into
+}
 
 // ---------------------------------------------------------------------------------------------
 // Statistics and output
@@ -270,8 +288,10 @@ module.exports = {
   terminatorOf,
   startServer,
   connect,
+  request,
   fetchStream,
   openStream,
+  openClients,
   median,
   percentile,
   orderFor,

@@ -8,7 +8,7 @@
 // arrival, on the same monotonic clock (as in latency.js). Each round: a fresh server process,
 // N streams opened, one warm-up publish of M/10 messages, then the measured one.
 
-const { startServer, connect, terminatorOf, median, orderFor, table, fmt, fmtInt, buildComparison, fdLimit, log } = require('./common.js')
+const { startServer, connect, request, terminatorOf, median, orderFor, table, fmt, fmtInt, buildComparison, fdLimit, log } = require('./common.js')
 const { withBaselineBuild } = require('./servers.js')
 
 const COMPETITORS = withBaselineBuild(['node:http loop', 'fastify-comet', 'fastify-comet (helmet: false)', '@fastify/sse'])
@@ -25,7 +25,6 @@ const CONCURRENCY = 200 // streams opened at a time
 const TIMEOUT = 120000
 
 const HEADERS_END = Buffer.from('\r\n\r\n')
-const REQUEST = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n'
 
 /**
  * One subscribed client: counts terminators on its socket. `initial` is how many the server sends
@@ -124,14 +123,14 @@ function find (buf, term, from) {
   return { n, after }
 }
 
-/** Opens one stream and resolves with its Subscriber (or `Kind`, a subclass) once it is live. */
-async function subscribe (port, terminator, initial, Kind = Subscriber) {
+/** Opens one stream (a GET of `path`) and resolves with its Subscriber (or `Kind`, a subclass) once it is live. */
+async function subscribe (port, terminator, initial, Kind = Subscriber, path = '/') {
   const socket = await connect(port)
   const subscriber = new Kind(socket, terminator, initial)
   await new Promise((resolve, reject) => {
     subscriber.onReady = resolve
     subscriber.onFail = reject
-    socket.write(REQUEST)
+    socket.write(request(path))
   })
   return subscriber
 }
@@ -164,8 +163,9 @@ function allReach (subscribers, total) {
  * One server, `clients` subscribers, a warm-up publish, then `repeat` measured publishes of
  * `messages` each. Returns per measured publish { ms, cpu (server ns per delivery), publishMs }.
  * With `profile` (a file name), the server writes a CPU profile of the measured publishes there.
+ * Each client asks for `path` (the competitor's stream at `/` by default).
  */
-async function measure (competitor, { clients, messages, burst = BURST, repeat = 1, inproc, execArgv = [], profile }) {
+async function measure (competitor, { clients, messages, burst = BURST, repeat = 1, inproc, execArgv = [], profile, path = '/' }) {
   const server = await startServer(
     { competitor: SERVER_OF[competitor] ?? competitor, scenario: 'fanout', params: {} },
     { inproc, execArgv }
@@ -176,7 +176,7 @@ async function measure (competitor, { clients, messages, burst = BURST, repeat =
   try {
     for (let i = 0; i < clients; i += CONCURRENCY) {
       const batch = []
-      for (let j = i; j < Math.min(clients, i + CONCURRENCY); j++) batch.push(subscribe(server.port, terminator, initial))
+      for (let j = i; j < Math.min(clients, i + CONCURRENCY); j++) batch.push(subscribe(server.port, terminator, initial, Subscriber, path))
       subscribers.push(...await Promise.all(batch))
     }
     const open = await server.call('subscribers')
@@ -280,4 +280,4 @@ async function run ({ quick, inproc, rounds: roundsOpt, execArgv = [] }) {
   return lines.join('\n')
 }
 
-module.exports = { name: 'fanout', run, measure, COMPETITORS, SERVER_OF, Subscriber, subscribe, allReach }
+module.exports = { name: 'fanout', run, measure, COMPETITORS, SERVER_OF, BURST, Subscriber, subscribe, allReach }

@@ -4,7 +4,7 @@
 // --expose-gc; it is measured after GC before and after the streams open, and the difference is
 // divided by N. The client's sockets live in this process and are not counted.
 
-const { startServer, openStream, median, orderFor, table, fmt, fmtInt, fdLimit, log } = require('./common.js')
+const { startServer, openStream, openClients, median, orderFor, table, fmt, fmtInt, fdLimit, log } = require('./common.js')
 const { withBaselineBuild, BASELINE_BUILD } = require('./servers.js')
 
 const COMPETITORS = withBaselineBuild([
@@ -26,27 +26,26 @@ const TARGETS = {
 }
 // 'plain node:http' holds the open response and nothing else: the per-message server's idle mode
 const SERVER_OF = { 'plain node:http': 'per-message' }
-const CONCURRENCY = 200
 
-async function measure (competitor, { n }) {
+/**
+ * `n` clients, each holding a stream of every one of `paths` (one stream of `/` by default), and
+ * what the server's memory grew by, per client.
+ */
+async function measure (competitor, { n, paths = ['/'] }) {
   const server = await startServer(
     { competitor: SERVER_OF[competitor] ?? competitor, scenario: 'idle', params: {} },
     { execArgv: ['--expose-gc'] }
   )
   const sockets = []
+  const streams = n * paths.length
   try {
-    // one stream opened and closed first, so lazily loaded code is not counted per stream
-    const warm = await openStream(server.port)
-    warm.destroy()
+    // one client's streams opened and closed first, so lazily loaded code is not counted per client
+    for (const path of paths) (await openStream(server.port, { path })).destroy()
     await waitFor(async () => await server.call('open') === 0)
     const before = await server.call('memory')
-    for (let i = 0; i < n; i += CONCURRENCY) {
-      const batch = []
-      for (let j = i; j < Math.min(n, i + CONCURRENCY); j++) batch.push(openStream(server.port))
-      sockets.push(...await Promise.all(batch))
-    }
+    await openClients(server.port, { clients: n, paths, into: sockets })
     const open = await server.call('open')
-    if (open !== n) throw new Error(`${competitor}: ${open} of ${n} streams open on the server`)
+    if (open !== streams) throw new Error(`${competitor}: ${open} of ${streams} streams open on the server`)
     const after = await server.call('memory')
     const per = (key) => (after[key] - before[key]) / n
     return { heap: per('heapUsed'), rss: per('rss'), external: per('external') }

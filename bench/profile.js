@@ -8,6 +8,9 @@
 //   node bench/profile.js --fanout [competitor] [--clients 2000] [--messages 1000] [--streams 5]
 //                                                 fan-out: --streams measured publishes of
 //                                                 --messages each to --clients streams
+//   node bench/profile.js --fanout 'fastify-comet (3 channels)' --path /a
+//                                                 the streams ask for --path (default /): here one
+//                                                 channel of three, / being all three multiplexed
 //   node bench/profile.js --redis-fanout [competitor] [--messages 1000] [--interval 1]
 //                                                 Redis fan-out (bench/redis-fanout.js): one profile
 //                                                 per instance, of --messages published one every
@@ -36,7 +39,8 @@ function parseArgs (argv) {
     fanout: false,
     redisFanout: false,
     clients: 2000,
-    messages: 1000
+    messages: 1000,
+    path: '/'
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -50,6 +54,7 @@ function parseArgs (argv) {
     else if (arg === '--clients') options.clients = Number(argv[++i])
     else if (arg === '--messages') options.messages = Number(argv[++i])
     else if (arg === '--interval') options.interval = Number(argv[++i])
+    else if (arg === '--path') options.path = argv[++i]
     else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`)
     else options.competitor = arg
   }
@@ -58,14 +63,14 @@ function parseArgs (argv) {
   return options
 }
 
-async function record ({ competitor, n, streams, out, fanout: isFanout, redisFanout: isRedisFanout, clients, messages, interval }) {
+async function record ({ competitor, n, streams, out, fanout: isFanout, redisFanout: isRedisFanout, clients, messages, interval, path: streamPath }) {
   fs.mkdirSync(out, { recursive: true })
   const before = new Set(fs.readdirSync(out))
   if (isRedisFanout) return recordRedisFanout(competitor, { out, messages, interval, before })
   if (isFanout) {
     // only the measured publishes are profiled (through the inspector), not opening the streams
-    const file = path.join(out, `fanout-${competitor.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`)
-    const results = await fanout.measure(competitor, { clients, messages, repeat: streams, profile: file })
+    const file = path.join(out, `fanout-${`${competitor}${streamPath}`.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`)
+    const results = await fanout.measure(competitor, { clients, messages, repeat: streams, profile: file, path: streamPath })
     const ms = results.reduce((sum, r) => sum + r.ms, 0)
     log(`${competitor}: ${streams} x ${clients} clients x ${messages} messages (after one warm-up), ` +
       `${fmt((streams * clients * messages) / (ms / 1000), 0)} deliveries/s under the profiler`)

@@ -15,7 +15,8 @@
 // COMET_DIST_BASELINE=/old/dist adds a twin of every fastify-comet competitor built from there
 // (throughput, idle, fanout), and says how the two builds' ratios compare in the same run.
 // The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200
-// (fanout: 2,000 sockets, above 2,200; redis-fanout: 1,000 here and 1,000 in a server, above 2,200).
+// (fanout: 2,000 sockets, above 2,200; redis-fanout: 1,000 here and 1,000 in a server, above 2,200;
+// multiplex: 9,000, above 9,200).
 // redis-fanout starts its own redis-server (Debian's `apt-get install redis-server`), or is skipped.
 //
 // A new benchmark is a module exporting { name, run(options) } that resolves to markdown; add
@@ -35,7 +36,8 @@ const BENCHMARKS = {
   fanout: require('./fanout.js'),
   browser: require('./browser.js'),
   'redis-fanout': require('./redis-fanout.js'),
-  'channel-churn': require('./channel-churn.js')
+  'channel-churn': require('./channel-churn.js'),
+  multiplex: require('./multiplex.js')
 }
 // Long studies behind a decision (the maxBytes default): run only when named.
 const EXTRA = {

@@ -11,6 +11,7 @@
 //   fanout      no source: every open response subscribes to one broadcaster, and the client
 //               drives publishing with the `publish` command (publishFanout below)
 //   browser     a page and a stream for a browser (bench/browser-servers.js has these competitors)
+// The `3 channels` competitors serve the same routes in every scenario (see threeChannels).
 
 const http = require('node:http')
 const path = require('node:path')
@@ -267,6 +268,35 @@ function cometServer (options, idleSourceOf) {
   })
 }
 
+/**
+ * Three channels a, b and c (no history) on one server, for the multiplexed-stream benchmarks
+ * (bench/multiplex.js): GET / is one stream of all three, `reply.comet({ a, b, c }, 'cb')`, and
+ * GET /a, /b and /c one stream of that channel. Fan-out publishes to `a`, or with `inTurn`
+ * message n to channel n % 3, so a multiplexed stream switches keys at every message.
+ */
+function threeChannels ({ inTurn }) {
+  return (spec, state, dist) => startFastify(async app => {
+    await app.register(require(path.join(dist, 'index.js')), COMET_OPTIONS)
+    const a = app.comet.channel()
+    const b = app.comet.channel()
+    const c = app.comet.channel()
+    const single = new Map([['a', a], ['b', b], ['c', c]])
+    const inOrder = [a, b, c]
+    state.subscribers = () => a.size // every stream but those of /b and /c holds a
+    state.broadcast = inTurn ? (message) => inOrder[message.n % 3].publish(message) : (message) => a.publish(message)
+    app.get('/', (request, reply) => {
+      track(state, reply.raw)
+      return reply.comet({ a, b, c }, CALLBACK)
+    })
+    app.get('/:key', (request, reply) => {
+      const channel = single.get(request.params.key)
+      if (channel === undefined) return reply.code(404).send()
+      track(state, reply.raw)
+      return reply.comet(channel, CALLBACK)
+    })
+  })
+}
+
 const COMPETITORS = {
   // (a) baseline: one res.write per message (fanout scenario: the hand-written broadcast loop,
   // fanoutHandler; bench/fanout.js calls it `node:http loop`)
@@ -289,6 +319,10 @@ const COMPETITORS = {
 
   // every stream subscribed to one shared channel that never publishes
   'fastify-comet (channel source)': cometServer(COMET_OPTIONS, app => app.comet.channel()),
+
+  // three channels, multiplexed at / and one by one at /a, /b, /c (threeChannels)
+  'fastify-comet (3 channels)': threeChannels({ inTurn: false }),
+  'fastify-comet (3 channels, published in turn)': threeChannels({ inTurn: true }),
 
   // Fastify without any plugin, holding the hijacked response: separates Fastify's cost from ours
   'fastify hijack (no plugin)': (spec, state) => startFastify(async app => {
