@@ -72,8 +72,8 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #pendingMessages = 0
   /** Writes of batches so far: a lane's count of pending messages is good until the next one. */
   #writes = 0
-  /** The key entry the open batch last switched to (a multiplexed stream). */
-  #batchKey: string | undefined
+  /** The lane whose key the open batch last switched to (a multiplexed stream): compared by identity. */
+  #batchLane: Lane | undefined
   /** The lane whose feed overflowed, for the warning. */
   #overflowLane: Lane | undefined
   /**
@@ -228,9 +228,9 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       lane.pending = 0
     }
     if (this.#overQueue(lane.pending, lane.maxQueue)) return this.overflowed(lane)
-    if (this.#pending === '' || this.#batchKey !== lane.keyEntry) {
+    if (this.#pending === '' || this.#batchLane !== lane) {
       this.#append(lane.keyEntry)
-      this.#batchKey = lane.keyEntry
+      this.#batchLane = lane
     }
     this.#append(entry)
     this.#messages++
