@@ -67,4 +67,19 @@ if (redis !== undefined) {
     client.req.destroy()
     t.same(ofKey(replayWithControl(client.body(), 'cb'), 'a'), [['one', ids[0]], ['two', ids[1]]])
   })
+
+  t.test('a cursor that is none of ours gives every shared channel a reset, then live', async t => {
+    const a = await multiplexed(t, redis)
+    const ids: Record<string, string> = {}
+    for (const key of KEYS) ids[key] = await a.rooms[key].publish(`${key}1`)
+    const client = await open(`${a.url}?lastEventId=${encodeURIComponent('{"a":"\u00e9"')}`)
+    for (const key of KEYS) await client.waitFor(`"key":"${key}"`)
+    const live = await a.rooms.b.publish('b-live')
+    await client.waitFor(live)
+    client.req.destroy()
+    const calls = replayWithControl(client.body(), 'cb')
+    t.same(calls.filter(call => call[0] === 'control').map(call => call[2]).sort((x, y) => String((x as { key: string }).key).localeCompare((y as { key: string }).key)),
+      KEYS.map(key => ({ key, id: ids[key] })), 'a reset per key, with no lastEventId')
+    t.same(ofKey(calls, 'b'), [['b-live', live]])
+  })
 }
