@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap'
 import type { BrowserContext, BrowserPage, TestBrowser } from './browser.js'
 import { eachBrowser } from './browser.js'
-import { allReceived, HOST_SETTINGS, HOSTS, leaders, messages, pageUrl, problems, sharedServer, type SharedServer } from './shared-page.js'
+import { allReceived, HOST_SETTINGS, HOSTS, leaders, messages, pageUrl, problems, sharedServer, type SharedServer, until } from './shared-page.js'
 
 const TABS = 4
 
@@ -21,7 +21,7 @@ async function start (t: Test, browser: TestBrowser, host: string): Promise<Setu
     pages.push(page)
   }
   // A tab without a cursor starts live: publishing starts once the leader is subscribed.
-  while (server.open() === 0) await new Promise(resolve => setTimeout(resolve, 20))
+  await until(() => server.open() === 1, 'the shared stream')
   const producer = setInterval(() => { server.publish().catch(() => {}) }, 100)
   const stop = (): void => clearInterval(producer)
   t.teardown(stop)
@@ -31,13 +31,13 @@ async function start (t: Test, browser: TestBrowser, host: string): Promise<Setu
 
 /** Resolves with the time the server saw stream number `count` open. */
 async function streamOpened (server: SharedServer, count: number): Promise<number> {
-  while (server.streams.length < count) await new Promise(resolve => setTimeout(resolve, 10))
+  await until(() => server.streams.length >= count, `stream ${count}`)
   return server.streams[count - 1].at
 }
 
 /** Publishes until `total` messages, then checks that each tab received each exactly once, in order. */
 async function checkEveryTab (t: Test, { server, pages, stop }: Setup, total: number): Promise<void> {
-  while (server.ids.length < total) await new Promise(resolve => setTimeout(resolve, 20))
+  await until(() => server.ids.length >= total, `${total} messages`)
   stop()
   await allReceived(pages, total)
   for (const [i, page] of pages.entries()) {

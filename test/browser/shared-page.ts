@@ -132,3 +132,12 @@ const IGNORED_COOP = /^console error: The Cross-Origin-Opener-Policy header has 
 export function problems (page: BrowserPage): string[] {
   return page.problems.filter(problem => !IGNORED_COOP.test(problem))
 }
+
+/** Resolves once `check` holds, looked at every 20 ms (a server-side count); fails after `timeout` ms. */
+export async function until (check: () => boolean, what: string, timeout = 10000): Promise<void> {
+  const end = Date.now() + timeout
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}

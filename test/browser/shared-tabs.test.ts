@@ -2,16 +2,7 @@
 // callback share one connection, held by one of them; close() stops one tab; shared: false opts out.
 import t from 'tap'
 import { eachBrowser } from './browser.js'
-import { allReceived, HOST_SETTINGS, HOSTS, leaders, messages, pageUrl, problems, sharedServer } from './shared-page.js'
-
-/** Resolves once `check` holds, polling the server every 20 ms; fails after `timeout` ms. */
-async function until (check: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const end = Date.now() + timeout
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
+import { allReceived, HOST_SETTINGS, HOSTS, leaders, messages, pageUrl, problems, sharedServer, until } from './shared-page.js'
 
 eachBrowser(t, (t, browser) => {
   for (const { host, locks } of HOSTS) {
