@@ -196,7 +196,7 @@
         // What this page missed since lastEventId is gone; resume from the position given.
         const missed = typeof detail.lastEventId === 'string' ? detail.lastEventId : undefined
         positions.reset(key, typeof detail.id === 'string' ? detail.id : undefined)
-        if (onReset !== undefined) safely(onReset, { key, lastEventId: missed })
+        if (onReset !== undefined) safely(onReset, key === undefined ? { lastEventId: missed } : { key, lastEventId: missed })
       }
     }
 
