@@ -11,10 +11,11 @@ const fastifyComet = require('..')
 
 // Served as files: helmet's CSP (nonce-only inline scripts and styles) allows no inline code.
 const PUBLIC_FILES = {
-  '/': ['index.html', 'text/html; charset=utf-8'],
   '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
   '/app.css': ['app.css', 'text/css; charset=utf-8']
 }
+// Lines the page shows as it is rendered; older ones are in the channel's history only.
+const RENDERED_LINES = 50
 
 const chatBody = {
   type: 'object',
@@ -37,7 +38,8 @@ function build (options = {}, broker) {
     app.get(url, async (request, reply) => reply.type(type).send(await readFile(join(__dirname, 'public', file))))
   }
 
-  // The time every 100 ms until the client leaves (the signal aborts).
+  // The time every 100 ms until the client leaves (the signal aborts). The page gets it from /live;
+  // /clock and /chat stream one source each, for curl and for pages of your own.
   app.get('/clock', (request, reply) => reply.comet(({ signal }) => clock(signal), 'parent.clockTick'))
 
   // Accepts JSON and plain HTML form posts ({ text }).
@@ -52,11 +54,32 @@ function build (options = {}, broker) {
     // line. Named, so that with a broker it is one channel for every instance: a line posted to
     // one reaches the pages of all, and a page resumes on whichever instance it reconnects to.
     const room = app.comet.channel({ name: 'chat', history: 200, maxQueue: 256 })
+    // The last lines this instance published, with their ids, for the page's first render.
+    const lines = []
 
     app.get('/chat', (request, reply) => reply.comet(room, 'parent.chatMessage'))
 
+    // The page's one stream: the clock and the chat multiplexed, so a tab holds one connection
+    // (and, with the shipped client, every tab of the browser shares it).
+    app.get('/live', (request, reply) => reply.comet({ clock: ({ signal }) => clock(signal), chat: room }, 'parent.live'))
+
+    // The page is rendered with the chat's last lines and a cursor: the id of the newest line shown
+    // (or the channel's position when none is), so its stream delivers every line published after
+    // the render, exactly once, and none is lost between the render and the stream.
+    app.get('/', async (request, reply) => {
+      const shown = lines.slice(-RENDERED_LINES)
+      const cursor = shown.length > 0 ? shown[shown.length - 1].id : await room.position()
+      const page = await readFile(join(__dirname, 'public', 'index.html'), 'utf8')
+      return reply.type('text/html; charset=utf-8').send(page
+        .replace('<ol id="chat-log" class="chat-log">', `<ol id="chat-log" class="chat-log" data-cursor="${escapeHtml(cursor)}">`)
+        .replace('</ol>', shown.map(renderLine).join('') + '</ol>'))
+    })
+
     app.post('/chat', { schema: { body: chatBody } }, async (request, reply) => {
-      await room.publish({ text: request.body.text, time: new Date().toISOString() })
+      const line = { text: request.body.text, time: new Date().toISOString() }
+      const id = await room.publish(line)
+      lines.push({ ...line, id })
+      if (lines.length > RENDERED_LINES) lines.shift()
       reply.code(204)
     })
   })
@@ -71,6 +94,15 @@ async function * clock (signal) {
     await ticks.next()
     yield formatTime(new Date())
   }
+}
+
+// The same markup as the page's script builds for a line (app.js), escaped: a line is text.
+function renderLine (line) {
+  return `<li><time datetime="${escapeHtml(line.time)}">${escapeHtml(line.time.slice(11, 19))}</time>${escapeHtml(line.text)}</li>`
+}
+
+function escapeHtml (text) {
+  return text.replace(/[&<>"']/g, char => `&#${char.charCodeAt(0)};`)
 }
 
 // 14:05:09.3: hours, minutes, seconds and tenths, in the server's time zone.

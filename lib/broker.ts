@@ -11,6 +11,7 @@ export interface RegisteredChannel extends CometFeedSource {
   readonly [kChannelClosed]: boolean
   [kOnClose] (listener: () => void): void
   publish (message: never): Promise<string> | undefined
+  position (): Promise<string | undefined>
   close (): void
 }
 

@@ -5,6 +5,7 @@
 import { encodeMessage, messageEntry, scriptSafe } from './encode.js'
 import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from './feed.js'
 import { kChannelClosed, kOnClose } from './channel.js'
+import type { LastEventId } from './last-event-id.js'
 import type { RedisLink } from './redis-link.js'
 import type { ChannelKeys } from './redis-scripts.js'
 import type { LogPage, Topic, TopicListener } from './redis-topic.js'
@@ -61,6 +62,16 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
     return this.link.publish(this.keys, this.name, this.history, encodeMessage(message))
   }
 
+  /**
+   * The id of the newest message in Redis, for a page rendered now (see CometChannel.position);
+   * `EPOCH-0` for a channel without messages yet, which replays from its first one. Rejects with
+   * FST_COMET_PUBLISH_FAILED's timeout when Redis does not answer in time.
+   */
+  async position (): Promise<string> {
+    const { epoch, last } = await this.link.read(this.keys, '', 0, 0)
+    return `${epoch}-${last}`
+  }
+
   /** Ends this instance's subscribers cleanly and stops following the channel here. */
   close (): void {
     if (this.#closed) return
@@ -87,7 +98,7 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
     this.epoch = undefined
   }
 
-  position (epoch: string, last: number): void {
+  located (epoch: string, last: number): void {
     this.epoch = epoch
     this.last = last
     for (const feed of this.#feeds) feed.resume(epoch, last)
@@ -113,15 +124,15 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
 class BrokeredFeed implements CometFeed {
   readonly #channel: BrokeredChannel
   #stream: CometSubscriber | undefined
-  /** The id of the last message this client has (from the request, then as delivered). */
-  #lastId: string | undefined
+  /** The id of the last message this client has (from the request, then as delivered); null: not ours. */
+  #lastId: LastEventId
   #resumed = false
   /** While replaying from the log: the seq of the next message to read. */
   #replayNext = 0
   /** Live messages up to this seq already reached the client through another instance. */
   #seenThrough = 0
 
-  constructor (channel: BrokeredChannel, lastEventId: string | undefined) {
+  constructor (channel: BrokeredChannel, lastEventId: LastEventId) {
     this.#channel = channel
     this.#lastId = lastEventId
   }
@@ -162,7 +173,7 @@ class BrokeredFeed implements CometFeed {
   reset (id: string): void {
     this.#replayNext = 0
     this.#seenThrough = 0
-    this.#stream?.control('reset', { lastEventId: this.#lastId, id })
+    this.#stream?.control('reset', { lastEventId: this.#lastId ?? undefined, id })
     this.#lastId = id
   }
 
@@ -230,8 +241,8 @@ class BrokeredFeed implements CometFeed {
   }
 }
 
-function seqOf (id: string | undefined, epoch: string): number | undefined {
-  if (id === undefined || !id.startsWith(epoch + '-')) return undefined
+function seqOf (id: LastEventId, epoch: string): number | undefined {
+  if (typeof id !== 'string' || !id.startsWith(epoch + '-')) return undefined
   const text = id.slice(epoch.length + 1)
   return /^(0|[1-9]\d{0,15})$/.test(text) ? Number(text) : undefined
 }

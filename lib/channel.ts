@@ -4,6 +4,7 @@
 import { encodeMessage, encodeId, messageEntry } from './encode.js'
 import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from './feed.js'
 import { History } from './history.js'
+import type { LastEventId } from './last-event-id.js'
 import { resolveChannelOptions } from './options.js'
 import type { CometChannelOptions, CometChannel as PublicCometChannel } from '../types/index.js'
 
@@ -70,6 +71,16 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
     return Promise.resolve(id)
   }
 
+  /**
+   * The id of the newest message, for a page rendered now to connect with: it then receives
+   * everything published after the render. `EPOCH-0` before the first message (a replay from the
+   * first); undefined without history, which gives no ids (connecting without one starts live).
+   */
+  position (): Promise<string | undefined> {
+    const { history } = this.#hub
+    return Promise.resolve(history?.idOf(history.last))
+  }
+
   /** Ends every subscriber's stream cleanly; later subscribers end at once. */
   close (): void {
     const hub = this.#hub
@@ -88,12 +99,12 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
 /** One stream's subscription: replays what the client missed, then delivers live. */
 class ChannelFeed implements CometFeed {
   readonly #hub: Hub
-  readonly #lastEventId: string | undefined
+  readonly #lastEventId: LastEventId
   #stream: CometSubscriber | undefined
   /** While replaying, the sequence number of the next message to send from the history. */
   #replayNext = 0
 
-  constructor (hub: Hub, lastEventId: string | undefined) {
+  constructor (hub: Hub, lastEventId: LastEventId) {
     this.#hub = hub
     this.#lastEventId = lastEventId
   }
@@ -113,7 +124,7 @@ class ChannelFeed implements CometFeed {
     const resume = history.resume(this.#lastEventId)
     if ('reset' in resume) {
       // Tells the client that what it missed is gone, and where it stands now.
-      stream.control('reset', { lastEventId: this.#lastEventId, id: history.idOf(history.last) })
+      stream.control('reset', { lastEventId: this.#lastEventId ?? undefined, id: history.idOf(history.last) })
     } else if (resume.replayFrom <= history.last) {
       this.#replayNext = resume.replayFrom
       this.#replay(stream, history).then(undefined, err => stream.fail(err))

@@ -105,6 +105,8 @@ export function encodeId<T> (idOf: ((message: T) => unknown) | undefined, messag
 //   0,MESSAGE,            callback(message)
 //   1,MESSAGE,ID,         callback(message, id)
 //   2,TYPE,DETAIL,        callback.cometControl(type, detail), only if the callback has one
+//   3,KEY,                the key of the message entries that follow in this script (a
+//                         multiplexed stream): callback(message, id, key), id undefined when none
 // One element per write instead of one per message is what lets a browser absorb hundreds of
 // thousands of messages a second, and the nonce is sent once per write, not once per message.
 //
@@ -129,9 +131,12 @@ export function helperCode (callback: string): string {
     `w.${HELPER}=w.parent===w?function(){}:function(b){` +
     'var s=d&&d.currentScript,p=s&&s.parentNode;' +
     'if(p){while(p.firstChild!==s)p.removeChild(p.firstChild);p.removeChild(s)}' +
-    'for(var i=0;i!==b.length;){var k=b[i];try{' +
-    `if(k===0){i+=2;${callback}(b[i-1])}` +
-    `else if(k===1){i+=3;${callback}(b[i-2],b[i-1])}` +
+    // Each script starts without a key: a single-source stream never writes one, and its callback
+    // is called with the message (and id) alone, as before keys existed.
+    'for(var i=0,key;i!==b.length;){var k=b[i];try{' +
+    `if(k===0){i+=2;if(key===void 0)${callback}(b[i-1]);else ${callback}(b[i-1],void 0,key)}` +
+    `else if(k===1){i+=3;if(key===void 0)${callback}(b[i-2],b[i-1]);else ${callback}(b[i-2],b[i-1],key)}` +
+    'else if(k===3){i+=2;key=b[i-1]}' +
     `else{i+=3;var f=${callback};if(typeof f==="function"&&typeof f.cometControl==="function")f.cometControl(b[i-2],b[i-1])}` +
     '}catch(e){report(e)}}}})(window);'
 }
@@ -142,11 +147,18 @@ function scriptTag (nonce: string | undefined): string {
 
 /**
  * The first chunk: whitespace that makes browsers start rendering at once, the document, and the
- * helper script, which also delivers the `open` control message announcing the heartbeat period.
+ * helper script, which also delivers the `open` control message announcing the heartbeat period
+ * (and, for a multiplexed stream, its keys).
  */
-export function paddingChunk (bytes: number, callback: string, heartbeat: number, nonce?: string): string {
+export function paddingChunk (bytes: number, callback: string, heartbeat: number, nonce?: string, keys?: readonly string[]): string {
+  const open = keys === undefined ? { heartbeat } : { heartbeat, keys }
   return ' '.repeat(bytes) + '<html><body>' + scriptTag(nonce) + helperCode(callback) +
-    HELPER + '([' + controlEntry('open', { heartbeat }) + BATCH_SUFFIX
+    HELPER + '([' + controlEntry('open', open) + BATCH_SUFFIX
+}
+
+/** The entry that gives the message entries after it, in the same script, their key. */
+export function keyEntry (key: string): string {
+  return '3,' + encodeMessage(key) + ','
 }
 
 /** Opens the script element of one write, e.g. `<script nonce="…">__fastifyComet([`. */

@@ -3,6 +3,9 @@
 // stream each message as its finished entry of the wire format, so a message published to many
 // streams is serialized, and its entry built, once.
 
+import type { LastEventId } from './last-event-id.js'
+import type { Lane } from './multiplex.js'
+
 /** Marks an object as a push source; reply.comet() subscribes to it instead of iterating it. */
 export const kCometFeed = Symbol.for('fastify-comet.feed')
 
@@ -33,6 +36,10 @@ export interface CometSubscriber {
 }
 
 export interface CometFeed {
+  /** The keys of a multiplexed stream, announced to the client when the document opens. */
+  readonly keys?: readonly string[]
+  /** A multiplexed stream's lanes, one per key, each queueing against its own maxQueue. */
+  readonly lanes?: readonly Lane[]
   /**
    * Messages the stream may hold for this feed while its socket is full before it ends as too slow.
    * Infinity for a feed that waits for `whenReady()` instead.
@@ -46,8 +53,11 @@ export interface CometFeed {
 
 /** What the request tells a feed about the client. */
 export interface FeedContext {
-  /** The last message id the reconnecting client saw, validated (see last-event-id.ts). */
-  lastEventId: string | undefined
+  /**
+   * The last message id the reconnecting client saw: undefined for none, null for a value that is
+   * none of ours (a channel with history answers it with a reset; see last-event-id.ts).
+   */
+  lastEventId: LastEventId
 }
 
 export interface CometFeedSource {

@@ -46,10 +46,12 @@ export class History {
   /**
    * Where a client that saw `lastEventId` resumes. No id: a new client, live from now. An id of
    * this epoch still in reach: replay what follows it. Anything else (another epoch, older than
-   * the history, ahead of it, not an id at all): a reset, never a silent gap.
+   * the history, ahead of it, not an id at all, null for a value that is none of ours): a reset,
+   * never a silent gap.
    */
-  resume (lastEventId: string | undefined): Resume {
+  resume (lastEventId: string | undefined | null): Resume {
     if (lastEventId === undefined) return { replayFrom: this.#last + 1 }
+    if (lastEventId === null) return { reset: true }
     const dash = lastEventId.lastIndexOf('-')
     const seqText = lastEventId.slice(dash + 1)
     if (dash === -1 || lastEventId.slice(0, dash) !== this.epoch || !/^(0|[1-9]\d{0,15})$/.test(seqText)) return { reset: true }

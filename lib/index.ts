@@ -4,12 +4,13 @@ import fp from 'fastify-plugin'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
-import type { CometChannelOptions, CometPushOptions, FastifyCometOptions } from '../types/index.js'
+import type { CometChannelOptions, CometPushOptions, CometReplyOptions, CometSource, CometSources, FastifyCometOptions } from '../types/index.js'
 import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
-import { lastEventIdOf } from './last-event-id.js'
+import { keyedIds, rawLastEventId, singleId } from './last-event-id.js'
+import { MultiplexFeed } from './multiplex.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
-import { abandonSource, openSource, sourceKind, unopenedSource } from './source.js'
+import { abandonSource, isSourceMap, openSource, sourceKind, unopenedSource } from './source.js'
 import { responseHead } from './response-head.js'
 import { CometStream } from './stream.js'
 import { OpenStreams } from './open-streams.js'
@@ -27,7 +28,7 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
   const streams = new OpenStreams(maxStreams)
   const live = new LiveChannels()
 
-  const comet: FastifyReply['comet'] = function (this: FastifyReply, source, callback) {
+  const comet = function (this: FastifyReply, source: CometSource | CometSources, callback: string | CometReplyOptions): Promise<void> {
     // Every check runs before anything is written, so Fastify's error handler can still answer,
     // and a refused source is always released (a push source's signal aborts).
     let feed: CometFeed | undefined
@@ -45,7 +46,9 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
         throw new FST_COMET_TOO_MANY_STREAMS(maxStreams)
       }
       // During shutdown no source runs: the stream ends as soon as it has started.
-      feed = streams.closing ? unopenedSource(source) : openSource(source, { lastEventId: lastEventIdOf(this.request) }, settings.id)
+      if (streams.closing) feed = unopenedSource(source)
+      else if (isSourceMap(source)) feed = new MultiplexFeed(source, keyedIds(rawLastEventId(this.request)), settings.id)
+      else feed = openSource(source as CometSource, { lastEventId: singleId(rawLastEventId(this.request)) }, settings.id)
       // A channel or push source gives its messages their ids itself.
       if (settings.id !== undefined && feed.maxQueue !== Infinity) {
         throw new FST_COMET_INVALID_OPTION('id', 'set it on the channel or push source, which encodes each message once')

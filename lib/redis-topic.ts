@@ -28,7 +28,7 @@ export interface LogReader {
 
 export interface TopicListener {
   /** Where the channel stands, once subscribed: streams can start (and resume) from here. */
-  position (epoch: string, last: number): void
+  located (epoch: string, last: number): void
   /** The log started afresh or dropped what this instance had not seen: subscribers are told. */
   reset (epoch: string, last: number): void
   message (epoch: string, seq: number, message: string): void
@@ -118,7 +118,7 @@ export class Topic {
       this.#epoch = epoch
       this.#last = last
       this.#lastToken = lastToken
-      this.#listener.position(epoch, last)
+      this.#listener.located(epoch, last)
       return false
     }
     if (entries === undefined) {

@@ -5,6 +5,7 @@
 import { describeValue, FST_COMET_INVALID_SOURCE } from './errors.js'
 import { encodeId, encodeMessage, messageEntry } from './encode.js'
 import { isFeedSource, kCometFeed, type CometFeed, type CometSubscriber, type FeedContext } from './feed.js'
+import type { LastEventId } from './last-event-id.js'
 import type { CometIterable, CometSource, CometSourceContext } from '../types/index.js'
 
 type IdOf = ((message: unknown) => unknown) | undefined
@@ -28,14 +29,27 @@ export function openSource (source: CometSource<unknown>, context: FeedContext, 
 }
 
 /** What kind of source the user passed, for the debug log. */
-export function sourceKind (source: unknown): 'function' | 'feed' | 'async-iterable' | 'iterable' {
+export function sourceKind (source: unknown): 'function' | 'feed' | 'multiplexed' | 'async-iterable' | 'iterable' {
   if (typeof source === 'function') return 'function'
   if (isFeedSource(source)) return 'feed'
+  if (isSourceMap(source)) return 'multiplexed'
   return isAsyncIterable(source) ? 'async-iterable' : 'iterable'
+}
+
+/** A plain object of sources (not itself a source): `{ chat: room, clock: fn }`, a multiplexed stream. */
+export function isSourceMap (value: unknown): value is Record<string, CometSource<unknown>> {
+  if (value === null || typeof value !== 'object' || isFeedSource(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return (proto === Object.prototype || proto === null) && !isAsyncIterable(value) &&
+    typeof (value as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function'
 }
 
 /** Lets a source that reply.comet() refused clean up: a push source's signal aborts. */
 export function abandonSource (source: unknown): void {
+  if (isSourceMap(source)) {
+    for (const value of Object.values(source)) abandonSource(value)
+    return
+  }
   if (!isFeedSource(source)) return
   try {
     source[kCometFeed]({ lastEventId: undefined }).stop()
@@ -75,8 +89,8 @@ class SourceContext implements CometSourceContext {
   readonly lastEventId: string | undefined
   #controller: AbortController | undefined
 
-  constructor (lastEventId: string | undefined) {
-    this.lastEventId = lastEventId
+  constructor (lastEventId: LastEventId) {
+    this.lastEventId = lastEventId ?? undefined // a value that is none of ours is no id to resume from
   }
 
   get signal (): AbortSignal {

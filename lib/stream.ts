@@ -10,6 +10,7 @@ import type { StreamSettings } from './options.js'
 import { releaseSentHead, writeResponseHead, type ResponseHead } from './response-head.js'
 import type { OpenStreams } from './open-streams.js'
 import { HeartbeatClock, type Beating } from './heartbeat.js'
+import type { Lane, LaneTarget } from './multiplex.js'
 
 // Entries are gathered into one write (one script element) until this many characters are
 // waiting. It matches the socket's default high-water mark: big enough to cut syscalls and script
@@ -42,7 +43,7 @@ const RECONNECT: Partial<Record<EndReason, Record<string, unknown>>> = {
 const kStream = Symbol('fastify-comet.stream')
 type Carrier = { [kStream]?: CometStream }
 
-export class CometStream implements CometSubscriber, Beating {
+export class CometStream implements CometSubscriber, LaneTarget, Beating {
   readonly #raw: ServerResponse
   readonly #request: IncomingMessage
   readonly #log: FastifyBaseLogger
@@ -61,6 +62,12 @@ export class CometStream implements CometSubscriber, Beating {
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
   #pendingMessages = 0
+  /** Writes of batches so far: a lane's count of pending messages is good until the next one. */
+  #writes = 0
+  /** The key entry the open batch last switched to (a multiplexed stream). */
+  #batchKey: string | undefined
+  /** The lane whose feed overflowed, for the warning. */
+  #overflowLane: Lane | undefined
   /** UTF-8 size of `pending`, kept only when maxBytes is finite (it costs a count per message). */
   #pendingBytes = 0
   #messages = 0
@@ -112,7 +119,7 @@ export class CometStream implements CometSubscriber, Beating {
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
     const { heartbeat, maxDuration } = settings
-    const padding = paddingChunk(settings.padding, settings.callback, heartbeat, nonce)
+    const padding = paddingChunk(settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
     this.#write(padding, padding.length) // ASCII: one byte a character
     releaseSentHead(raw) // it went out with the padding
     if (heartbeat > 0) {
@@ -159,6 +166,36 @@ export class CometStream implements CometSubscriber, Beating {
     this.#messages++
     this.#pendingMessages++
     this.#scheduleFlush()
+  }
+
+  /**
+   * A message of one key of a multiplexed stream. The lane's queue counts against its own maxQueue,
+   * as a single source's counts against the stream's; a `3,KEY,` entry goes before it wherever the
+   * key changes within a batch.
+   */
+  deliverTo (lane: Lane, entry: string): void {
+    if (this.#ended) return
+    if (lane.writes !== this.#writes) {
+      lane.writes = this.#writes
+      lane.pending = 0
+    }
+    const { maxQueue } = lane
+    if (this.#blocked && lane.pending >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.overflowed(lane)
+    if (this.#pending === '' || this.#batchKey !== lane.keyEntry) {
+      this.#append(lane.keyEntry)
+      this.#batchKey = lane.keyEntry
+    }
+    this.#append(entry)
+    this.#messages++
+    this.#pendingMessages++
+    lane.pending++
+    this.#scheduleFlush()
+  }
+
+  /** One key's feed held more than its maxQueue: the whole document ends, the client resumes every key. */
+  overflowed (lane: Lane): void {
+    this.#overflowLane ??= lane
+    this.end('overflow')
   }
 
   /**
@@ -209,6 +246,7 @@ export class CometStream implements CometSubscriber, Beating {
     this.#pending = ''
     this.#pendingBytes = 0
     this.#pendingMessages = 0
+    this.#writes++
     this.#write(chunk, bytes)
   }
 
@@ -231,7 +269,9 @@ export class CometStream implements CometSubscriber, Beating {
       return
     }
     this.#behind = true
-    if (this.#pendingMessages > this.#feed.maxQueue) this.end('overflow')
+    if (this.#pendingMessages > this.#feed.maxQueue) return this.end('overflow')
+    const over = this.#feed.lanes?.find(lane => lane.writes === this.#writes && lane.pending > lane.maxQueue)
+    if (over !== undefined) this.overflowed(over)
   }
 
   drained (): void {
@@ -284,7 +324,9 @@ export class CometStream implements CometSubscriber, Beating {
     this.releaseReady()
     this.#feed.stop() // never throws: return() and abort listeners report their own errors
     if (reason === 'overflow') {
-      this.#log.warn({ maxQueue: this.#feed.maxQueue }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
+      const lane = this.#overflowLane
+      const detail = lane === undefined ? { maxQueue: this.#feed.maxQueue } : { maxQueue: lane.maxQueue, key: lane.key }
+      this.#log.warn(detail, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
     }
     if (reason !== 'client-gone') endResponse(raw, this.#log)
     // With the response ended: counted in stats() and published to diagnostics subscribers.

@@ -7,7 +7,7 @@ import { resolve } from 'node:path'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import fastifyComet from '../lib/index.js'
 import { startServer } from './child-server.js'
-import { messages, open } from './helpers.js'
+import { messages, open, replay } from './helpers.js'
 
 // The example requires the built package ('..'); in this process it gets lib/ itself, so the tests
 // run the current source and coverage never counts dist/.
@@ -74,6 +74,53 @@ t.test('POST /chat reaches every open /chat stream, as JSON or as a form post', 
     t.same(received.map(message => message.text), ['hello </script><!--', 'from a form & more'])
     t.ok(received.every(message => !Number.isNaN(Date.parse(message.time))), 'each with its time')
   }
+})
+
+t.test('GET /live multiplexes the clock and the chat: one stream, each message with its key', async t => {
+  const origin = await start(t)
+  const live = await open(`${origin}/live`)
+  t.teardown(() => live.req.destroy())
+  await live.waitFor('3,"clock"')
+  t.equal((await fetch(`${origin}/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hi"}' })).status, 204)
+  await live.waitFor('"hi"')
+  const calls = replay(live.body(), 'parent.live')
+  t.ok(calls.filter(([, , key]) => key === 'clock').every(([time, id]) => TIME.test(time as string) && id === undefined), 'clock ticks, without ids')
+  const chat = calls.filter(([, , key]) => key === 'chat')
+  t.match(chat, [[{ text: 'hi' }, /^[0-9a-f]{12}-1$/, 'chat']])
+})
+
+t.test('the page is rendered with the chat\'s last lines and a cursor after them: a stream opened with it loses nothing published since', async t => {
+  const origin = await start(t)
+  const post = (text: string): Promise<Response> => fetch(`${origin}/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) })
+  const empty = await (await fetch(origin)).text()
+  const emptyCursor = /data-cursor="([^"]+)"/.exec(empty)?.[1] as string
+  t.match(emptyCursor, /^[0-9a-f]{12}-0$/, 'no line yet: the channel\'s position')
+  await post('one </li><script>')
+  const page = await (await fetch(origin)).text()
+  t.match(page, /<li><time datetime="[^"]+">\d\d:\d\d:\d\d<\/time>one &#60;\/li&#62;&#60;script&#62;<\/li><\/ol>/, 'the line, escaped')
+  const cursor = /data-cursor="([^"]+)"/.exec(page)?.[1] as string
+  t.match(cursor, /-1$/, 'the id of the newest line shown')
+  // Published between the render and the stream: what a page without a cursor loses.
+  await post('two')
+  await post('three')
+  const fromRender = await open(`${origin}/live?lastEventId=${encodeURIComponent(JSON.stringify({ chat: cursor }))}`)
+  const fromEmpty = await open(`${origin}/live?lastEventId=${encodeURIComponent(JSON.stringify({ chat: emptyCursor }))}`)
+  t.teardown(() => { fromRender.req.destroy(); fromEmpty.req.destroy() })
+  await fromRender.waitFor('"three"')
+  await fromEmpty.waitFor('"three"')
+  const texts = (body: string): unknown[] => replay(body, 'parent.live').filter(([, , key]) => key === 'chat').map(([message]) => (message as { text: string }).text)
+  t.same(texts(fromRender.body()), ['two', 'three'])
+  t.same(texts(fromEmpty.body()), ['one </li><script>', 'two', 'three'])
+})
+
+t.test('the page shows the last 50 lines', async t => {
+  const app = buildExample(t)
+  for (let n = 1; n <= 52; n++) await app.inject({ method: 'POST', url: '/chat', payload: { text: `line ${n}` } })
+  const page = (await app.inject('/')).body
+  t.equal(page.split('<li>').length - 1, 50)
+  t.match(page, /line 3<\/li>/)
+  t.notMatch(page, /line 2<\/li>/)
+  t.match(page, /data-cursor="[0-9a-f]{12}-52"/)
 })
 
 t.test('POST /chat refuses a body without a sensible text', async t => {

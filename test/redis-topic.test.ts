@@ -28,7 +28,7 @@ function follow (): { topic: Topic, reads: Read[], retires: Array<{ seq: number,
     readFailed (err) { failures.push(err) }
   }
   const listener: TopicListener = {
-    position: (epoch, last) => events.push(['position', epoch, last]),
+    located: (epoch, last) => events.push(['position', epoch, last]),
     reset: (epoch, last) => events.push(['reset', epoch, last]),
     message: (epoch, seq, message) => events.push([epoch, seq, message])
   }

@@ -16,6 +16,14 @@ declare module 'fastify' {
      * is written. The promise resolves (never rejects) once the stream is over, whatever ended it.
      */
     comet<T = unknown>(source: fastifyComet.CometSource<T>, callback: string | fastifyComet.CometReplyOptions<T>): Promise<void>
+    /**
+     * Streams several sources in one document (one connection): each message reaches the page as
+     * `callback(message, id, key)`, `id` undefined when its source gives none. Per key: its own order,
+     * ids, `maxQueue` and resume (one cursor covers every key); a source that finishes leaves the
+     * others streaming, one that fails ends the document. Keys: 1 to 64 of them, each 1 to 64
+     * characters of `A-Z a-z 0-9 _ -`.
+     */
+    comet(sources: fastifyComet.CometSources, callback: string | fastifyComet.CometReplyOptions): Promise<void>
   }
 }
 
@@ -119,6 +127,8 @@ declare namespace fastifyComet {
     readonly size: number
     /** Sends `message` to every subscriber; throws FST_COMET_UNSERIALIZABLE_MESSAGE, delivering nothing, when JSON cannot represent it. */
     publish (message: T): void
+    /** The id of the newest message (with history; see CometHistoryChannel); undefined without history. */
+    position (): Promise<string | undefined>
     /** Ends every subscriber's stream cleanly; later subscribers end at once. */
     close (): void
   }
@@ -128,9 +138,15 @@ declare namespace fastifyComet {
    * last id (`?lastEventId=` or `Last-Event-ID`) gets every message after it, then the live ones,
    * each once and in order; if that id is out of reach, a `reset` control message first.
    */
-  export interface CometHistoryChannel<T = unknown> extends Omit<CometChannel<T>, 'publish'> {
+  export interface CometHistoryChannel<T = unknown> extends Omit<CometChannel<T>, 'publish' | 'position'> {
     /** Stores and sends `message`; resolves with its id. Throws FST_COMET_UNSERIALIZABLE_MESSAGE synchronously. */
     publish (message: T): Promise<string>
+    /**
+     * A cursor at render: the id of the channel's newest message (for an empty channel, one that
+     * replays from its first message). A page rendered with it and connected with it as
+     * `lastEventId` receives everything published after the render, exactly once.
+     */
+    position (): Promise<string>
   }
 
   /** A single-consumer push source for callback-style code: `reply.comet(out, callback)`. */
@@ -209,6 +225,9 @@ declare namespace fastifyComet {
     | CometHistoryChannel<T>
     | CometPush<T>
     | ((context: CometSourceContext) => CometIterable<T> | CometChannel<T> | CometHistoryChannel<T> | CometPush<T>)
+
+  /** Several sources in one stream, by key: `{ chat: room, clock: ({ signal }) => ticks(signal) }`. */
+  export type CometSources = Record<string, CometSource<any>>
 
   export const fastifyComet: FastifyCometPlugin
   export { fastifyComet as default }

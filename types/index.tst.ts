@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import { expect } from 'tstyche'
 import fastifyComet, {
   fastifyComet as named, CometChannel, CometPush, type CometHistoryChannel, type CometSource, type FastifyCometOptions,
-  type CometStats, type CometEndReason, type CometStreamOpenMessage, type CometStreamEndMessage
+  type CometStats, type CometEndReason, type CometStreamOpenMessage, type CometStreamEndMessage, type CometSources
 } from './index.js'
 
 const app = Fastify()
@@ -74,6 +74,29 @@ app.after(() => {
       return channel
     }, 'cb')).type.not.toRaiseError()
   })
+
+  // Several sources in one stream, by key.
+  app.get('/multiplexed', (request, reply) => {
+    expect(reply.comet({
+      chat,
+      ticks: channel,
+      out,
+      list: ['a'],
+      clock: ({ signal }) => {
+        expect(signal).type.toBe<AbortSignal>()
+        return [1]
+      }
+    }, 'cb')).type.toBe<Promise<void>>()
+    expect(reply.comet({ chat }, { callback: 'cb', padding: 0 })).type.not.toRaiseError()
+    expect(reply.comet({ chat }, { padding: 0 })).type.toRaiseError()
+    expect(reply.comet({ bad: 42 }, 'cb')).type.toRaiseError()
+  })
+  expect<CometSources>().type.toBeAssignableFrom({ chat, list: ['a'] })
+  expect<CometSources>().type.not.toBeAssignableFrom({ n: 1 })
+
+  // A cursor at render.
+  expect(chat.position()).type.toBe<Promise<string>>()
+  expect(channel.position()).type.toBe<Promise<string | undefined>>()
 })
 
 expect(new CometChannel<number>()).type.toBe<CometChannel<number>>()
