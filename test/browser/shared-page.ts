@@ -9,7 +9,7 @@ import type FastifyCometClient from '../../client/comet-client.js'
 import { build, listen } from '../helpers.js'
 import type { BrowserPage, BrowserSettings } from './browser.js'
 
-export interface Received { message: { n: number }, id: string | undefined }
+export interface Received { message: { n: number }, id: string | undefined, key?: string }
 
 declare global {
   interface Window {
@@ -42,16 +42,18 @@ const HTML = `<!doctype html>
 <script src="/comet/client.js"></script><script src="/app.js"></script></head><body></body></html>
 `
 
-// ?shared=false opts out; ?lastEventId= is the tab's own cursor, as a page rendered with it has.
+// ?stream= is the comet URL (default /events); ?shared=false opts out; ?lastEventId= is the tab's
+// own cursor, as a page rendered with it has (JSON for a multiplexed stream).
 const APP = `'use strict'
 const params = new URLSearchParams(location.search)
 const state = window.sharedTest = { received: [], events: [], locks: typeof navigator.locks }
-state.stream = FastifyComet.connect('/events', {
+const cursor = params.get('lastEventId')
+state.stream = FastifyComet.connect(params.get('stream') || '/events', {
   minDelay: 50,
   maxDelay: 200,
   shared: params.get('shared') !== 'false',
-  lastEventId: params.get('lastEventId') || undefined,
-  onMessage (message, id) { state.received.push({ message, id }) },
+  lastEventId: cursor === null ? undefined : cursor.startsWith('{') ? JSON.parse(cursor) : cursor,
+  onMessage (message, id, key) { state.received.push(key === undefined ? { message, id } : { message, id, key }) },
   onOpen () { state.events.push('open') },
   onClose (info) { state.events.push(info.reason) },
   onReset (info) { state.events.push({ reset: info }) }
@@ -76,8 +78,7 @@ export async function sharedServer (t: Test): Promise<SharedServer> {
   const chat = app.comet.channel<{ n: number }>({ name: 'chat', history: 1000 })
   const streams: SharedServer['streams'] = []
   const ids: string[] = []
-  app.get('/page', (request, reply) => reply.type('text/html; charset=utf-8').send(HTML))
-  app.get('/app.js', (request, reply) => reply.type('text/javascript; charset=utf-8').send(APP))
+  addPage(app)
   app.get('/events', (request, reply) => {
     streams.push({ at: Date.now(), lastEventId: (request.query as { lastEventId?: string }).lastEventId })
     return reply.comet(chat, { callback: 'parent.cometMessage', heartbeat: 500 })
@@ -95,6 +96,12 @@ export async function sharedServer (t: Test): Promise<SharedServer> {
     },
     open: () => app.comet.stats().streams.open
   }
+}
+
+/** Adds GET /page and its script, GET /app.js; the app must serve the client at /comet/client.js. */
+export function addPage (app: FastifyInstance): void {
+  app.get('/page', (request, reply) => reply.type('text/html; charset=utf-8').send(HTML))
+  app.get('/app.js', (request, reply) => reply.type('text/javascript; charset=utf-8').send(APP))
 }
 
 export function pageUrl (host: string, port: number, query: Record<string, string> = {}): string {
