@@ -77,6 +77,9 @@
   const LEADER_LOST_MS = 2000
   // Ids remembered per key by a shared tab, to drop what a handover or a catch-up repeats.
   const SEEN_IDS = 1024
+  // How long a tab with a cursor of its own waits for the leader to say where the shared stream
+  // is before it catches up on a connection of its own without knowing.
+  const ASK_MS = 500
 
   const LEADER = 'leader'
   const FOLLOWER = 'follower'
@@ -141,9 +144,12 @@
     let audience = false // another tab has spoken: there may be followers to post to
     let relaying = false // a follower is handing the leader's events to the page's global
     let sharedMessages = 0 // messages of the leader's current connection, as a follower saw them
-    // While this tab catches up on its own connection from its own cursor: the shared messages
-    // kept aside, per key of that cursor still behind the shared stream.
+    // While this tab catches up from its own cursor: the shared messages kept aside, per key of
+    // that cursor still behind the shared stream; where the leader said the shared stream was
+    // (its cursor, in its order of events); and the wait for that answer.
     let catching
+    let target
+    let asking
 
     function receive (message, id, key) {
       if (relaying) return relayed(message, id, key)
@@ -303,8 +309,9 @@
 
     function join () {
       catching = undefined
-      // A cursor of its own (the page's, or from before the back/forward cache): caught up on a
-      // connection of its own unless this tab leads.
+      target = undefined
+      // A cursor of its own (the page's, or from before the back/forward cache): caught up unless
+      // this tab leads.
       if (positions.cursor() !== undefined) {
         catching = new Map()
         for (const key of positions.keys()) catching.set(key, [])
@@ -333,6 +340,8 @@
     function leave () {
       clearTimeout(ticker)
       ticker = undefined
+      clearTimeout(asking)
+      asking = undefined
       if (role === LEADER) {
         flush()
         post('bye')
@@ -353,6 +362,8 @@
       role = LEADER
       // Its own connection starts from its own cursor: whatever was kept aside comes again.
       catching = undefined
+      clearTimeout(asking)
+      asking = undefined
       clearTimeout(ticker)
       ticker = undefined
       if (locks === undefined) beat()
@@ -369,8 +380,37 @@
         flush()
         stopFrame()
       }
-      if (catching !== undefined && iframe === undefined && timer === undefined) open()
+      if (catching !== undefined && iframe === undefined && timer === undefined && asking === undefined) {
+        // Where is the shared stream? Most often where this tab's cursor is (rendered just now):
+        // then there is nothing to catch up on, and no connection to open.
+        post('where')
+        asking = setTimeout(function () {
+          if (catching !== undefined && role !== LEADER && iframe === undefined && timer === undefined) open()
+        }, ASK_MS)
+      }
       if (locks === undefined) wait(LEADER_LOST_MS, claim)
+    }
+
+    // The leader's answer: the shared messages after it come after `at`, those kept before it
+    // are not newer (caught up on this tab's connection, or older than its cursor).
+    function answered (at) {
+      clearTimeout(asking)
+      target = at
+      const keys = []
+      catching.forEach(function (kept, key) {
+        kept.length = 0
+        keys.push(key)
+      })
+      for (let i = 0; i < keys.length && catching !== undefined; i++) {
+        const id = targetOf(keys[i])
+        if (id !== undefined && positions.seen(id, keys[i])) caughtUp(keys[i], [])
+      }
+      if (catching !== undefined && iframe === undefined && timer === undefined) open()
+    }
+
+    function targetOf (key) {
+      if (typeof target === 'string') return key === undefined ? target : undefined
+      return isObject(target) && key !== undefined && typeof target[key] === 'string' ? target[key] : undefined
     }
 
     // Without Web Locks: asks for the lead, which it takes unless a leader or a smaller claim answers.
@@ -405,6 +445,11 @@
           else wait(LEADER_LOST_MS, claim)
         }
         if (data.t === 'ev') run(data.events)
+      } else if (data.t === 'where' && role === LEADER) {
+        flush()
+        link.postMessage({ t: 'at', tab, cursor: positions.value() })
+      } else if (data.t === 'at' && role !== LEADER && catching !== undefined) {
+        answered(data.cursor)
       } else if (data.t === 'claim') {
         if (role === LEADER) post('here')
         else if (role === CANDIDATE && data.tab < tab) follow()
@@ -484,6 +529,8 @@
       const kept = typeof id === 'string' ? catching.get(key) : undefined
       if (kept === undefined) return // live on the shared stream, which brings it
       deliver(message, id, key)
+      // Where the leader said the shared stream was: what it kept since comes after.
+      if (id === targetOf(key)) return caughtUp(key, kept)
       for (let i = 0; i < kept.length; i++) {
         if (kept[i][1] === id) return caughtUp(key, kept.slice(i + 1))
       }
@@ -502,6 +549,8 @@
       for (let i = 0; i < rest.length; i++) deliver(rest[i][0], rest[i][1], key)
       if (catching.size !== 0) return
       catching = undefined
+      clearTimeout(asking)
+      asking = undefined
       if (role !== LEADER) stopFrame()
     }
 
@@ -577,12 +626,26 @@
     let single = multiplexed ? undefined : initial
     const ids = Object.create(null)
     if (multiplexed) Object.keys(initial).forEach(function (key) { ids[key] = initial[key] })
+    // The ids of the position count as seen: the message at a page's cursor is in the page already.
     const seen = new Map()
+    function isSeen (id, key) {
+      const ids = seen.get(key)
+      return ids !== undefined && ids.has(id)
+    }
+    function remember (key, id) {
+      let ids = seen.get(key)
+      if (ids === undefined) seen.set(key, ids = new Set())
+      ids.add(id)
+      if (ids.size > SEEN_IDS) ids.delete(ids.values().next().value)
+    }
+    if (dedupe && multiplexed) Object.keys(ids).forEach(function (key) { remember(key, ids[key]) })
+    else if (dedupe && single !== undefined) remember(undefined, single)
     function multiplex () {
       multiplexed = true
       single = undefined
     }
     function set (key, id) {
+      if (dedupe && id !== undefined) remember(key, id)
       if (!multiplexed) single = id
       else if (key !== undefined && id === undefined) delete ids[key]
       else if (key !== undefined) ids[key] = id
@@ -591,21 +654,12 @@
       multiplex,
       /** The keys of the cursor (one, undefined, for a single-source stream). */
       keys () { return multiplexed ? Object.keys(ids) : [undefined] },
-      seen (id, key) {
-        const ids = seen.get(key)
-        return ids !== undefined && ids.has(id)
-      },
+      seen: isSeen,
       /** Records a message's id; false if this shared tab has had it already. */
       accept (id, key) {
         if (key !== undefined && !multiplexed) multiplex()
         if (typeof id !== 'string') return true
-        if (dedupe) {
-          let ids = seen.get(key)
-          if (ids === undefined) seen.set(key, ids = new Set())
-          else if (ids.has(id)) return false
-          ids.add(id)
-          if (ids.size > SEEN_IDS) ids.delete(ids.values().next().value)
-        }
+        if (dedupe && isSeen(id, key)) return false
         set(key, id)
         return true
       },
