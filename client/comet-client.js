@@ -34,10 +34,13 @@
 // SEEN_IDS ids of each key and drops a message it has had, so a handover that replays a little,
 // or two leaders for a moment, repeat nothing (ids must be unique per key, as resume needs).
 // A tab that starts from a cursor of its own (rendered with channel.position(), or back from the
-// back/forward cache) while another tab leads first catches up on a connection of its own: it
-// keeps the shared messages of each key of its cursor aside until that connection delivers one of
-// them (or, for a key with no shared message yet, until the server has been idle: a heartbeat),
-// then drops that connection and takes what it kept after that message, then the shared stream.
+// back/forward cache) while another tab leads asks the leader where the shared stream is. Where
+// its cursor is (a page rendered just now), it simply follows. Behind it, the tab catches up on a
+// connection of its own, keeping the shared messages after the answer aside, until that
+// connection delivers where the leader was (or one of the kept messages), then drops that
+// connection and takes what it kept after that point. Without an answer within ASK_MS, it
+// catches up all the same, until its connection delivers a kept message (or, for a key with
+// nothing kept, until the server has been idle: a heartbeat).
 // close() stops one tab; the connection ends with the last. shared: false, or a browser without
 // BroadcastChannel, gives each tab a connection of its own.
 /* global window, document, performance, navigator, BroadcastChannel, AbortController, URL */

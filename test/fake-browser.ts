@@ -56,7 +56,56 @@ interface FakeWindow extends FakeTarget {
   [name: string]: unknown
 }
 
-export function fakeBrowser (options: { readyState?: string, random?: number, module?: { exports: unknown } } = {}) {
+/** One origin's BroadcastChannels, for fake tabs: posted messages wait until the test delivers them. */
+export class FakeBus {
+  /** Every message posted, in order. */
+  readonly posted: Array<{ t: string, [field: string]: unknown }> = []
+  readonly #channels = new Set<{ owner: object, name: string, onmessage: ((event: { data: unknown }) => void) | null }>()
+  readonly #queue: Array<() => void> = []
+
+  /** The BroadcastChannel class of one tab. */
+  channelClass (owner: object): unknown {
+    const channels = this.#channels
+    const queue = this.#queue
+    const posted = this.posted
+    return class FakeBroadcastChannel {
+      onmessage: ((event: { data: unknown }) => void) | null = null
+      readonly owner = owner
+      constructor (readonly name: string) { channels.add(this) }
+      postMessage (data: { t: string }): void {
+        posted.push(structuredClone(data))
+        for (const other of channels) {
+          if (other === this || other.name !== this.name) continue
+          const copy = structuredClone(data)
+          queue.push(() => { if (channels.has(other)) other.onmessage?.({ data: copy }) })
+        }
+      }
+
+      close (): void { channels.delete(this) }
+    }
+  }
+
+  /** A tab gone without a word (a crash): its channels hear and say nothing any more. */
+  cut (owner: object): void {
+    for (const channel of this.#channels) if (channel.owner === owner) this.#channels.delete(channel)
+  }
+
+  /** Delivers every message posted, and those posted meanwhile, running microtasks in between. */
+  async deliver (): Promise<void> {
+    await settle()
+    while (this.#queue.length > 0) {
+      this.#queue.shift()!()
+      await settle()
+    }
+  }
+}
+
+/** Runs the microtasks queued so far (the shared client posts and runs a leader's events in one). */
+export async function settle (): Promise<void> {
+  await new Promise(resolve => setImmediate(resolve))
+}
+
+export function fakeBrowser (options: { readyState?: string, random?: number, module?: { exports: unknown }, bus?: FakeBus } = {}) {
   const body = new FakeBody()
   const timers = new Map<number, { fn: () => void, delay: number }>()
   let nextTimer = 1
@@ -86,6 +135,11 @@ export function fakeBrowser (options: { readyState?: string, random?: number, mo
     alreadyThere: () => {}
   })
   if (options.module !== undefined) window.module = options.module
+  if (options.bus !== undefined) {
+    window.BroadcastChannel = options.bus.channelClass(window)
+    window.URL = URL
+    ;(window.document as Record<string, unknown>).baseURI = 'http://localhost/page'
+  }
   vm.createContext(window)
   vm.runInContext('Math.random = () => random(); Date.now = () => now()', window)
   vm.runInContext(CLIENT_SOURCE, window, { filename: 'comet-client.js' })

@@ -1,0 +1,150 @@
+// The shared client's election without Web Locks (plain HTTP by host name) and its catch-up from
+// a tab's own cursor, step by step: fake tabs of one origin whose BroadcastChannel messages and
+// timers run when the test says. The same client in real tabs is test/browser/shared-tabs.test.ts
+// and its neighbours.
+import t from 'tap'
+import { FakeBus, fakeBrowser, recorder, settle } from './fake-browser.js'
+
+const CLAIM_MS = 250
+const LEADER_LOST_MS = 2000
+
+/** A fake tab whose place in the election is `random`, connected to /events. */
+function tab (bus: FakeBus, random: number, options: Record<string, unknown> = {}) {
+  const browser = fakeBrowser({ bus, random })
+  const { events, ...handlers } = recorder()
+  const stream = browser.window.FastifyComet.connect('/events', { ...handlers, ...options })
+  return { ...browser, events, stream }
+}
+
+/** The messages a tab's onMessage got. */
+function messages (events: unknown[]): unknown[] {
+  return events.filter(event => Array.isArray(event) && event[0] === 'message').map(event => (event as unknown[])[1])
+}
+
+/** Two tabs, the first one leading (it claimed first and had the smaller number). */
+async function leaderAndFollower (bus: FakeBus) {
+  const leader = tab(bus, 0.2)
+  const follower = tab(bus, 0.7)
+  await bus.deliver() // the claims cross: 0.7 yields to 0.2
+  leader.runTimer(CLAIM_MS)
+  await bus.deliver()
+  return { leader, follower }
+}
+
+t.test('claims that cross: the smaller number leads, the other follows and gets every event in order', async t => {
+  const bus = new FakeBus()
+  const { leader, follower } = await leaderAndFollower(bus)
+  t.equal(leader.frames().length, 1, 'the leader holds the frame')
+  t.equal(follower.frames().length, 0, 'the follower holds none')
+  t.same(follower.delays(), [LEADER_LOST_MS], 'and waits for a silent leader')
+  leader.deliver('a', '1')
+  leader.control('beat', 0)
+  leader.deliver('b', '2')
+  await bus.deliver()
+  t.same(leader.events, ['open', ['message', 'a', '1'], ['message', 'b', '2']])
+  t.same(follower.events, leader.events, 'the follower: the same events, in the same order')
+  t.equal(follower.stream.lastEventId, '2')
+  t.equal(bus.posted.filter(message => message.t === 'ev').length, 1, 'one post for the comet script\'s entries')
+})
+
+t.test('a tab alone posts no events: there is no one to post to', async t => {
+  const bus = new FakeBus()
+  const alone = tab(bus, 0.5)
+  alone.runTimer(CLAIM_MS)
+  alone.deliver('a', '1')
+  await bus.deliver()
+  t.same(alone.events, ['open', ['message', 'a', '1']])
+  t.same(bus.posted.map(message => message.t), ['hello', 'claim', 'here'])
+})
+
+t.test('two leaders that hear each other: the larger number steps down, and drops what both delivered', async t => {
+  const bus = new FakeBus()
+  const a = tab(bus, 0.2)
+  const b = tab(bus, 0.7)
+  // Neither heard the other's claim in time: two leaders, two frames.
+  a.runTimer(CLAIM_MS)
+  b.runTimer(CLAIM_MS)
+  t.equal(a.frames().length + b.frames().length, 2)
+  a.deliver('x', '1')
+  b.deliver('x', '1')
+  b.deliver('y', '2')
+  await bus.deliver()
+  t.equal(a.frames().length, 1, 'the smaller number leads on')
+  t.equal(b.frames().length, 0, 'the larger let its frame go')
+  a.deliver('y', '2')
+  a.deliver('z', '3')
+  await bus.deliver()
+  t.same(messages(b.events), ['x', 'y', 'z'], 'the tab that stepped down: each message once')
+  t.same(messages(a.events), ['x', 'y', 'z'])
+})
+
+t.test('a leader that vanishes without a word is replaced after 2 s of silence; a live one answers a claim at once', async t => {
+  const bus = new FakeBus()
+  const { leader, follower } = await leaderAndFollower(bus)
+  leader.deliver('a', '1')
+  await bus.deliver()
+  // A follower whose timer ran (a throttled leader beat late): the leader answers its claim.
+  follower.runTimer(LEADER_LOST_MS)
+  await bus.deliver()
+  follower.runTimer(LEADER_LOST_MS) // the claim's wait was replaced by the wait for a silent leader
+  await bus.deliver()
+  t.equal(follower.frames().length, 0, 'still a follower')
+  t.same(follower.delays(), [LEADER_LOST_MS])
+  // The leader's tab crashes.
+  bus.cut(leader.window)
+  follower.runTimer(LEADER_LOST_MS)
+  await bus.deliver()
+  follower.runTimer(CLAIM_MS)
+  t.equal(follower.frames().length, 1, 'the follower leads')
+  t.equal(follower.frame().src, '/events?lastEventId=1', 'from the newest id it has seen')
+})
+
+t.test('a leader that closes says so: a follower takes over after one claim', async t => {
+  const bus = new FakeBus()
+  const { leader, follower } = await leaderAndFollower(bus)
+  leader.deliver('a', '1')
+  await bus.deliver()
+  leader.stream.close()
+  await bus.deliver()
+  t.same(follower.delays(), [CLAIM_MS], 'it claims at once')
+  follower.runTimer(CLAIM_MS)
+  t.equal(follower.frame().src, '/events?lastEventId=1')
+  t.match(leader.events.at(-1), ['close', { reason: 'closed' }])
+  t.notMatch(follower.events, [['close']], 'a handover is no connection lost for the others')
+})
+
+t.test('a tab rendered at the shared stream\'s position follows at once, with no connection of its own', async t => {
+  const bus = new FakeBus()
+  const { leader } = await leaderAndFollower(bus)
+  leader.deliver('a', '1')
+  leader.deliver('b', '2')
+  await bus.deliver()
+  const late = tab(bus, 0.9, { lastEventId: '2' })
+  await bus.deliver()
+  t.equal(late.frames().length, 0, 'no catch-up connection')
+  t.ok(bus.posted.some(message => message.t === 'at' && message.cursor === '2'), 'the leader said where it was')
+  leader.deliver('c', '3')
+  await bus.deliver()
+  t.same(messages(late.events), ['c'], 'then the shared stream')
+})
+
+t.test('a tab rendered behind the shared stream catches up on a connection of its own, then takes what it kept', async t => {
+  const bus = new FakeBus()
+  const { leader } = await leaderAndFollower(bus)
+  for (const id of ['1', '2', '3']) leader.deliver('m' + id, id)
+  await bus.deliver()
+  const late = tab(bus, 0.9, { lastEventId: '1' })
+  await bus.deliver()
+  t.equal(late.frame().src, '/events?lastEventId=1', 'its own connection, from its cursor')
+  leader.deliver('m4', '4') // while it catches up: kept aside
+  await bus.deliver()
+  t.same(messages(late.events), [], 'nothing out of order')
+  late.deliver('m2', '2')
+  late.deliver('m3', '3') // where the leader was when it answered
+  t.same(messages(late.events), ['m2', 'm3', 'm4'], 'what it missed, then what it kept')
+  t.equal(late.frames().length, 0, 'and its own connection is gone')
+  leader.deliver('m5', '5')
+  await bus.deliver()
+  t.same(messages(late.events), ['m2', 'm3', 'm4', 'm5'], 'then the shared stream, each message once')
+  await settle()
+})
