@@ -447,6 +447,8 @@
           if (role === CANDIDATE) follow()
           else wait(LEADER_LOST_MS, claim)
         }
+        // Asked before there was a leader to answer (claims that crossed): ask this one.
+        if (data.t === 'here' && asking !== undefined && iframe === undefined) post('where')
         if (data.t === 'ev') run(data.events)
       } else if (data.t === 'where' && role === LEADER) {
         flush()

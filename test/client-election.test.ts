@@ -148,3 +148,17 @@ t.test('a tab rendered behind the shared stream catches up on a connection of it
   t.same(messages(late.events), ['m2', 'm3', 'm4', 'm5'], 'then the shared stream, each message once')
   await settle()
 })
+
+t.test('two tabs rendered at the same cursor open together: one leads, the other asks it where it is and follows', async t => {
+  const bus = new FakeBus()
+  const first = tab(bus, 0.2, { lastEventId: '2' })
+  const second = tab(bus, 0.9, { lastEventId: '2' })
+  await bus.deliver() // the claims cross; the second yields, and asks a tab that does not lead yet
+  first.runTimer(CLAIM_MS)
+  await bus.deliver() // the new leader says it is there: asked again, it answers
+  t.equal(first.frame().src, '/events?lastEventId=2', 'the leader streams from the cursor')
+  t.equal(second.frames().length, 0, 'the other holds no connection')
+  first.deliver('c', '3')
+  await bus.deliver()
+  t.same(messages(second.events), ['c'])
+})
