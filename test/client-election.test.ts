@@ -9,8 +9,8 @@ const CLAIM_MS = 250
 const LEADER_LOST_MS = 2000
 
 /** A fake tab whose place in the election is `random`, connected to /events. */
-function tab (bus: FakeBus, random: number, options: Record<string, unknown> = {}) {
-  const browser = fakeBrowser({ bus, random })
+function tab (bus: FakeBus, random: number, options: Record<string, unknown> = {}, readyState = 'complete') {
+  const browser = fakeBrowser({ bus, random, readyState })
   const { events, ...handlers } = recorder()
   const stream = browser.window.FastifyComet.connect('/events', { ...handlers, ...options })
   return { ...browser, events, stream }
@@ -151,9 +151,11 @@ t.test('a tab rendered behind the shared stream catches up on a connection of it
 
 t.test('two tabs rendered at the same cursor open together: one leads, the other asks it where it is and follows', async t => {
   const bus = new FakeBus()
-  const first = tab(bus, 0.2, { lastEventId: '2' })
-  const second = tab(bus, 0.9, { lastEventId: '2' })
-  await bus.deliver() // the claims cross; the second yields, and asks a tab that does not lead yet
+  const first = tab(bus, 0.2, { lastEventId: '2' }, 'loading')
+  const second = tab(bus, 0.9, { lastEventId: '2' }) // claims before the first has loaded
+  first.window.dispatch('load') // and the first claims after
+  await bus.deliver() // the second yields to the smaller claim, and asks a tab that does not lead yet
+  t.same(bus.posted.map(message => message.t), ['hello', 'claim', 'hello', 'claim', 'where'])
   first.runTimer(CLAIM_MS)
   await bus.deliver() // the new leader says it is there: asked again, it answers
   t.equal(first.frame().src, '/events?lastEventId=2', 'the leader streams from the cursor')
