@@ -67,6 +67,8 @@ export interface SharedServer {
   publish: () => Promise<string>
   /** The ids published so far, in order. */
   ids: string[]
+  /** The channel's position(): the cursor a page rendered now gets. */
+  position: () => Promise<string | undefined>
   /** Each GET /events, in order: when (Date.now()) and from which cursor. */
   streams: Array<{ at: number, lastEventId: string | undefined }>
   /** Comet streams open now. */
@@ -94,7 +96,8 @@ export async function sharedServer (t: Test): Promise<SharedServer> {
       ids.push(id)
       return id
     },
-    open: () => app.comet.stats().streams.open
+    open: () => app.comet.stats().streams.open,
+    position: () => chat.position()
   }
 }
 
