@@ -388,6 +388,7 @@
         // then there is nothing to catch up on, and no connection to open.
         post('where')
         asking = setTimeout(function () {
+          asking = undefined
           if (catching !== undefined && role !== LEADER && iframe === undefined && timer === undefined) open()
         }, ASK_MS)
       }
@@ -398,6 +399,7 @@
     // are not newer (caught up on this tab's connection, or older than its cursor).
     function answered (at) {
       clearTimeout(asking)
+      asking = undefined
       target = at
       const keys = []
       catching.forEach(function (kept, key) {

@@ -164,3 +164,38 @@ t.test('two tabs rendered at the same cursor open together: one leads, the other
   await bus.deliver()
   t.same(messages(second.events), ['c'])
 })
+
+t.test('with no answer from the leader within 500 ms: its own connection until it delivers a shared message, or a heartbeat for a key with none', async t => {
+  const bus = new FakeBus()
+  const { leader } = await leaderAndFollower(bus)
+  for (const id of ['1', '2', '3']) leader.deliver('m' + id, id)
+  await bus.deliver()
+  bus.lost.add('where') // a leader that never hears the question
+  const late = tab(bus, 0.9, { lastEventId: '1' })
+  await bus.deliver()
+  t.equal(late.frames().length, 0, 'it waits for the answer')
+  late.runTimer(500)
+  t.equal(late.frame().src, '/events?lastEventId=1', 'then catches up on a connection of its own')
+  leader.deliver('m4', '4')
+  await bus.deliver()
+  late.deliver('m2', '2')
+  late.deliver('m3', '3')
+  t.equal(late.frames().length, 1, 'still catching up: where the shared stream was is unknown')
+  late.deliver('m4', '4') // delivered by both
+  t.equal(late.frames().length, 0, 'caught up')
+  leader.deliver('m5', '5')
+  await bus.deliver()
+  t.same(messages(late.events), ['m2', 'm3', 'm4', 'm5'], 'each message once, in order')
+
+  // A quiet stream: nothing shared to meet; the server's heartbeat says the replay is over.
+  const quiet = tab(bus, 0.95, { lastEventId: '5' })
+  await bus.deliver()
+  quiet.runTimer(500)
+  quiet.control('open', { heartbeat: 20000 })
+  t.equal(quiet.frames().length, 1)
+  quiet.control('beat', 0)
+  t.equal(quiet.frames().length, 0, 'a heartbeat ends it')
+  leader.deliver('m6', '6')
+  await bus.deliver()
+  t.same(messages(quiet.events), ['m6'])
+})

@@ -60,6 +60,8 @@ interface FakeWindow extends FakeTarget {
 export class FakeBus {
   /** Every message posted, in order. */
   readonly posted: Array<{ t: string, [field: string]: unknown }> = []
+  /** Messages of these types are posted but never arrive (as a leader that does not answer). */
+  readonly lost = new Set<string>()
   readonly #channels = new Set<{ owner: object, name: string, onmessage: ((event: { data: unknown }) => void) | null }>()
   readonly #queue: Array<() => void> = []
 
@@ -68,12 +70,14 @@ export class FakeBus {
     const channels = this.#channels
     const queue = this.#queue
     const posted = this.posted
+    const lost = this.lost
     return class FakeBroadcastChannel {
       onmessage: ((event: { data: unknown }) => void) | null = null
       readonly owner = owner
       constructor (readonly name: string) { channels.add(this) }
       postMessage (data: { t: string }): void {
         posted.push(structuredClone(data))
+        if (lost.has(data.t)) return
         for (const other of channels) {
           if (other === this || other.name !== this.name) continue
           const copy = structuredClone(data)
