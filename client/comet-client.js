@@ -131,7 +131,7 @@
 
     // Sharing (see the header); all unused without it.
     const tab = Math.random() // this tab's place in the election without Web Locks: smaller wins
-    const locks = sharing && typeof navigator === 'object' && navigator.locks != null && typeof AbortController === 'function'
+    let locks = sharing && typeof navigator === 'object' && navigator.locks != null && typeof AbortController === 'function'
       ? navigator.locks
       : undefined
     let name // the BroadcastChannel's and the lock's name
@@ -319,7 +319,13 @@
         catching = new Map()
         for (const key of positions.keys()) catching.set(key, [])
       }
-      link = new BroadcastChannel(name)
+      try {
+        link = new BroadcastChannel(name)
+      } catch (err) {
+        // A document with an opaque origin (a sandboxed frame) may have none: a connection of its own.
+        catching = undefined
+        return open()
+      }
       link.onmessage = hear
       post('hello') // to a leader that has had no one to post to
       if (locks === undefined) return claim()
@@ -336,7 +342,13 @@
         if (lock !== null || request !== lockRequest) return hold(lock)
         follow()
         locks.request(name, { signal: request.signal }, hold).catch(noop)
-      }).catch(noop)
+      }).catch(function () {
+        // Refused (a document whose origin cannot use locks): the election without them.
+        if (request !== lockRequest) return
+        locks = undefined
+        lockRequest = undefined
+        claim()
+      })
     }
 
     // This tab stops taking part: a leader hands over at once.
