@@ -199,3 +199,20 @@ t.test('with no answer from the leader within 500 ms: its own connection until i
   await bus.deliver()
   t.same(messages(quiet.events), ['m6'])
 })
+
+t.test('a document that may not use Web Locks holds the election without them; one without a BroadcastChannel streams alone', async t => {
+  const bus = new FakeBus()
+  const refused = fakeBrowser({ bus, random: 0.5 })
+  refused.window.navigator = { locks: { request: async () => { throw new Error('SecurityError') } } }
+  refused.window.AbortController = AbortController
+  refused.window.FastifyComet.connect('/events', { onMessage () {} })
+  await settle()
+  t.same(bus.posted.map(message => message.t), ['hello', 'claim'], 'it claims')
+  refused.runTimer(CLAIM_MS)
+  t.equal(refused.frames().length, 1, 'and leads')
+
+  const opaque = fakeBrowser({ bus, random: 0.5 })
+  opaque.window.BroadcastChannel = class { constructor () { throw new Error('SecurityError') } }
+  opaque.window.FastifyComet.connect('/events', { onMessage () {} })
+  t.equal(opaque.frames().length, 1, 'a connection of its own, at once')
+})
