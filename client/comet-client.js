@@ -42,7 +42,9 @@
 // catches up all the same, until its connection delivers a kept message (or, for a key with
 // nothing kept, until the server has been idle: a heartbeat).
 // close() stops one tab; the connection ends with the last. shared: false, or a browser without
-// BroadcastChannel, gives each tab a connection of its own.
+// BroadcastChannel, gives each tab a connection of its own. Shared or not, a page going into the
+// back/forward cache (or frozen) lets its connection go, and one restored (pageshow with
+// persisted) connects again at once, from its cursor.
 /* global window, document, performance, navigator, BroadcastChannel, AbortController, URL */
 ;(function (root, factory) {
   'use strict'
