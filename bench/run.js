@@ -33,7 +33,8 @@ const BENCHMARKS = {
   'slow-consumer': require('./slow-consumer.js'),
   fanout: require('./fanout.js'),
   browser: require('./browser.js'),
-  'redis-fanout': require('./redis-fanout.js')
+  'redis-fanout': require('./redis-fanout.js'),
+  'channel-churn': require('./channel-churn.js')
 }
 // Long studies behind a decision (the maxBytes default): run only when named.
 const EXTRA = {

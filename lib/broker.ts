@@ -3,13 +3,15 @@
 // that the core holds no code (and needs no package) for any particular broker.
 import type { FastifyBaseLogger } from 'fastify'
 import type { CometFeedSource } from './feed.js'
-import type { kChannelClosed, kOnClose } from './channel.js'
+import type { kChannelClosed, kOnClose, kOnHeld } from './channel.js'
 
 /** A channel the plugin hands out and counts: an in-process one, or one shared through a broker. */
 export interface RegisteredChannel extends CometFeedSource {
   readonly size: number
   readonly [kChannelClosed]: boolean
   [kOnClose] (listener: () => void): void
+  /** Told whether the registry of names must hold it; a channel without it is held only by its users. */
+  [kOnHeld]? (listener: (held: boolean) => void): void
   publish (message: never): Promise<string> | undefined
   position (): Promise<string | undefined>
   close (): void
@@ -17,6 +19,8 @@ export interface RegisteredChannel extends CometFeedSource {
 
 export interface BrokerChannelSettings {
   history: number
+  /** Milliseconds a message is kept; 0 for no age limit. */
+  historyTtl: number
   maxQueue: number
 }
 

@@ -116,7 +116,8 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
     // Encoded by the instance that published it; escaped again, as whatever Redis holds could be.
     // Built once here, the entry is shared by every stream of this instance.
     const entry = messageEntry(scriptSafe(message), encodeMessage(id))
-    for (const feed of this.#feeds) feed.live(seq, entry, id)
+    // One stream's trouble ends that stream; it must not reach Redis's handler or the others.
+    for (const feed of this.#feeds) try { feed.live(seq, entry, id) } catch (err) { feed.fail(err) }
   }
 }
 
@@ -181,6 +182,10 @@ class BrokeredFeed implements CometFeed {
     if (!this.#resumed || this.#replayNext !== 0 || seq <= this.#seenThrough) return
     this.#lastId = id
     this.#stream?.deliver(entry)
+  }
+
+  fail (err: unknown): void {
+    this.#stream?.fail(err)
   }
 
   close (): void {

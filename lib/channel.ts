@@ -14,6 +14,9 @@ export const kChannelClosed = Symbol('fastify-comet.channel-closed')
 /** Called once when a channel closes, so the plugin's registry of names lets go of it. */
 export const kOnClose = Symbol('fastify-comet.channel-on-close')
 
+/** Called with whether the plugin's registry of names must hold the channel (see review() below). */
+export const kOnHeld = Symbol('fastify-comet.channel-on-held')
+
 /** What a channel shares with the feeds of its subscribers. */
 interface Hub {
   readonly maxQueue: number
@@ -21,6 +24,11 @@ interface Hub {
   readonly history: History | undefined
   closed: boolean
   onClose: (() => void) | undefined
+  /** Set for a named channel only: unnamed ones are the application's to keep. */
+  onHeld: ((held: boolean) => void) | undefined
+  held: boolean
+  /** Pending while nobody is subscribed and messages are kept: when they will have aged out. */
+  expiry: NodeJS.Timeout | undefined
 }
 
 /**
@@ -32,9 +40,18 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
   readonly #hub: Hub
 
   constructor (options: CometChannelOptions<T> = {}) {
-    const { maxQueue, id, history } = resolveChannelOptions(options)
+    const { maxQueue, id, history, historyTtl } = resolveChannelOptions(options)
     this.#idOf = id
-    this.#hub = { maxQueue, feeds: new Set(), history: history === 0 ? undefined : new History(history), closed: false, onClose: undefined }
+    this.#hub = {
+      maxQueue,
+      feeds: new Set(),
+      history: history === 0 ? undefined : new History(history, historyTtl),
+      closed: false,
+      onClose: undefined,
+      onHeld: undefined,
+      held: false,
+      expiry: undefined
+    }
   }
 
   /** How many streams are subscribed. */
@@ -50,6 +67,10 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
     this.#hub.onClose = listener
   }
 
+  [kOnHeld] (listener: (held: boolean) => void): void {
+    this.#hub.onHeld = listener
+  }
+
   /**
    * Sends `message` to every subscriber. Throws FST_COMET_UNSERIALIZABLE_MESSAGE, delivering
    * nothing, when JSON cannot represent it, whether or not anyone is subscribed. With history,
@@ -61,13 +82,14 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
     const { history } = hub
     if (history === undefined) {
       const entry = messageEntry(encoded, encodeId(this.#idOf, message))
-      if (!hub.closed) for (const feed of hub.feeds) feed.live(entry)
+      if (!hub.closed) deliverEach(hub.feeds, entry)
       return undefined
     }
     const id = history.idOf(history.last + 1)
     const entry = messageEntry(encoded, encodeMessage(id))
     history.append(entry)
-    for (const feed of hub.feeds) feed.live(entry)
+    deliverEach(hub.feeds, entry)
+    if (hub.feeds.size === 0) review(hub) // a message to keep for those who come back
     return Promise.resolve(id)
   }
 
@@ -86,6 +108,7 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
     const hub = this.#hub
     if (hub.closed) return
     hub.closed = true
+    clearTimeout(hub.expiry)
     for (const feed of hub.feeds) feed.close()
     hub.feeds.clear()
     hub.onClose?.()
@@ -93,6 +116,43 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
 
   [kCometFeed] (context: FeedContext): CometFeed {
     return new ChannelFeed(this.#hub, context.lastEventId)
+  }
+}
+
+// The registry of names holds a channel while it has subscribers or messages a client may still
+// resume from; otherwise only the application's own references keep it, and a name nobody keeps
+// starts afresh. Looked at when the first subscriber comes, the last goes, a message is kept for
+// nobody, and when the messages kept have aged out.
+function review (hub: Hub): void {
+  const onHeld = hub.onHeld
+  if (onHeld === undefined || hub.closed) return
+  let held = hub.feeds.size > 0
+  if (!held && hub.history !== undefined) {
+    const keptFor = hub.history.keptFor()
+    held = keptFor > 0
+    // One timer per idle channel: a message published meanwhile is found when it fires.
+    if (held && keptFor !== Infinity && hub.expiry === undefined) hub.expiry = setTimeout(expired, keptFor, hub).unref()
+  }
+  if (held !== hub.held) {
+    hub.held = held
+    onHeld(held)
+  }
+}
+
+function expired (hub: Hub): void {
+  hub.expiry = undefined
+  review(hub)
+}
+
+// What goes wrong while one stream takes a message (a bug, an engine limit) ends that stream: it
+// must not reach the publisher, nor keep the message from the subscribers after it.
+function deliverEach (feeds: Set<ChannelFeed>, entry: string): void {
+  for (const feed of feeds) {
+    try {
+      feed.live(entry)
+    } catch (err) {
+      feed.fail(err)
+    }
   }
 }
 
@@ -119,6 +179,7 @@ class ChannelFeed implements CometFeed {
     this.#stream = stream
     // Subscribed before reading the history: nothing published from now on can fall in between.
     hub.feeds.add(this)
+    if (hub.feeds.size === 1) review(hub)
     const history = hub.history
     if (history === undefined) return
     const resume = history.resume(this.#lastEventId)
@@ -147,12 +208,17 @@ class ChannelFeed implements CometFeed {
     if (this.#replayNext === 0) this.#stream?.deliver(entry)
   }
 
+  fail (err: unknown): void {
+    this.#stream?.fail(err)
+  }
+
   close (): void {
     this.#stream?.end('done')
   }
 
   stop (): void {
-    this.#hub.feeds.delete(this)
+    const hub = this.#hub
+    if (hub.feeds.delete(this) && hub.feeds.size === 0) review(hub)
     this.#stream = undefined
   }
 }

@@ -63,25 +63,34 @@ const escapeUnsafe = (char: string): string => SCRIPT_ESCAPES[char]
  */
 export function encodeMessage (message: unknown): string {
   let json: string | undefined
-  if (typeof message === 'string') {
-    json = JSON.stringify(message)
-  } else if (message instanceof Uint8Array) {
-    json = JSON.stringify(Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString('utf8'))
-  } else {
-    try {
+  try {
+    if (typeof message === 'string') {
+      json = JSON.stringify(assertLength(message))
+    } else if (message instanceof Uint8Array) {
+      json = JSON.stringify(assertLength(Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString('utf8')))
+    } else {
       json = JSON.stringify(message)
-    } catch (err) {
-      // BigInt, circular structures, a throwing toJSON
-      throw new FST_COMET_UNSERIALIZABLE_MESSAGE(describeValue(message), (err as Error).message, { cause: err })
+      if (json === undefined) throw new TypeError('JSON has no representation for it')
+      // In a JavaScript object literal, a "__proto__" key sets the prototype instead of making an own
+      // property, so such a message is sent as JSON text for the browser's JSON.parse to read.
+      if (json.includes('"__proto__":')) json = `JSON.parse(${JSON.stringify(json)})`
     }
-    if (json === undefined) {
-      throw new FST_COMET_UNSERIALIZABLE_MESSAGE(describeValue(message), 'JSON has no representation for it')
-    }
-    // In a JavaScript object literal, a "__proto__" key sets the prototype instead of making an own
-    // property, so such a message is sent as JSON text for the browser's JSON.parse to read.
-    if (json.includes('"__proto__":')) json = `JSON.parse(${JSON.stringify(json)})`
+    return scriptSafe(assertLength(json))
+  } catch (err) {
+    // BigInt, circular structures, a throwing toJSON, a message beyond MAX_MESSAGE_CHARS
+    throw new FST_COMET_UNSERIALIZABLE_MESSAGE(describeValue(message), (err as Error).message, { cause: err })
   }
-  return scriptSafe(json)
+}
+
+// One message may be large, but never near the engine's longest string (about 512 Mi characters):
+// with a stream's queue (at most 4 x 64 MiB, see options.ts), every string built from it stays
+// below that, so no publish, batch or write can fail on it.
+export const MAX_MESSAGE_CHARS = 134217728
+
+/** Checked before the text is read: a string built by concatenation need not be flattened for it. */
+function assertLength (text: string): string {
+  if (text.length > MAX_MESSAGE_CHARS) throw new RangeError(`longer than ${MAX_MESSAGE_CHARS} characters`)
+  return text
 }
 
 /** Text with nothing that could end its <script> element; already safe text comes back as is. */

@@ -1,6 +1,7 @@
 // The last N messages of a channel, and the ids that point into them. An id is `EPOCH-SEQ`:
 // SEQ counts the channel's messages from 1, EPOCH is 12 random hex digits per channel, so a restarted process
-// or a new channel under the same name is never mistaken for the old sequence. Pure: no I/O.
+// or a new channel under the same name is never mistaken for the old sequence. With a ttl, a
+// message is also dropped once it is that many milliseconds old. Pure but for the clock: no I/O.
 import { randomBytes } from 'node:crypto'
 
 /** Where a reconnecting client resumes: replay from `from` on, or a reset when that is not possible. */
@@ -9,13 +10,20 @@ export type Resume = { replayFrom: number } | { reset: true }
 export class History {
   readonly epoch = randomBytes(6).toString('hex')
   readonly #size: number
+  /** Milliseconds a message is kept; 0 for no age limit. */
+  readonly #ttl: number
   /** The messages' entries (encode.ts's messageEntry, id included), in a ring of `size` slots. */
-  readonly #entries: string[] = []
+  readonly #entries: Array<string | undefined> = []
+  /** With a ttl: when each slot's message was stored (performance.now()). */
+  readonly #storedAt: number[] = []
   /** Sequence number of the newest message; 0 before the first. */
   #last = 0
+  /** Sequence number of the oldest message still held (last + 1 when none is). */
+  #oldest = 1
 
-  constructor (size: number) {
+  constructor (size: number, ttl = 0) {
     this.#size = size
+    this.#ttl = ttl
   }
 
   get last (): number {
@@ -24,7 +32,7 @@ export class History {
 
   /** Sequence number of the oldest message still held. */
   get oldest (): number {
-    return Math.max(1, this.#last - this.#size + 1)
+    return this.#oldest
   }
 
   idOf (seq: number): string {
@@ -33,14 +41,38 @@ export class History {
 
   /** Stores a message's entry; returns its sequence number. */
   append (entry: string): number {
+    const now = this.#ttl > 0 ? this.expire() : 0
     const seq = ++this.#last
-    this.#entries[seq % this.#size] = entry
+    const slot = seq % this.#size
+    if (seq - this.#size >= this.#oldest) this.#oldest = seq - this.#size + 1 // overwritten
+    this.#entries[slot] = entry
+    if (this.#ttl > 0) this.#storedAt[slot] = now
     return seq
   }
 
   /** The entry at `seq`; only for oldest <= seq <= last. */
   entry (seq: number): string {
-    return this.#entries[seq % this.#size]
+    return this.#entries[seq % this.#size] as string
+  }
+
+  /** Drops the messages older than the ttl; returns the time it went by. */
+  expire (): number {
+    const now = performance.now()
+    while (this.#oldest <= this.#last && now - (this.#storedAt[this.#oldest % this.#size]) >= this.#ttl) {
+      this.#entries[this.#oldest % this.#size] = undefined
+      this.#oldest++
+    }
+    return now
+  }
+
+  /**
+   * Milliseconds until every message held has aged out: 0 when none is held, Infinity when they
+   * are kept whatever their age.
+   */
+  keptFor (): number {
+    if (this.#ttl === 0) return this.#last === 0 ? 0 : Infinity
+    const now = this.expire()
+    return this.#oldest > this.#last ? 0 : this.#storedAt[this.#last % this.#size] + this.#ttl - now
   }
 
   /**
@@ -55,8 +87,9 @@ export class History {
     const dash = lastEventId.lastIndexOf('-')
     const seqText = lastEventId.slice(dash + 1)
     if (dash === -1 || lastEventId.slice(0, dash) !== this.epoch || !/^(0|[1-9]\d{0,15})$/.test(seqText)) return { reset: true }
+    if (this.#ttl > 0) this.expire()
     const seq = Number(seqText)
-    if (seq > this.#last || seq < this.oldest - 1) return { reset: true }
+    if (seq > this.#last || seq < this.#oldest - 1) return { reset: true }
     return { replayFrom: seq + 1 }
   }
 }

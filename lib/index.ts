@@ -8,6 +8,7 @@ import type { CometChannelOptions, CometPushOptions, CometReplyOptions, CometSou
 import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
 import { keyedIds, rawLastEventId, singleId } from './last-event-id.js'
 import { MultiplexFeed } from './multiplex.js'
+import { pollRequested } from './poll.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
 import { abandonSource, isSourceMap, openSource, sourceKind, unopenedSource } from './source.js'
@@ -57,7 +58,7 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
       if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
       stream = new CometStream(this, feed, streams)
       this.log.debug({ callback: settings.callback, source: sourceKind(source) }, 'comet stream opened')
-      stream.start(this, head, settings, nonce)
+      stream.start(this, head, settings, nonce, pollRequested(this.request))
     } catch (err) {
       if (feed === undefined) abandonSource(source)
       else feed.stop()
@@ -67,9 +68,9 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
   }
   fastify.decorateReply('comet', comet)
   const brokerConnection = await broker?.connect(fastify.log)
-  const channels = new NamedChannels(brokerConnection)
+  const channels = new NamedChannels(brokerConnection, live)
   fastify.decorate('comet', {
-    channel: (options?: CometChannelOptions) => live.add(channels.channel(options)),
+    channel: (options?: CometChannelOptions) => channels.channel(options),
     push: <T>(options?: CometPushOptions<T>) => new CometPush<T>(options),
     stats: () => ({ ...streams.stats(), channels: live.stats() })
   } as FastifyInstance['comet'])

@@ -1,28 +1,20 @@
 // The channels made by fastify.comet.channel(), for stats(). Held weakly: a channel the application
-// drops without close() must not be kept alive by being counted. Counting happens at stats() time
-// (a scrape), so publishing and subscribing pay nothing for it.
+// drops without close() must not be kept alive by being counted, and is forgotten once collected
+// (per-room names come and go by the hundred thousand). Counting happens at stats() time (a
+// scrape), so publishing and subscribing pay nothing for it.
 import { kChannelClosed } from './channel.js'
 import type { RegisteredChannel } from './broker.js'
 import type { CometStats } from '../types/index.js'
 
 export class LiveChannels {
   readonly #channels = new Set<WeakRef<RegisteredChannel>>()
-  /** A named channel comes back from every fastify.comet.channel() call that names it: counted once. */
-  readonly #known = new WeakSet<RegisteredChannel>()
-  /** The set is swept of dead references once it has doubled since the last sweep: amortized O(1). */
-  #sweepAt = 64
+  readonly #collected = new FinalizationRegistry<WeakRef<RegisteredChannel>>(ref => { this.#channels.delete(ref) })
 
-  add (channel: RegisteredChannel): RegisteredChannel {
-    if (this.#known.has(channel)) return channel
-    this.#known.add(channel)
-    this.#channels.add(new WeakRef(channel))
-    // An application that makes a channel per request and never asks for stats() would otherwise
-    // grow the set with references to collected channels.
-    if (this.#channels.size >= this.#sweepAt) {
-      this.stats()
-      this.#sweepAt = Math.max(64, this.#channels.size * 2)
-    }
-    return channel
+  /** Counts a new channel (named-channels.ts calls it once per channel it makes). */
+  add (channel: RegisteredChannel): void {
+    const ref = new WeakRef(channel)
+    this.#channels.add(ref)
+    this.#collected.register(channel, ref)
   }
 
   /** Open channels and their subscribers; forgets channels that were closed or collected. */

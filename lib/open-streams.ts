@@ -29,7 +29,8 @@ export class OpenStreams {
     'max-bytes': 0,
     'max-duration': 0,
     overflow: 0,
-    head: 0
+    head: 0,
+    poll: 0
   }
 
   constructor (maxStreams: number) {

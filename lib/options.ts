@@ -10,7 +10,9 @@ export interface StreamSettings {
   padding: number
   heartbeat: number
   maxBytes: number
+  maxQueueBytes: number
   maxDuration: number
+  pollTimeout: number
   id: ((message: unknown) => unknown) | undefined
 }
 
@@ -31,18 +33,26 @@ const DEFAULTS: StreamDefaults = {
   // holds on to what it read: ending a document bounds both. Each new document costs a reconnect
   // (50-100 ms in a browser), so rarely: 8 MiB (BENCHMARKS.md, "Rotation from data").
   maxBytes: 8388608,
-  maxDuration: 0
+  // What a stream may hold for a client whose socket is full: no more than one whole document
+  // (the maxBytes default), so a stuck client costs what a rotation would have let it read.
+  maxQueueBytes: 8388608,
+  maxDuration: 0,
+  // Under the 30-60 s idle timeouts of proxies and load balancers, like the heartbeat.
+  pollTimeout: 25000
 }
 
 // Padding beyond 64 KiB buys nothing in any browser and only costs every connection.
 const MAX_PADDING = 65536
+// A stream in a burst may hold 4 x maxQueueBytes (stream.ts): this keeps that, plus one message,
+// far below V8's longest string (about 512 Mi characters).
+const MAX_QUEUE_BYTES = 67108864
 // setTimeout's own limit (about 24.8 days).
 export const MAX_DELAY = 2147483647
 // Long enough for a client to wait, short enough that a later retry still means something.
 const DEFAULT_RETRY_AFTER = 5
 const MAX_RETRY_AFTER = 86400
 
-const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxDuration']
+const STREAM_OPTIONS = ['padding', 'heartbeat', 'maxBytes', 'maxQueueBytes', 'maxDuration', 'pollTimeout']
 const PLUGIN_OPTIONS = new Set([...STREAM_OPTIONS, 'helmet', 'clientPath', 'maxStreams', 'retryAfter', 'broker'])
 const REPLY_OPTIONS = new Set([...STREAM_OPTIONS, 'callback', 'id'])
 
@@ -73,7 +83,7 @@ export function resolveReplyOptions<T> (defaults: StreamDefaults, arg: string | 
 }
 
 const PUSH_OPTIONS = new Set(['maxQueue', 'id'])
-const CHANNEL_OPTIONS = new Set(['maxQueue', 'id', 'history', 'name'])
+const CHANNEL_OPTIONS = new Set(['maxQueue', 'id', 'history', 'historyTtl', 'name'])
 // A history is kept in memory per channel: a bound keeps a typo from reserving gigabytes.
 const MAX_HISTORY = 1_000_000
 
@@ -85,10 +95,14 @@ export function resolvePushOptions<T> (options: CometPushOptions<T>): { maxQueue
 }
 
 /** Options of a channel (`name` is the factory's business); throws FST_COMET_INVALID_OPTION. */
-export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined, history: number } {
+export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { maxQueue: number, id: ((message: T) => unknown) | undefined, history: number, historyTtl: number } {
   assertObject(options, 'options')
   assertKnownKeys(options, CHANNEL_OPTIONS)
   const history = readInteger(options, 'history', 0, MAX_HISTORY, 'messages (0 keeps none)')
+  const historyTtl = readInteger(options, 'historyTtl', 0, MAX_DELAY, 'milliseconds (0: no age limit)')
+  if (history === 0 && historyTtl > 0) {
+    throw new FST_COMET_INVALID_OPTION('historyTtl', 'a channel without history keeps no message to age')
+  }
   const id = readIdOption<T>(options)
   if (history > 0 && id !== undefined) {
     throw new FST_COMET_INVALID_OPTION('id', 'a channel with history gives its messages their ids itself')
@@ -96,7 +110,7 @@ export function resolveChannelOptions<T> (options: CometChannelOptions<T>): { ma
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '' || options.name.length > 200)) {
     throw new FST_COMET_INVALID_OPTION('name', 'expected a non-empty string of at most 200 characters')
   }
-  return { maxQueue: readMaxQueue(options), id, history }
+  return { maxQueue: readMaxQueue(options), id, history, historyTtl }
 }
 
 function readMaxQueue (options: Record<string, unknown>): number {
@@ -116,7 +130,9 @@ function readStreamOptions (options: Record<string, unknown>, defaults: StreamDe
     padding: readInteger(options, 'padding', defaults.padding, MAX_PADDING, 'bytes'),
     heartbeat: readInteger(options, 'heartbeat', defaults.heartbeat, MAX_DELAY, 'milliseconds (0 turns it off)'),
     maxBytes: options.maxBytes === Infinity ? Infinity : readInteger(options, 'maxBytes', defaults.maxBytes, Number.MAX_SAFE_INTEGER, 'bytes, or Infinity', 1),
-    maxDuration: readInteger(options, 'maxDuration', defaults.maxDuration, MAX_DELAY, 'milliseconds (0 turns it off)')
+    maxQueueBytes: readInteger(options, 'maxQueueBytes', defaults.maxQueueBytes, MAX_QUEUE_BYTES, 'bytes', 1),
+    maxDuration: readInteger(options, 'maxDuration', defaults.maxDuration, MAX_DELAY, 'milliseconds (0 turns it off)'),
+    pollTimeout: readInteger(options, 'pollTimeout', defaults.pollTimeout, MAX_DELAY, 'milliseconds', 1)
   }
   // maxBytes counts the whole document, padding included: at or below the padding, every stream
   // would end after its first message.

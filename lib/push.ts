@@ -42,8 +42,14 @@ export class CometPush<T = unknown> implements CometFeed, CometFeedSource, Publi
   push (message: T): boolean {
     if (this.#ending !== undefined || this.#overflowed || this.#stopped) return false
     const entry = messageEntry(encodeMessage(message), encodeId(this.#idOf, message))
-    if (this.#subscriber !== undefined) {
-      this.#subscriber.deliver(entry)
+    const subscriber = this.#subscriber
+    if (subscriber !== undefined) {
+      // The stream's trouble ends the stream (logged there), not the caller's code.
+      try {
+        subscriber.deliver(entry)
+      } catch (err) {
+        subscriber.fail(err)
+      }
       return !this.#stopped
     }
     if (this.#early.length < this.maxQueue) {

@@ -10,6 +10,7 @@ import type { StreamSettings } from './options.js'
 import { releaseSentHead, writeResponseHead, type ResponseHead } from './response-head.js'
 import type { OpenStreams } from './open-streams.js'
 import { HeartbeatClock, type Beating } from './heartbeat.js'
+import { POLL_GATHER_MS } from './poll.js'
 import type { Lane, LaneTarget } from './multiplex.js'
 
 // Entries are gathered into one write (one script element) until this many characters are
@@ -17,15 +18,15 @@ import type { Lane, LaneTarget } from './multiplex.js'
 // elements, small enough not to hold memory.
 export const BATCH_CHARS = 16384
 const BATCH_SUFFIX_BYTES = BATCH_SUFFIX.length // ASCII
-// Within one burst a subscriber may hold this many times its maxQueue before its socket had a
-// chance to drain: memory stays bounded, and a broker handing over a batch does not cut off
-// subscribers that keep up.
+// Within one burst a subscriber may hold this many times its maxQueue (and maxQueueBytes) before
+// its socket had a chance to drain: memory stays bounded, and a broker handing over a batch does
+// not cut off subscribers that keep up.
 const BURST_CEILING = 4
 // How long an ended response may take to flush before its connection is destroyed: a client
 // that stopped reading must not keep fastify.close() (or the socket) waiting for ever.
 const END_GRACE_MS = 2000
 
-export type EndReason = FeedEndReason | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'head'
+export type EndReason = FeedEndReason | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'head' | 'poll'
 
 // What the last script of an ending document tells the shipped client: a full document is
 // replaced at once; a server going away or a client left behind comes back later, with jitter.
@@ -34,6 +35,7 @@ const RECONNECT_LATER = { delay: 'backoff' }
 const RECONNECT: Partial<Record<EndReason, Record<string, unknown>>> = {
   'max-bytes': RECONNECT_NOW,
   'max-duration': RECONNECT_NOW,
+  poll: RECONNECT_NOW,
   shutdown: RECONNECT_LATER,
   overflow: RECONNECT_LATER
 }
@@ -52,13 +54,19 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   // Set by start(). Per stream, only what the write path reads: the settings object and the
   // opening tag of each write are not kept (an idle stream pays for every field it holds).
   #maxBytes = Infinity
+  #maxQueueBytes = Infinity
   #nonce: string | undefined
   /** performance.now() at start, in whole milliseconds: a small integer, not a boxed double. */
   #startedAt = 0
   #heartbeat: HeartbeatClock | undefined
+  /** Set while the response is pipelined behind another: it begins once Node hands it the socket. */
+  #queuedSettings: StreamSettings | undefined
   /** Ticks of the heartbeat clock since the last write. */
   #silentTicks = 0
+  /** maxDuration's timer; for a poll, its timeout, then the end of its gathering. */
   #durationTimer: NodeJS.Timeout | undefined
+  /** A poll that has delivered nothing yet: the first thing it delivers starts its gathering. */
+  #pollWaiting = false
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
   #pendingMessages = 0
@@ -68,7 +76,10 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #batchKey: string | undefined
   /** The lane whose feed overflowed, for the warning. */
   #overflowLane: Lane | undefined
-  /** UTF-8 size of `pending`, kept only when maxBytes is finite (it costs a count per message). */
+  /**
+   * UTF-8 size of `pending`, counted only when a limit reads it (a count per message): always with
+   * a finite maxBytes, else what arrives while the socket is full (the queue maxQueueBytes bounds).
+   */
   #pendingBytes = 0
   #messages = 0
   #bytes = 0
@@ -96,11 +107,17 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     this.done = new Promise(resolve => { this.#resolveDone = resolve })
   }
 
-  /** Takes the response over from Fastify, writes the head and padding, and starts the feed. */
-  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined): void {
+  /**
+   * Takes the response over from Fastify, writes the head, then begins (padding, feed) at once,
+   * or once the response owns the socket. A poll (see poll.ts) has no padding (it is for renderers
+   * of a forever document) and no heartbeats: its end tells the client that it is alive.
+   */
+  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined, poll = false): void {
     const raw = this.#raw
     this.#maxBytes = settings.maxBytes
+    this.#maxQueueBytes = settings.maxQueueBytes
     this.#nonce = nonce
+    this.#pollWaiting = poll
     reply.hijack()
     this.#startedAt = Math.floor(performance.now())
     this.#streams.add(this, reply)
@@ -115,18 +132,48 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     // A pipelined request whose response waits behind another never gets that 'close': its
     // request does, when the connection goes.
     this.#request.on('close', onRequestClose)
+    // Pipelined behind another response (HTTP/1 only: Node assigns the socket later). What it
+    // wrote now would wait in Node's buffer, and past the socket's high-water mark Node stops
+    // reading the connection, so a client that leaves would go unnoticed: nothing is written, no
+    // source pulled and no channel joined until the socket is this response's.
+    if (raw.socket === null) {
+      // Its connection went before the handler got here: neither 'socket' nor 'close' will come.
+      if (this.#request.socket.destroyed) return this.end('client-gone')
+      this.#queuedSettings = settings
+      raw.once('socket', onSocket)
+      return
+    }
+    this.#begin(settings)
+  }
+
+  /** Node handed the socket to this queued response. */
+  socketAssigned (): void {
+    const settings = this.#queuedSettings as StreamSettings
+    this.#queuedSettings = undefined
+    this.#begin(settings)
+  }
+
+  /** Writes the padding, sets the timers and starts the feed: the response owns the socket. */
+  #begin (settings: StreamSettings): void {
+    const raw = this.#raw
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
-    const { heartbeat, maxDuration } = settings
-    const padding = paddingChunk(settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
+    const nonce = this.#nonce
+    const poll = this.#pollWaiting
+    const heartbeat = poll ? 0 : settings.heartbeat
+    const padding = paddingChunk(poll ? 0 : settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
     this.#write(padding, padding.length) // ASCII: one byte a character
     releaseSentHead(raw) // it went out with the padding
     if (heartbeat > 0) {
       this.#heartbeat = HeartbeatClock.of(heartbeat)
       this.#heartbeat.add(this)
     }
-    if (maxDuration > 0) this.#durationTimer = setTimeout(expire, maxDuration, this).unref()
+    if (poll) {
+      this.#durationTimer = setTimeout(endPoll, settings.pollTimeout, this).unref()
+    } else if (settings.maxDuration > 0) {
+      this.#durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
+    }
     // Started while the server shuts down: an empty document, and the client reconnects elsewhere.
     if (this.#streams.closing) return this.end('shutdown')
     this.#feed.start(this)
@@ -157,14 +204,15 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
 
   deliver (entry: string): void {
     if (this.#ended) return
-    // A feed that cannot wait may run ahead of the socket only so far. A burst that fills the
-    // socket within one tick is let through up to a ceiling: the subscriber is behind only once
-    // its socket stayed full for a whole turn of the event loop, that is once 'drain' had its chance.
-    const maxQueue = this.#feed.maxQueue
-    if (this.#blocked && this.#pendingMessages >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.end('overflow')
+    // A feed that cannot wait may run ahead of the socket only so far, in messages and in bytes.
+    // A burst that fills the socket within one tick is let through up to a ceiling: the subscriber
+    // is behind only once its socket stayed full for a whole turn of the event loop, that is once
+    // 'drain' had its chance.
+    if (this.#overQueue(this.#pendingMessages, this.#feed.maxQueue)) return this.end('overflow')
     this.#append(entry)
     this.#messages++
     this.#pendingMessages++
+    if (this.#pollWaiting) this.#gather()
     this.#scheduleFlush()
   }
 
@@ -179,8 +227,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       lane.writes = this.#writes
       lane.pending = 0
     }
-    const { maxQueue } = lane
-    if (this.#blocked && lane.pending >= (this.#behind ? maxQueue : maxQueue * BURST_CEILING)) return this.overflowed(lane)
+    if (this.#overQueue(lane.pending, lane.maxQueue)) return this.overflowed(lane)
     if (this.#pending === '' || this.#batchKey !== lane.keyEntry) {
       this.#append(lane.keyEntry)
       this.#batchKey = lane.keyEntry
@@ -189,7 +236,15 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     this.#messages++
     this.#pendingMessages++
     lane.pending++
+    if (this.#pollWaiting) this.#gather()
     this.#scheduleFlush()
+  }
+
+  /** Whether one more message would take a feed (or a lane) past what it may queue while the socket is full. */
+  #overQueue (pending: number, maxQueue: number): boolean {
+    if (!this.#blocked) return false
+    const ceiling = this.#behind ? 1 : BURST_CEILING
+    return pending >= maxQueue * ceiling || this.#pendingBytes >= this.#maxQueueBytes * ceiling
   }
 
   /** One key's feed held more than its maxQueue: the whole document ends, the client resumes every key. */
@@ -205,17 +260,27 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   control (type: string, detail: Record<string, unknown>): void {
     if (this.#ended) return
     this.#append(controlEntry(type, detail))
+    if (this.#pollWaiting) this.#gather()
     this.#scheduleFlush()
   }
 
+  // A poll with something to deliver takes what follows within a few milliseconds (a replay, a
+  // burst), then ends: one response carries them all, and the client polls again at once.
+  #gather (): void {
+    this.#pollWaiting = false
+    clearTimeout(this.#durationTimer)
+    this.#durationTimer = setTimeout(endPoll, POLL_GATHER_MS, this).unref()
+  }
+
   #append (entry: string): void {
+    const counted = this.#maxBytes !== Infinity || this.#blocked
     if (this.#pending === '') {
       const prefix = batchPrefix(this.#nonce)
       this.#pending = prefix + entry
-      if (this.#maxBytes !== Infinity) this.#pendingBytes = prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry)
+      this.#pendingBytes = counted ? prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry) : 0
     } else {
       this.#pending += entry
-      if (this.#maxBytes !== Infinity) this.#pendingBytes += Buffer.byteLength(entry)
+      if (counted) this.#pendingBytes += Buffer.byteLength(entry)
     }
   }
 
@@ -269,7 +334,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       return
     }
     this.#behind = true
-    if (this.#pendingMessages > this.#feed.maxQueue) return this.end('overflow')
+    if (this.#pendingMessages > this.#feed.maxQueue || this.#pendingBytes > this.#maxQueueBytes) return this.end('overflow')
     const over = this.#feed.lanes?.find(lane => lane.writes === this.#writes && lane.pending > lane.maxQueue)
     if (over !== undefined) this.overflowed(over)
   }
@@ -311,6 +376,14 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   end (reason: EndReason): void {
     if (this.#ended) return
     const raw = this.#raw
+    const queued = this.#queuedSettings
+    if (queued !== undefined) {
+      this.#queuedSettings = undefined
+      raw.removeListener('socket', onSocket)
+      // Shut down while queued: the document begins, so that it can tell the client to reconnect
+      // (#begin() ends it at once during shutdown).
+      if (reason === 'shutdown') return this.#begin(queued)
+    }
     const reconnect = RECONNECT[reason]
     if (reconnect !== undefined) this.#append(controlEntry('reconnect', reconnect))
     if (reason !== 'client-gone') this.#flush()
@@ -325,8 +398,8 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     this.#feed.stop() // never throws: return() and abort listeners report their own errors
     if (reason === 'overflow') {
       const lane = this.#overflowLane
-      const detail = lane === undefined ? { maxQueue: this.#feed.maxQueue } : { maxQueue: lane.maxQueue, key: lane.key }
-      this.#log.warn(detail, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
+      const queue = lane === undefined ? { maxQueue: this.#feed.maxQueue } : { maxQueue: lane.maxQueue, key: lane.key }
+      this.#log.warn({ ...queue, maxQueueBytes: this.#maxQueueBytes }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
     }
     if (reason !== 'client-gone') endResponse(raw, this.#log)
     // With the response ended: counted in stats() and published to diagnostics subscribers.
@@ -372,6 +445,10 @@ function onRequestClose (this: IncomingMessage & Carrier): void {
   if (this.socket == null || this.socket.destroyed) this[kStream]?.end('client-gone')
 }
 
+function onSocket (this: Carrier): void {
+  this[kStream]?.socketAssigned()
+}
+
 function onDrain (this: Carrier): void {
   this[kStream]?.drained()
 }
@@ -390,4 +467,8 @@ function checkBehind (stream: CometStream, turn: number): void {
 
 function expire (stream: CometStream): void {
   stream.end('max-duration')
+}
+
+function endPoll (stream: CometStream): void {
+  stream.end('poll')
 }

@@ -4,7 +4,7 @@
 import t from 'tap'
 import type { ServerResponse } from 'node:http'
 import { once } from 'node:events'
-import { build, listen, open, messages, turns } from './helpers.js'
+import { build, listen, open, messages, turns, fastAndSlowClients } from './helpers.js'
 
 const BURST = 2000 // about twice the default maxQueue (1024)
 
@@ -42,23 +42,7 @@ t.test(`a push source can push a burst of ${BURST} messages in one tick to a cli
 })
 
 t.test('the same burst still ends a subscriber whose client has stopped reading', async t => {
-  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
-  const channel = app.comet.channel<number | string>()
-  const raws = new Map<string, ServerResponse>()
-  const ids = new Map<string, string>()
-  const done = new Map<string, Promise<void>>()
-  app.get('/comet/:who', (request, reply) => {
-    const { who } = request.params as { who: string }
-    raws.set(who, reply.raw)
-    ids.set(who, request.id)
-    const streaming = reply.comet(channel, 'cb')
-    done.set(who, streaming)
-    return streaming
-  })
-  const url = await listen(app)
-  const fast = await open(`${url}/comet/fast`)
-  const slow = await open(`${url}/comet/slow`)
-  slow.res.pause()
+  const { logs, channel, raws, ids, done, fast, slow } = await fastAndSlowClients<number | string>(t)
   // Fill the slow client's socket before the burst: it is behind, whatever comes next.
   const big = 'x'.repeat(65536)
   const slowRaw = raws.get('slow') as ServerResponse

@@ -11,8 +11,10 @@ import {
   heartbeatScript,
   helperCode,
   messageEntry,
-  MAX_CALLBACK_LENGTH
+  MAX_CALLBACK_LENGTH,
+  MAX_MESSAGE_CHARS
 } from '../lib/encode.js'
+import { CometChannel } from '../lib/channel.js'
 import { messages, replay, replayDocument } from './helpers.js'
 
 const CB = 'parent.cometMessage'
@@ -236,6 +238,16 @@ t.test('unserializable messages throw FST_COMET_UNSERIALIZABLE_MESSAGE', async t
     if (value === throwing) t.equal(caught?.cause, thrown, 'the very error toJSON threw')
     else t.type(caught?.cause, TypeError, `${name}: JSON.stringify's TypeError`)
   }
+})
+
+t.test('a message longer than MAX_MESSAGE_CHARS is refused as unserializable, far below the engine limit', async t => {
+  // Built by repetition, a string of that length is a tree of a few nodes, not 128 MiB.
+  const long = 'x'.repeat(MAX_MESSAGE_CHARS + 1)
+  t.throws(() => encodeMessage(long), { code: 'FST_COMET_UNSERIALIZABLE_MESSAGE', message: /longer than 134217728 characters/ }, 'a string')
+  const channel = new CometChannel<string>({ history: 10 })
+  t.throws(() => channel.publish(long), { code: 'FST_COMET_UNSERIALIZABLE_MESSAGE' }, 'publish() says so')
+  t.match(await channel.publish('next'), /-1$/, 'and stored nothing')
+  t.equal(encodeMessage('x'.repeat(1000)).length, 1002, 'a long message within it is encoded')
 })
 
 t.test('paddingChunk(n) is n spaces, the document start and the helper script, which announces the heartbeat', async t => {

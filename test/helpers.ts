@@ -8,7 +8,8 @@ import { once } from 'node:events'
 import type { Server } from 'node:net'
 import vm from 'node:vm'
 import fastifyComet from '../lib/index.js'
-import type { FastifyCometOptions } from '../types/index.js'
+import type { CometChannel, FastifyCometOptions } from '../types/index.js'
+import type { CometSubscriber, FeedEndReason } from '../lib/feed.js'
 
 export interface LogLine { level: number, msg: string, err?: { message: string, code?: string, type?: string }, [key: string]: unknown }
 
@@ -261,4 +262,52 @@ export function missing (t: Test, path: string, reason: string): boolean {
   if (onCI()) t.fail(`${reason}; on CI they must run`)
   else t.plan(0, reason)
   return true
+}
+
+/** A subscriber that records what it is given; `throws` makes its deliver() fail. */
+export function recordingSubscriber (throws = false): CometSubscriber & { entries: string[], failures: unknown[], ends: FeedEndReason[] } {
+  return {
+    entries: [],
+    failures: [],
+    ends: [],
+    ready: true,
+    whenReady: async () => {},
+    deliver (entry) {
+      if (throws) throw new RangeError('Invalid string length')
+      this.entries.push(entry)
+    },
+    control () {},
+    end (reason) { this.ends.push(reason) },
+    fail (err) { this.failures.push(err) }
+  }
+}
+
+/** Two clients of one channel, on `/comet/fast` and `/comet/slow`; the slow one has stopped reading. */
+export async function fastAndSlowClients<T> (t: Test): Promise<{
+  logs: LogLine[]
+  channel: CometChannel<T>
+  raws: Map<string, ServerResponse>
+  ids: Map<string, string>
+  done: Map<string, Promise<void>>
+  fast: OpenStream
+  slow: OpenStream
+}> {
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity })
+  const channel = app.comet.channel<T>()
+  const raws = new Map<string, ServerResponse>()
+  const ids = new Map<string, string>()
+  const done = new Map<string, Promise<void>>()
+  app.get('/comet/:who', (request, reply) => {
+    const { who } = request.params as { who: string }
+    raws.set(who, reply.raw)
+    ids.set(who, request.id)
+    const streaming = reply.comet(channel, 'cb')
+    done.set(who, streaming)
+    return streaming
+  })
+  const url = await listen(app)
+  const fast = await open(`${url}/comet/fast`)
+  const slow = await open(`${url}/comet/slow`)
+  slow.res.pause()
+  return { logs, channel, raws, ids, done, fast, slow }
 }

@@ -70,10 +70,10 @@ t.test('with a broker, named channels come from it; unnamed ones stay in process
     }
   }
   const { app } = await build(t, { broker })
-  const chat = app.comet.channel({ name: 'chat', history: 10 })
-  t.equal(app.comet.channel({ name: 'chat', history: 10 }), chat, 'asked once per name')
+  const chat = app.comet.channel({ name: 'chat', history: 10, historyTtl: 60000 })
+  t.equal(app.comet.channel({ name: 'chat', history: 10, historyTtl: 60000 }), chat, 'asked once per name')
   app.comet.channel({ history: 5 })
-  t.same(asked, [['chat', { maxQueue: 1024, id: undefined, history: 10 }]])
+  t.same(asked, [['chat', { maxQueue: 1024, id: undefined, history: 10, historyTtl: 60000 }]], 'with every setting it must apply')
   t.throws(() => app.comet.channel({ name: 'plain' }), { code: 'FST_COMET_INVALID_OPTION', message: /"history".*broker/ })
   t.same(app.comet.stats().channels, { open: 2, subscribers: 0 })
   await app.close()

@@ -11,7 +11,7 @@ import type { CometEndReason, CometStats } from '../types/index.js'
 import { build, listen, logged, open, deferred, turns, type LogLine } from './helpers.js'
 
 const NO_ENDS: Record<CometEndReason, number> = {
-  done: 0, 'client-gone': 0, error: 0, shutdown: 0, 'max-bytes': 0, 'max-duration': 0, overflow: 0, head: 0
+  done: 0, 'client-gone': 0, error: 0, shutdown: 0, 'max-bytes': 0, 'max-duration': 0, overflow: 0, head: 0, poll: 0
 }
 
 function endedWith (logs: LogLine[], reason: CometEndReason): Promise<LogLine> {
@@ -87,13 +87,20 @@ t.test('streams are counted as they open and end, by reason', async t => {
   slow.req.destroy()
   t.equal(ends().overflow, 1, 'overflow')
 
+  const polled = await open(`${origin}/channel?transport=poll`)
+  await polled.waitFor('<body>')
+  channel.publish('polled')
+  await polled.ended
+  await endedWith(logs, 'poll')
+  t.equal(ends().poll, 1, 'poll')
+
   await open(`${origin}/forever`)
   await app.close()
   t.same(app.comet.stats().streams, {
     open: 0,
-    opened: 8,
-    ended: 8,
-    endReasons: { done: 1, head: 1, error: 1, 'max-bytes': 1, 'max-duration': 1, 'client-gone': 1, overflow: 1, shutdown: 1 },
+    opened: 9,
+    ended: 9,
+    endReasons: { done: 1, head: 1, error: 1, 'max-bytes': 1, 'max-duration': 1, 'client-gone': 1, overflow: 1, shutdown: 1, poll: 1 },
     refused: 0
   }, 'shutdown, and every stream counted once')
   never.resolve()

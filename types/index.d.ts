@@ -42,8 +42,22 @@ declare namespace fastifyComet {
     heartbeat?: number
     /** Document size in UTF-8 bytes (padding included) after which the stream ends, after the message that crosses it, so the client reconnects with a fresh document. Default 8388608 (8 MiB); must exceed `padding`; `Infinity` for never. */
     maxBytes?: number
+    /**
+     * UTF-8 bytes a stream may hold for its client while the socket is full (a channel or push
+     * source cannot wait): past it, like past a channel's `maxQueue` messages, the stream is ended
+     * as overflowed and logged at warn, so a client that stopped reading costs a bounded amount of
+     * memory whatever the size of the messages. Within one burst (before the socket had a turn of
+     * the event loop to drain) 4 times as much. Default 8388608 (8 MiB); 1 to 67108864 (64 MiB).
+     */
+    maxQueueBytes?: number
     /** Milliseconds after which the stream ends so the client reconnects. Default 0 (off). */
     maxDuration?: number
+    /**
+     * Milliseconds a poll (a request with `?transport=poll`) waits for something to deliver before
+     * it ends empty; a poll with something ends about 10 ms after its first message. Default 25000;
+     * 1 to 2147483647.
+     */
+    pollTimeout?: number
   }
 
   /** Options of `fastify.register(fastifyComet, options)`: defaults for every stream, and the plugin's wiring. */
@@ -110,6 +124,13 @@ declare namespace fastifyComet {
      * a reconnecting client gets exactly what it missed, or a reset. Default 0 (none).
      */
     history?: number
+    /**
+     * With `history`: milliseconds a message is kept. An older one leaves the history, so a client
+     * that missed it gets a reset; a named channel left with no subscribers and no message to keep
+     * is let go (the name starts afresh, with a new epoch). Default 0 (no age limit); at most
+     * 2147483647.
+     */
+    historyTtl?: number
   }
 
   /** Options of a channel that keeps a history. */
@@ -171,7 +192,7 @@ declare namespace fastifyComet {
   }
 
   /** Why a stream ended. */
-  export type CometEndReason = 'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head'
+  export type CometEndReason = 'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head' | 'poll'
 
   /** What `fastify.comet.stats()` returns: plain numbers, counted since the plugin was registered. */
   export interface CometStats {

@@ -12,6 +12,8 @@ expect(named).type.toBe(fastifyComet)
 expect(app.register(fastifyComet)).type.not.toRaiseError()
 expect(app.register(fastifyComet, { padding: 0 })).type.not.toRaiseError()
 expect(app.register(fastifyComet, { padding: '0' })).type.toRaiseError()
+expect(app.register(fastifyComet, { maxQueueBytes: 1048576 })).type.not.toRaiseError()
+expect(app.register(fastifyComet, { maxQueueBytes: '1 MiB' })).type.toRaiseError()
 expect(app.register(fastifyComet, { paddng: 0 })).type.toRaiseError()
 expect<FastifyCometOptions>().type.toBeAssignableFrom({ padding: 10 })
 
@@ -19,6 +21,7 @@ app.get('/comet', (request, reply) => {
   expect(reply.comet).type.toBe<FastifyReply['comet']>()
   expect(reply.comet(['a'], 'parent.cb')).type.toBe<Promise<void>>()
   expect(reply.comet(['a'], { callback: 'cb', padding: 0 })).type.not.toRaiseError()
+  expect(reply.comet(['a'], { callback: 'cb', maxQueueBytes: 65536 })).type.not.toRaiseError()
   expect(reply.comet(['a'], { padding: 0 })).type.toRaiseError()
   expect(reply.comet(['a'])).type.toRaiseError()
   expect(reply.comet(new Set([1, 2]), 'cb')).type.not.toRaiseError()
@@ -55,6 +58,9 @@ app.after(() => {
   expect(chat.size).type.toBe<number>()
   expect(app.comet.channel<Tick>({ history: 100, id: tick => tick.time })).type.toRaiseError()
   expect(app.comet.channel({ history: '100' })).type.toRaiseError()
+  expect(app.comet.channel<Tick>({ name: 'room', history: 100, historyTtl: 60000 })).type.toBe<CometHistoryChannel<Tick>>()
+  expect(app.comet.channel({ history: 100, historyTtl: '1m' })).type.toRaiseError()
+  expect(app.comet.push({ historyTtl: 1000 })).type.toRaiseError()
   expect(app.comet.channel({ name: 42 })).type.toRaiseError()
   expect(app.comet.push({ history: 10 })).type.toRaiseError()
   expect(app.comet.push({ name: 'x' })).type.toRaiseError()
@@ -124,7 +130,7 @@ app.after(() => {
   expect(app.comet.stats(true)).type.toRaiseError()
 })
 
-expect<CometEndReason>().type.toBe<'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head'>()
+expect<CometEndReason>().type.toBe<'done' | 'client-gone' | 'error' | 'shutdown' | 'max-bytes' | 'max-duration' | 'overflow' | 'head' | 'poll'>()
 expect<CometEndReason>().type.not.toBeAssignableFrom('closed')
 
 // What the diagnostics channels publish.
