@@ -146,7 +146,6 @@
     // to the others together once the comet script that brought them has run: posted first, so a
     // handler that changes a message changes it for its own tab only.
     let outbox = []
-    let audience = false // another tab has spoken: there may be followers to post to
     let relaying = false // a follower is handing the leader's events to the page's global
     let sharedMessages = 0 // messages of the leader's current connection, as a follower saw them
     // While this tab catches up from its own cursor: the shared messages kept aside, per key of
@@ -329,7 +328,6 @@
         return open()
       }
       link.onmessage = hear
-      post('hello') // to a leader that has had no one to post to
       if (locks === undefined) return claim()
       const request = lockRequest = new AbortController()
       const hold = function (lock) {
@@ -452,7 +450,6 @@
     function hear (event) {
       const data = event.data
       if (closed || suspended || !isObject(data)) return
-      audience = true
       if (data.t === 'ev' || data.t === 'here') {
         if (role === LEADER) {
           // Two leaders (claims that crossed): the larger number steps down.
@@ -493,7 +490,8 @@
       if (outbox.length === 0) return
       const events = outbox
       outbox = []
-      if (audience && link !== undefined) link.postMessage({ t: 'ev', tab, events })
+      // Posted even with no follower known: one may have joined before this tab could hear it.
+      if (link !== undefined) link.postMessage({ t: 'ev', tab, events })
       run(events)
       if (iframe !== undefined) heard() // after the handlers, as for a tab alone
     }
