@@ -3,6 +3,8 @@
 import FastifyComet from './comet-client.js'
 
 export type CloseInfo = FastifyComet.CloseInfo
+export type Cursor = FastifyComet.Cursor
+export type ResetInfo = FastifyComet.ResetInfo
 export type ConnectOptions<T = unknown> = FastifyComet.ConnectOptions<T>
 export type Stream = FastifyComet.Stream
 export declare const connect: typeof FastifyComet.connect

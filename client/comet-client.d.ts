@@ -22,24 +22,42 @@ declare namespace FastifyComet {
     delay: number | undefined
   }
 
+  /**
+   * Where a page is in a stream, sent back as `?lastEventId=` on reconnect: the last id of a
+   * single-source stream, or for a stream of several sources (`reply.comet({ chat, alerts })`)
+   * an object of key -> last id, sent as its JSON text.
+   */
+  export type Cursor = string | Record<string, string>
+
+  /** What `onReset` is told: the key (several sources only) whose messages after `lastEventId` are lost. */
+  export interface ResetInfo {
+    /** The key whose position was out of reach; undefined for a single-source stream. */
+    key?: string
+    lastEventId: string | undefined
+  }
+
   export interface ConnectOptions<T = unknown> {
     /**
      * The global function the route calls: it must stream with callback `'parent.' + callback`.
      * A plain identifier, not yet defined on `window`. Default `'cometMessage'`.
      */
     callback?: string
-    /** Each message, with its id when the route gives ids (the `id` option of `reply.comet()`). */
-    onMessage: (message: T, id: string | undefined) => void
+    /**
+     * Each message, with its id when the route gives ids (a channel with history, the `id` option of
+     * `reply.comet()`), and its key when the route streams several sources (undefined otherwise).
+     */
+    onMessage: (message: T, id: string | undefined, key: string | undefined) => void
     /** The first message of each connection (initial or reconnect) has arrived. */
     onOpen?: () => void
     /** A connection ended; unless the reason is `closed`, the next one starts after `info.delay` ms. */
     onClose?: (info: CloseInfo) => void
     /**
-     * The channel could not replay what this page missed since `info.lastEventId` (the id is
-     * older than its history, or from before a restart): reload the page's state. Messages that
-     * follow are live, and the next reconnect resumes from here.
+     * The channel (of `info.key`, in a stream of several sources) could not replay what this page
+     * missed since `info.lastEventId` (the id is older than its history, or from before a
+     * restart): reload that state. Messages that follow are live, and the next reconnect resumes
+     * from here.
      */
-    onReset?: (info: { lastEventId: string | undefined }) => void
+    onReset?: (info: ResetInfo) => void
     /** Base reconnect delay in milliseconds. Default 500. */
     minDelay?: number
     /** Cap of the reconnect delay in milliseconds. Default 30000. */
@@ -50,15 +68,32 @@ declare namespace FastifyComet {
      * server or proxy that never answers. More than 0. Default 15000.
      */
     connectTimeout?: number
-    /** Resume after this id from the first connection on (sent as `?lastEventId=`). */
-    lastEventId?: string
+    /**
+     * Start after this cursor (a page rendered with `channel.position()`): an id, or for a stream
+     * of several sources `{ key: id }` (keys left out start live). Sent as `?lastEventId=`.
+     */
+    lastEventId?: Cursor
+    /**
+     * Share one connection with the other tabs and frames of this origin that connect to the same
+     * URL with the same callback (default true; without BroadcastChannel, each has its own). One
+     * tab holds it and hands every message, control message, onOpen and onClose to the others, in
+     * its order; when it goes, another takes over from the newest ids it has seen. A tab with a
+     * `lastEventId` of its own first catches up on a connection of its own.
+     */
+    shared?: boolean
   }
 
   export interface Stream {
-    /** Stops for good: no more reconnects or messages, the frame is removed and the global callback deleted. */
+    /**
+     * Stops for good in this tab: no more reconnects or messages, the frame (if this tab held the
+     * shared connection, another tab takes it over) and the global callback go.
+     */
     close: () => void
-    /** The id of the last message received; sent as `?lastEventId=` on each reconnect. */
-    readonly lastEventId: string | undefined
+    /**
+     * The cursor sent as `?lastEventId=` on each reconnect: the id of the last message received,
+     * or for a stream of several sources a copy of `{ key: last id }`.
+     */
+    readonly lastEventId: Cursor | undefined
     readonly closed: boolean
   }
 
@@ -67,7 +102,9 @@ declare namespace FastifyComet {
    * comet document ends or fails, or delivers nothing within `connectTimeout`, or stays silent for
    * three of its server's heartbeat periods, reconnects after
    * `random(0, min(maxDelay, minDelay * 2^attempt))` ms (at once after a rotation), minDelay more
-   * than 0, with `?lastEventId=` set to the last id received. Throws on invalid options.
+   * than 0, with `?lastEventId=` set to the last id received (the JSON cursor of one id per key for
+   * a stream of several sources). Shared by the tabs of the origin unless `shared: false`.
+   * Throws on invalid options.
    */
   export function connect<T = unknown> (url: string, options: ConnectOptions<T>): Stream
 }

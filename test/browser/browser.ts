@@ -44,12 +44,21 @@ export interface BrowserPage extends BrowserFrame {
   /** Types `text` into the form field `selector`, as a user would. */
   fill: (selector: string, text: string) => Promise<void>
   click: (selector: string) => Promise<void>
+  /** Closes the page as a user closes a tab (its `pagehide` handlers run); resolves once it is gone. */
+  close: () => Promise<void>
+}
+
+/** A browser context: its pages are tabs of one browser profile, which share storage, locks and BroadcastChannels. */
+export interface BrowserContext {
+  page: () => Promise<BrowserPage>
 }
 
 export interface TestBrowser {
   name: BrowserName
   /** A new page in a fresh context (its own cookies and storage) that closes with `t`. */
   page: (t: Test) => Promise<BrowserPage>
+  /** A fresh context that closes with `t`, to open several tabs in. */
+  context: (t: Test) => Promise<BrowserContext>
 }
 
 /** Launch settings a file may add: Chromium command-line switches, Firefox preferences. */
@@ -72,8 +81,8 @@ interface Launcher {
   label: string
   path: string
   install: string
-  /** Starts the browser; resolves with a page factory and a function that closes the browser. */
-  launch: (settings: BrowserSettings) => Promise<{ page: (t: Test) => Promise<BrowserPage>, close: () => Promise<void> }>
+  /** Starts the browser; resolves with a context factory and a function that closes the browser. */
+  launch: (settings: BrowserSettings) => Promise<{ context: (t: Test) => Promise<BrowserContext>, close: () => Promise<void> }>
 }
 
 const LAUNCHERS: Record<BrowserName, Launcher> = {
@@ -84,11 +93,11 @@ const LAUNCHERS: Record<BrowserName, Launcher> = {
     async launch ({ chromiumArgs = [] }) {
       const browser = await chromium.launch({ executablePath: this.path, args: [...CHROMIUM_ARGS, ...chromiumArgs] })
       return {
-        async page (t) {
+        async context (t) {
           const context = await browser.newContext()
           t.teardown(() => context.close())
           await context.addInitScript(REPORT_CSP_VIOLATIONS)
-          return playwrightPage(await context.newPage())
+          return { page: async () => playwrightPage(await context.newPage()) }
         },
         close: () => browser.close()
       }
@@ -102,14 +111,18 @@ const LAUNCHERS: Record<BrowserName, Launcher> = {
       loadPuppeteerBidi()
       const browser = await puppeteer.launch({ browser: 'firefox', executablePath: this.path, headless: true, extraPrefsFirefox: firefoxPrefs })
       return {
-        async page (t) {
+        async context (t) {
           const context = await browser.createBrowserContext()
           t.teardown(() => context.close())
-          // A window each: a page in a background tab gets no animation frames and slow timers,
-          // where Playwright's Chromium pages all count as visible.
-          const page = await context.newPage({ type: 'window' })
-          await page.evaluateOnNewDocument(REPORT_CSP_VIOLATIONS)
-          return puppeteerPage(page)
+          return {
+            async page () {
+              // A window each: a page in a background tab gets no animation frames and slow timers,
+              // where Playwright's Chromium pages all count as visible.
+              const page = await context.newPage({ type: 'window' })
+              await page.evaluateOnNewDocument(REPORT_CSP_VIOLATIONS)
+              return puppeteerPage(page)
+            }
+          }
         },
         close: () => browser.close()
       }
@@ -154,12 +167,14 @@ export function eachBrowser (t: Test, define: (t: Test, browser: TestBrowser) =>
     t.test(name, async t => {
       let launched: ReturnType<Launcher['launch']> | undefined
       t.teardown(async () => { await (await launched)?.close() })
+      const context = async (t: Test): Promise<BrowserContext> => {
+        launched ??= launcher.launch(settings)
+        return await (await launched).context(t)
+      }
       define(t, {
         name,
-        async page (t) {
-          launched ??= launcher.launch(settings)
-          return await (await launched).page(t)
-        }
+        context,
+        page: async t => await (await context(t)).page()
       })
     })
   }
@@ -246,7 +261,12 @@ function playwrightPage (page: PlaywrightPage): BrowserPage {
     async addInitScript (fn) { await page.addInitScript(fn) },
     async waitForResponse (url) { await page.waitForResponse(url) },
     fill: (selector, text) => page.fill(selector, text),
-    click: selector => page.click(selector)
+    click: selector => page.click(selector),
+    async close () {
+      const closed = new Promise(resolve => page.once('close', resolve))
+      await page.close({ runBeforeUnload: true })
+      await closed
+    }
   })
 }
 
@@ -262,6 +282,11 @@ function puppeteerPage (page: PuppeteerPage): BrowserPage {
     async addInitScript (fn) { await page.evaluateOnNewDocument(fn) },
     async waitForResponse (url) { await page.waitForResponse(url) },
     fill: (selector, text) => page.locator(selector).fill(text),
-    click: selector => page.click(selector)
+    click: selector => page.click(selector),
+    async close () {
+      const closed = new Promise(resolve => page.once('close', resolve))
+      await page.close({ runBeforeUnload: true })
+      await closed
+    }
   })
 }
