@@ -7,29 +7,33 @@
   const form = document.getElementById('chat-form')
   const status = document.getElementById('chat-status')
 
-  // FastifyComet (from /comet/client.js) defines window.clockTick and window.chatMessage, which the comet
-  // scripts call as parent.clockTick(time) and parent.chatMessage(message); it inserts the hidden iframes
-  // after the page's load event and reconnects when a stream rotates, fails or the server restarts.
-  FastifyComet.connect('/clock', {
-    callback: 'clockTick',
-    onMessage: function (time) { clock.textContent = time }
+  // One stream, /live, carries the clock and the chat (a multiplexed stream: each message comes with
+  // its key). FastifyComet (from /comet/client.js) defines window.live, which the comet scripts call
+  // as parent.live(message, id, key); it inserts the hidden iframe after the page's load event,
+  // reconnects when the stream rotates, fails or the server restarts, and shares the one connection
+  // with every other tab of this page. The server rendered the chat's last lines and the cursor
+  // after them: the stream starts there, so no line published since the render is lost.
+  FastifyComet.connect('/live', {
+    callback: 'live',
+    lastEventId: { chat: log.dataset.cursor },
+    onMessage: function (message, id, key) {
+      if (key === 'clock') clock.textContent = message
+      else addLine(message)
+    },
+    // The lines this page missed are no longer in the channel's history: start the log afresh.
+    onReset: function (info) { if (info.key === 'chat') log.replaceChildren() }
   })
 
   // textContent only: a message is text, never markup.
-  FastifyComet.connect('/chat', {
-    callback: 'chatMessage',
-    onMessage: function (message) {
-      const item = document.createElement('li')
-      const time = document.createElement('time')
-      time.dateTime = message.time
-      time.textContent = new Date(message.time).toLocaleTimeString()
-      item.append(time, document.createTextNode(message.text))
-      log.append(item)
-      log.scrollTop = log.scrollHeight
-    },
-    // The lines this page missed are no longer in the channel's history: start the log afresh.
-    onReset: function () { log.replaceChildren() }
-  })
+  function addLine (message) {
+    const item = document.createElement('li')
+    const time = document.createElement('time')
+    time.dateTime = message.time
+    time.textContent = message.time.slice(11, 19)
+    item.append(time, document.createTextNode(message.text))
+    log.append(item)
+    log.scrollTop = log.scrollHeight
+  }
 
   form.addEventListener('submit', async function (event) {
     event.preventDefault()
