@@ -13,7 +13,7 @@ const path = require('node:path')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { setTimeout: sleep } = require('node:timers/promises')
 const {
-  COMET_DIST, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
+  COMET_DIST, COMET_DIST_BASELINE, BASELINE_BUILD, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
 } = require('./servers.js')
 
 // Keeps as much history as one measured publish sends: resuming is not measured here, but a
@@ -29,10 +29,10 @@ function stampedMessage (n) {
 // fastify-comet: in process (one instance) and on the Redis broker (as many as the client starts)
 
 function cometServer ({ broker }) {
-  return (spec, state) => startFastify(async app => {
-    const plugin = require(path.join(COMET_DIST, 'index.js'))
+  return (spec, state, dist) => startFastify(async app => {
+    const plugin = require(path.join(dist, 'index.js'))
     const options = { ...COMET_OPTIONS }
-    if (broker) options.broker = require(path.join(COMET_DIST, 'redis.js')).cometRedis({ url: spec.params.redis })
+    if (broker) options.broker = require(path.join(dist, 'redis.js')).cometRedis({ url: spec.params.redis })
     await app.register(plugin, options)
     // The same named channel with the same history either way, so both write ids (the same bytes).
     const channel = app.comet.channel({ name: spec.params.channel, history: HISTORY })
@@ -162,11 +162,14 @@ async function publishSteady (state, { from, count, interval }) {
 }
 
 async function start (spec) {
-  const factory = COMPETITORS[spec.competitor]
+  // COMET_DIST_BASELINE: a competitor named with BASELINE_BUILD appended loads the plugin from there
+  const twin = spec.competitor.endsWith(BASELINE_BUILD)
+  if (twin && COMET_DIST_BASELINE === undefined) throw new Error(`${spec.competitor} needs COMET_DIST_BASELINE`)
+  const factory = COMPETITORS[twin ? spec.competitor.slice(0, -BASELINE_BUILD.length) : spec.competitor]
   if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
   const state = { subscribers: undefined, publish: undefined, profiler: undefined, loopDelay: monitorEventLoopDelay({ resolution: 10 }) }
   state.loopDelay.enable()
-  const server = await factory(spec, state)
+  const server = await factory(spec, state, twin ? COMET_DIST_BASELINE : COMET_DIST)
   return { port: server.port, close: server.close, command: (cmd, args) => command(cmd, state, args) }
 }
 

@@ -13,7 +13,7 @@
 // `npm run bench` builds dist/ first; `npm run bench -- --quick` passes the flag through.
 // COMET_DIST=/some/dist node bench/run.js measures another build of the plugin.
 // COMET_DIST_BASELINE=/old/dist adds a twin of every fastify-comet competitor built from there
-// (throughput, idle, fanout), and says how the two builds' ratios compare in the same run.
+// (throughput, idle, fanout; redis-fanout: the broker competitor), and says how the two builds' ratios compare in the same run.
 // The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200
 // (fanout: 2,000 sockets, above 2,200; redis-fanout: 1,000 here and 1,000 in a server, above 2,200;
 // multiplex: 9,000, above 9,200).
