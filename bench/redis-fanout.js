@@ -410,7 +410,7 @@ async function run ({ quick, inproc, rounds: roundsOpt }) {
           results[i][competitor].push(r)
           log(`  redis-fanout round ${round + 1}/${rounds} ${competitor}, ${phases[i].name}: ` +
             `${fmtInt((clients * phases[i].messages) / (r.ms / 1000))} deliveries/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, ` +
-            `publishing ${fmt(r.publishMs, 0)} ms, drain ${fmt(r.drainMs, 0)} ms`)
+            `publishing ${fmt(r.publishMs, 0)} ms, drain ${fmt(r.drainMs, 0)} ms, server CPU ${fmtInt(r.serverCpu)} ns/delivery`)
         })
       }
     }
@@ -551,4 +551,4 @@ function lightReport (phase, shape) {
   ].join('\n')
 }
 
-module.exports = { name: 'redis-fanout', run, measure, settings, findRedisServer, startRedis, COMPETITORS, INSTANCES, INSTALL_HINT }
+module.exports = { name: 'redis-fanout', run, measure, settings, findRedisServer, startRedis, StampedSubscriber, COMPETITORS, INSTANCES, INSTALL_HINT }

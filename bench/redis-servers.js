@@ -3,8 +3,9 @@
 // The competitors of the Redis fan-out benchmark (bench/redis-fanout.js), one server instance per
 // call to start(spec), in a child process (server-child.js with spec.module = 'redis-servers.js').
 // spec.params: { redis: unix socket path of the benchmark's redis-server, channel: the name every
-// instance shares }. Every instance serves GET / (or socket.io) to subscribers; the client drives
-// publishing on one of them with the `publish` command.
+// instance shares, history: comet's (default HISTORY), recovery: socket.io's connection state
+// recovery (bench/resume-storm.js) }. Every instance serves GET / (or socket.io) to subscribers;
+// the client drives publishing on one of them with the `publish` command.
 //
 // Messages are { n, t, text: 'hello' }, t being process.hrtime in microseconds at the moment of the
 // publish call, so a client on this machine can tell the publish-to-delivery latency of each one.
@@ -35,8 +36,9 @@ function cometServer ({ broker }) {
     if (broker) options.broker = require(path.join(dist, 'redis.js')).cometRedis({ url: spec.params.redis })
     await app.register(plugin, options)
     // The same named channel with the same history either way, so both write ids (the same bytes).
-    const channel = app.comet.channel({ name: spec.params.channel, history: HISTORY })
+    const channel = app.comet.channel({ name: spec.params.channel, history: spec.params.history ?? HISTORY })
     state.subscribers = () => channel.size
+    state.position = () => channel.position()
     state.publish = (message) => channel.publish(message)
     app.get('/', (request, reply) => reply.comet(channel, CALLBACK))
   })
@@ -105,7 +107,9 @@ async function startSocketIo (spec, state) {
     // defaults (a ping every 25 s, 20 s to answer) a busy run ends with clients dropped by timeout.
     pingInterval: 120000,
     pingTimeout: 120000,
-    adapter: createAdapter(redis, { streamName: spec.params.channel })
+    adapter: createAdapter(redis, { streamName: spec.params.channel }),
+    // resume-storm.js: a client that lost its connection gets what it missed on its next one
+    ...(spec.params.recovery ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } } : {})
   })
   state.subscribers = () => io.of('/').sockets.size
   // io.emit() returns nothing to wait for: the adapter stores the packet, then delivers locally.
@@ -177,6 +181,7 @@ async function command (cmd, state, args) {
   switch (cmd) {
     case 'subscribers': return state.subscribers()
     case 'publish': return publishSteady(state, args)
+    case 'position': return state.position()
     case 'cpu': {
       const { user, system } = process.cpuUsage()
       return user + system // µs
