@@ -38,7 +38,6 @@ function cometServer ({ broker }) {
     // The same named channel with the same history either way, so both write ids (the same bytes).
     const channel = app.comet.channel({ name: spec.params.channel, history: spec.params.history ?? HISTORY })
     state.subscribers = () => channel.size
-    state.position = () => channel.position()
     state.publish = (message) => channel.publish(message)
     app.get('/', (request, reply) => reply.comet(channel, CALLBACK))
   })
@@ -181,7 +180,6 @@ async function command (cmd, state, args) {
   switch (cmd) {
     case 'subscribers': return state.subscribers()
     case 'publish': return publishSteady(state, args)
-    case 'position': return state.position()
     case 'cpu': {
       const { user, system } = process.cpuUsage()
       return user + system // µs

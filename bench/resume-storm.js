@@ -76,10 +76,33 @@ async function cometStorm (servers, perInstance, lastEventId, messages, clients)
   return { clients, start, caughtUp: everyoneCaughtUp(clients, messages, start) }
 }
 
+const ID = /"([0-9a-f]+-[0-9]+)",\]\);<\/script>/
+
+/** The id of the next message published, as a client reads it from its stream. */
+async function nextId (server, publish) {
+  const socket = await connect(server.port)
+  try {
+    let text = ''
+    const id = new Promise((resolve, reject) => {
+      socket.on('data', chunk => {
+        text += chunk.toString('latin1')
+        const match = ID.exec(text)
+        if (match !== null && text.includes('"t":')) resolve(match[1])
+      })
+      socket.once('close', () => reject(new Error(`no message id in the stream: ${text.slice(-300)}`)))
+    })
+    socket.write(request('/'))
+    await until('a live stream on the comet instance', async () => await server.call('subscribers') === 1)
+    await publish()
+    return await id
+  } finally {
+    socket.destroy()
+  }
+}
+
 async function measureComet (competitor, { servers, perInstance, messages, redis, clients }) {
-  // the message before the storm's first: the clients heard it before they went away
-  await servers[0].call('publish', { from: 0, count: 1, interval: 1 })
-  const lastEventId = await servers[0].call('position')
+  // the message before the storm's first: the clients heard it, and its id, before they went away
+  const lastEventId = await nextId(servers[0], () => servers[0].call('publish', { from: 0, count: 1, interval: 1 }))
   const published = await servers[0].call('publish', { from: 1, count: messages, interval: 1 })
   if (published.failed > 0) throw new Error(`${competitor}: ${published.failed} publishes failed (${published.error})`)
   return storm(servers, redis, () => cometStorm(servers, perInstance, lastEventId, messages, clients))
