@@ -20,10 +20,14 @@ const { spawn, execFileSync } = require('node:child_process')
 const { setTimeout: sleep } = require('node:timers/promises')
 const { startServer, median, orderFor, table, fmt, fmtInt, fdLimit, log } = require('./common.js')
 const { Subscriber, subscribe, allReach } = require('./fanout.js')
+const { COMET_DIST_BASELINE, BASELINE_BUILD } = require('./servers.js')
 
-const COMPETITORS = ['fastify-comet (in process)', 'fastify-comet + Redis', 'node:http + ioredis', 'socket.io + redis-streams-adapter']
-const BASELINE = 'node:http + ioredis'
 const COMET = 'fastify-comet + Redis'
+// COMET_DIST_BASELINE adds a twin of the broker competitor alone, built from there (the in-process
+// reference stays this build's: the twin's added latency is over the same reference).
+const TWIN = COMET_DIST_BASELINE === undefined ? undefined : COMET + BASELINE_BUILD
+const COMPETITORS = ['fastify-comet (in process)', COMET, ...(TWIN === undefined ? [] : [TWIN]), 'node:http + ioredis', 'socket.io + redis-streams-adapter']
+const BASELINE = 'node:http + ioredis'
 const IN_PROCESS = 'fastify-comet (in process)'
 const SOCKET_IO = 'socket.io + redis-streams-adapter'
 const CHANNEL = 'bench'
@@ -406,7 +410,7 @@ async function run ({ quick, inproc, rounds: roundsOpt }) {
           results[i][competitor].push(r)
           log(`  redis-fanout round ${round + 1}/${rounds} ${competitor}, ${phases[i].name}: ` +
             `${fmtInt((clients * phases[i].messages) / (r.ms / 1000))} deliveries/s, p50 ${fmt(r.p50, 2)} ms, p99 ${fmt(r.p99, 2)} ms, ` +
-            `publishing ${fmt(r.publishMs, 0)} ms, drain ${fmt(r.drainMs, 0)} ms`)
+            `publishing ${fmt(r.publishMs, 0)} ms, drain ${fmt(r.drainMs, 0)} ms, server CPU ${fmtInt(r.serverCpu)} ns/delivery`)
         })
       }
     }
@@ -425,8 +429,30 @@ async function run ({ quick, inproc, rounds: roundsOpt }) {
       `ahead of ${SOCKET_IO} (steady): ${verdict(steady.rate(COMET) > steady.rate(SOCKET_IO))} | ` +
       `added latency over ${IN_PROCESS}, p50 < 2 ms (light): ${fmt(light.added, 2)} ms ${verdict(light.added < 2)} ` +
       `(per-round: ${fmt(light.addedPerRound, 2)} ms ${verdict(light.addedPerRound < 2)}; ` +
-      `at the steady rate: ${fmt(steady.added, 2)} ms ${verdict(steady.added < 2)})`
+      `at the steady rate: ${fmt(steady.added, 2)} ms ${verdict(steady.added < 2)})`,
+    ...twinReport(steady, light)
   ].join('\n')
+}
+
+/** This build's broker against its baseline-build twin, same run: more than 5 % worse is a regression. */
+function twinReport (steady, light) {
+  if (TWIN === undefined) return []
+  const within = (change, worse) => change >= 0.95 ? 'no regression (within 5%)' : `REGRESSION (more than 5% ${worse})`
+  const cpu = (c) => median(steady.of(c, 'serverCpu'))
+  const p50 = (phase, c) => median(phase.of(c, 'p50')) - median(phase.of(IN_PROCESS, 'p50'))
+  return [
+    '',
+    `${COMET} against its baseline build (COMET_DIST_BASELINE), same run:`,
+    '',
+    `- steady deliveries/s: this build ${fmtInt(steady.rate(COMET))} (${fmt(steady.vsBase)}x ${BASELINE}), ` +
+      `baseline build ${fmtInt(steady.rate(TWIN))} (${fmt(steady.rate(TWIN) / steady.rate(BASELINE))}x); ` +
+      `this ÷ baseline ${fmt(steady.rate(COMET) / steady.rate(TWIN))}: ${within(steady.rate(COMET) / steady.rate(TWIN), 'fewer')}`,
+    `- steady deliveries/s, median of per-round ratios vs ${BASELINE}: this build ${fmt(steady.roundRatio(COMET))}x, baseline build ${fmt(steady.roundRatio(TWIN))}x`,
+    `- steady server CPU per delivery: this build ${fmtInt(cpu(COMET))} ns, baseline build ${fmtInt(cpu(TWIN))} ns; baseline ÷ this ${fmt(cpu(TWIN) / cpu(COMET))}: ` +
+      within(cpu(TWIN) / cpu(COMET), 'more CPU'),
+    `- added p50 over ${IN_PROCESS}, light: this build ${fmt(p50(light, COMET), 2)} ms, baseline build ${fmt(p50(light, TWIN), 2)} ms; ` +
+      `steady: ${fmt(p50(steady, COMET), 2)} ms, ${fmt(p50(steady, TWIN), 2)} ms`
+  ]
 }
 
 const verdict = (met) => met ? 'MET' : 'MISSED'
@@ -525,4 +551,4 @@ function lightReport (phase, shape) {
   ].join('\n')
 }
 
-module.exports = { name: 'redis-fanout', run, measure, settings, findRedisServer, startRedis, COMPETITORS, INSTANCES, INSTALL_HINT }
+module.exports = { name: 'redis-fanout', run, measure, settings, findRedisServer, startRedis, StampedSubscriber, COMPETITORS, INSTANCES, INSTALL_HINT }

@@ -3,8 +3,9 @@
 // The competitors of the Redis fan-out benchmark (bench/redis-fanout.js), one server instance per
 // call to start(spec), in a child process (server-child.js with spec.module = 'redis-servers.js').
 // spec.params: { redis: unix socket path of the benchmark's redis-server, channel: the name every
-// instance shares }. Every instance serves GET / (or socket.io) to subscribers; the client drives
-// publishing on one of them with the `publish` command.
+// instance shares, history: comet's (default HISTORY), recovery: socket.io's connection state
+// recovery (bench/resume-storm.js) }. Every instance serves GET / (or socket.io) to subscribers;
+// the client drives publishing on one of them with the `publish` command.
 //
 // Messages are { n, t, text: 'hello' }, t being process.hrtime in microseconds at the moment of the
 // publish call, so a client on this machine can tell the publish-to-delivery latency of each one.
@@ -13,7 +14,7 @@ const path = require('node:path')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { setTimeout: sleep } = require('node:timers/promises')
 const {
-  COMET_DIST, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
+  COMET_DIST, COMET_DIST_BASELINE, BASELINE_BUILD, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
 } = require('./servers.js')
 
 // Keeps as much history as one measured publish sends: resuming is not measured here, but a
@@ -29,13 +30,13 @@ function stampedMessage (n) {
 // fastify-comet: in process (one instance) and on the Redis broker (as many as the client starts)
 
 function cometServer ({ broker }) {
-  return (spec, state) => startFastify(async app => {
-    const plugin = require(path.join(COMET_DIST, 'index.js'))
+  return (spec, state, dist) => startFastify(async app => {
+    const plugin = require(path.join(dist, 'index.js'))
     const options = { ...COMET_OPTIONS }
-    if (broker) options.broker = require(path.join(COMET_DIST, 'redis.js')).cometRedis({ url: spec.params.redis })
+    if (broker) options.broker = require(path.join(dist, 'redis.js')).cometRedis({ url: spec.params.redis })
     await app.register(plugin, options)
     // The same named channel with the same history either way, so both write ids (the same bytes).
-    const channel = app.comet.channel({ name: spec.params.channel, history: HISTORY })
+    const channel = app.comet.channel({ name: spec.params.channel, history: spec.params.history ?? HISTORY })
     state.subscribers = () => channel.size
     state.publish = (message) => channel.publish(message)
     app.get('/', (request, reply) => reply.comet(channel, CALLBACK))
@@ -105,7 +106,9 @@ async function startSocketIo (spec, state) {
     // defaults (a ping every 25 s, 20 s to answer) a busy run ends with clients dropped by timeout.
     pingInterval: 120000,
     pingTimeout: 120000,
-    adapter: createAdapter(redis, { streamName: spec.params.channel })
+    adapter: createAdapter(redis, { streamName: spec.params.channel }),
+    // resume-storm.js: a client that lost its connection gets what it missed on its next one
+    ...(spec.params.recovery ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } } : {})
   })
   state.subscribers = () => io.of('/').sockets.size
   // io.emit() returns nothing to wait for: the adapter stores the packet, then delivers locally.
@@ -162,11 +165,14 @@ async function publishSteady (state, { from, count, interval }) {
 }
 
 async function start (spec) {
-  const factory = COMPETITORS[spec.competitor]
+  // COMET_DIST_BASELINE: a competitor named with BASELINE_BUILD appended loads the plugin from there
+  const twin = spec.competitor.endsWith(BASELINE_BUILD)
+  if (twin && COMET_DIST_BASELINE === undefined) throw new Error(`${spec.competitor} needs COMET_DIST_BASELINE`)
+  const factory = COMPETITORS[twin ? spec.competitor.slice(0, -BASELINE_BUILD.length) : spec.competitor]
   if (factory === undefined) throw new Error(`unknown competitor ${spec.competitor}`)
   const state = { subscribers: undefined, publish: undefined, profiler: undefined, loopDelay: monitorEventLoopDelay({ resolution: 10 }) }
   state.loopDelay.enable()
-  const server = await factory(spec, state)
+  const server = await factory(spec, state, twin ? COMET_DIST_BASELINE : COMET_DIST)
   return { port: server.port, close: server.close, command: (cmd, args) => command(cmd, state, args) }
 }
 

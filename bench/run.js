@@ -6,6 +6,7 @@
 //   node bench/run.js throughput latency   only these
 //   node bench/run.js browser-memory       the long rotation study: only when named (see EXTRA)
 //   node --expose-gc bench/run.js redis-hang   heap while Redis hangs: only when named
+//   node bench/run.js resume-storm         1,000 clients resuming at once through Redis: only when named
 //   node bench/run.js --quick              short smoke run of each; exits 1 if one crashes
 //   node bench/run.js --rounds 3           override the number of rounds (throughput, latency, idle)
 //   node bench/run.js --inproc             servers in this process instead of a child process
@@ -13,7 +14,7 @@
 // `npm run bench` builds dist/ first; `npm run bench -- --quick` passes the flag through.
 // COMET_DIST=/some/dist node bench/run.js measures another build of the plugin.
 // COMET_DIST_BASELINE=/old/dist adds a twin of every fastify-comet competitor built from there
-// (throughput, idle, fanout), and says how the two builds' ratios compare in the same run.
+// (throughput, idle, fanout; redis-fanout: the broker competitor), and says how the two builds' ratios compare in the same run.
 // The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200
 // (fanout: 2,000 sockets, above 2,200; redis-fanout: 1,000 here and 1,000 in a server, above 2,200;
 // multiplex: 9,000, above 9,200).
@@ -39,10 +40,11 @@ const BENCHMARKS = {
   'channel-churn': require('./channel-churn.js'),
   multiplex: require('./multiplex.js')
 }
-// Long studies behind a decision (the maxBytes default): run only when named.
+// Long studies behind a decision (the maxBytes default), and Redis under stress: run only when named.
 const EXTRA = {
   'browser-memory': require('./browser-memory.js'),
-  'redis-hang': require('./redis-hang.js')
+  'redis-hang': require('./redis-hang.js'),
+  'resume-storm': require('./resume-storm.js')
 }
 const NAMED = { ...BENCHMARKS, ...EXTRA }
 
