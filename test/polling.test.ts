@@ -73,7 +73,7 @@ t.test('polls resume exactly where the last one stopped while a channel publishe
   }
   await publisher
   t.same(received, published.map((id, n) => ['message', n, id]), `every message once, in order, over ${polls} polls`)
-  t.ok(polls > 5, `polls came and went while it published (${polls})`)
+  t.ok(polls > 1, `polls came and went while it published (${polls})`)
 })
 
 t.test('a multiplexed poll: each key resumes from its own id; a source without ids is called afresh per poll', async t => {

@@ -70,7 +70,8 @@ if (redis !== undefined) {
 
     await redis.start()
     await Promise.all([steady, ...late].map(client => client.waitFor('"reset"')))
-    const next = await publish(b, 2)
+    // Reading is back (the resets came through it); b's commands connection may follow a moment later.
+    const next = await publishOnceReady(b, 2)
     await Promise.all([steady, ...late].map(client => client.waitFor(next)))
     const reset = ['control', 'reset', { lastEventId: before, id: '-0' }] // before any message of the empty Redis
     steady.req.destroy()
