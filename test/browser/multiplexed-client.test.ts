@@ -79,6 +79,9 @@ eachBrowser(t, (t, browser) => {
       }
       for (const page of pages) {
         await page.waitForFunction(n => window.sharedTest.received.filter(entry => entry.key !== 'clock').length >= n, 2 * TOTAL, { timeout: 20000 })
+        // The clock ticks every 100 ms of a document's life, and documents rotate every 8 KiB: on a
+        // busy machine the publishing can be over before a tick.
+        await page.waitForFunction(() => window.sharedTest.received.some(entry => entry.key === 'clock'), undefined, { timeout: 20000 })
       }
       for (const [i, page] of pages.entries()) {
         const received = await page.evaluate(() => window.sharedTest.received)
