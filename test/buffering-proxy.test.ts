@@ -1,6 +1,7 @@
 // The whole-response buffering proxy the fallback tests put between the browser and the server
 // (test/buffering-proxy.ts): it holds a forever document back for as long as it goes on, passes a
 // poll on whole once it ends, and lets go of the upstream request when its client leaves.
+import http from 'node:http'
 import t from 'tap'
 import { build, deferred, listen, loneMessageSource, messages, open, replayWithControl, turns } from './helpers.js'
 import { startBufferingProxy } from './buffering-proxy.js'
@@ -59,7 +60,7 @@ t.test('a client that leaves aborts its upstream request: the server releases th
   }, 'cb'))
   const proxy = await startBufferingProxy(t, await listen(app))
   const gone = deferred()
-  const request = (await import('node:http')).get(`${proxy.url}/comet`, { agent: false })
+  const request = http.get(`${proxy.url}/comet`, { agent: false })
   request.on('error', () => gone.resolve())
   await subscribed.promise
   await proxy.holding('<html><body>')
