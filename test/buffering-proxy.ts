@@ -25,7 +25,7 @@ export async function startBufferingProxy (t: Test, upstream: string): Promise<B
   const waiters = new Set<(chunk: string) => void>()
   const server = http.createServer((req, res) => {
     requests.push(req.url ?? '/')
-    const headers = { ...req.headers, host: new URL(upstream).host }
+    const headers: http.OutgoingHttpHeaders = { ...req.headers, host: new URL(upstream).host }
     for (const name of HOP_BY_HOP) delete headers[name]
     const forwarded = http.request(new URL(req.url ?? '/', upstream), { method: req.method, headers })
     req.pipe(forwarded)
