@@ -5,7 +5,7 @@
 // messages { n, t, text } (t: process.hrtime in µs at the publish, redis-servers.js's
 // stampedMessage) that the client drives with the `publish` command, at a steady rate.
 //   fastify-comet   the plugin with its defaults, a channel with history at GET /events: streamed,
-//                   or polled with ?transport=poll&lastEventId=
+//                   or polled with ?transport=poll&lastEventId=; and the same with helmet: false
 //   socket.io       socket.io with its defaults, long-polling only (transports: ['polling'])
 
 const path = require('node:path')
@@ -16,14 +16,20 @@ const { publishSteady } = require('./redis-servers.js')
 
 const CALLBACK = 'parent.cb'
 
-const COMPETITORS = {
-  'fastify-comet': (spec, state) => startFastify(async app => {
-    await app.register(require(path.join(COMET_DIST, 'index.js')))
+function cometServer (options) {
+  return (spec, state) => startFastify(async app => {
+    await app.register(require(path.join(COMET_DIST, 'index.js')), options)
     const channel = app.comet.channel({ history: 1000 })
     state.subscribers = () => channel.size
     state.publish = (message) => channel.publish(message)
     app.get('/events', (request, reply) => reply.comet(channel, CALLBACK))
-  }),
+  })
+}
+
+const COMPETITORS = {
+  'fastify-comet': cometServer({}),
+  // without the security headers helmet adds to each response (about 900 bytes of a poll's head)
+  'fastify-comet (helmet: false)': cometServer({ helmet: false }),
 
   'socket.io': async (spec, state) => {
     const { Server } = require('socket.io')

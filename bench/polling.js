@@ -6,6 +6,7 @@
 // and bytes per message on the client's side of the hop, and whether every message came once.
 //   fastify-comet, streaming, direct           the forever document, no hop (the reference)
 //   fastify-comet, polling through the proxy   ?transport=poll, again at once with ?lastEventId=
+//     (and with helmet: false: how much of a poll's bytes are the security headers)
 //   socket.io, long-polling through the proxy  socket.io-client with transports: ['polling']
 // The clients run in this process, node-side (no browser): the comet ones read the wire format
 // with a regular expression over the entries of the stamped messages, as the shipped client's
@@ -22,6 +23,7 @@ const INTERVAL = 100 // ms: 10 messages a second
 const COMPETITORS = [
   { name: 'fastify-comet, streaming, direct', server: 'fastify-comet', client: streamingClient, hop: false },
   { name: 'fastify-comet, polling through the proxy', server: 'fastify-comet', client: pollingClient, hop: true },
+  { name: 'fastify-comet (helmet: false), polling through the proxy', server: 'fastify-comet (helmet: false)', client: pollingClient, hop: true },
   { name: 'socket.io, long-polling through the proxy', server: 'socket.io', client: socketIoClient, hop: true }
 ]
 const BASELINE = COMPETITORS[0].name
