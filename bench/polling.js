@@ -213,7 +213,7 @@ async function run ({ quick }) {
       fmt(median(r.delays), 1),
       fmt(percentile(r.delays, 95), 1),
       fmt(Math.max(...r.delays), 1),
-      fmt(r.requests / count),
+      fmt(r.requests / count, 3),
       fmtInt(r.down / count),
       fmtInt(r.up / count)
     ]
