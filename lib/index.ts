@@ -8,7 +8,7 @@ import type { CometChannelOptions, CometPushOptions, CometReplyOptions, CometSou
 import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
 import { keyedIds, rawLastEventId, singleId } from './last-event-id.js'
 import { MultiplexFeed } from './multiplex.js'
-import { pollRequested } from './poll.js'
+import { pollTimeoutOf } from './poll.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
 import { abandonSource, isSourceMap, openSource, sourceKind, unopenedSource } from './source.js'
@@ -58,7 +58,7 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
       if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
       stream = new CometStream(this, feed, streams)
       this.log.debug({ callback: settings.callback, source: sourceKind(source) }, 'comet stream opened')
-      stream.start(this, head, settings, nonce, pollRequested(this.request))
+      stream.start(this, head, settings, nonce, pollTimeoutOf(this.request, settings.pollTimeout))
     } catch (err) {
       if (feed === undefined) abandonSource(source)
       else feed.stop()
