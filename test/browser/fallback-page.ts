@@ -1,7 +1,7 @@
 // The server and page of the polling fallback tests: a history channel behind GET /events, and a
 // page that connects to it with the shipped client and its defaults, recording each message with
-// the page's clock (Date.now(), the machine's clock, as the server's is) and each onClose. The
-// server counts the polls it is asked for.
+// the page's clock (Date.now(), the machine's clock, as the server's is) and each onClose with its
+// time. The server counts the polls it is asked for.
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { build, deferred, listen } from '../helpers.js'
@@ -11,7 +11,7 @@ export interface Stamped { n: number, publishedAt: number }
 
 export interface FallbackState {
   received: Array<{ message: Stamped, id: string | undefined, at: number }>
-  closes: Array<{ reason: string, transport?: string }>
+  closes: Array<{ reason: string, transport?: string, at: number }>
   stream: { transport: 'stream' | 'poll' }
 }
 
@@ -30,7 +30,7 @@ const APP = `'use strict'
 const state = window.fallback = { received: [], closes: [] }
 state.stream = FastifyComet.connect('/events', {
   onMessage (message, id) { state.received.push({ message, id, at: Date.now() }) },
-  onClose (info) { state.closes.push(info) }
+  onClose (info) { state.closes.push(Object.assign({ at: Date.now() }, info)) }
 })
 `
 
