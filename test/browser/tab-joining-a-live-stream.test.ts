@@ -19,7 +19,10 @@ eachBrowser(t, (t, browser) => {
         t.same(await page.evaluate(() => window.sharedTest.received), messages(server.ids, 1, 20), `tab ${i}: every message once, in order`)
         t.same(problems(page), [], `tab ${i}: no console error`)
       }
-      t.equal(server.streams.length, 1, 'one stream')
+      // Without Web Locks, claims that cross on a busy machine may give two leaders for a moment
+      // (the issue allows that, not two for long): one stream stays.
+      await until(() => server.open() === 1, 'one stream left')
+      t.equal(server.open(), 1, `one stream open (${server.streams.length} opened in all)`)
     })
 
     t.test(`on ${host}: a tab opened while the shared stream is busy receives every message from when it joined`, async t => {
