@@ -115,6 +115,8 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
   }
 
   message (epoch: string, seq: number, message: string): void {
+    // Located before anyone published, the channel learns its epoch from its first message.
+    this.epoch = epoch
     this.last = seq
     const id = `${epoch}-${seq}`
     // Encoded by the instance that published it; escaped again, as whatever Redis holds could be.
