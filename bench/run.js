@@ -36,6 +36,7 @@ const BENCHMARKS = {
   'slow-consumer': require('./slow-consumer.js'),
   fanout: require('./fanout.js'),
   browser: require('./browser.js'),
+  'browser-shared': require('./browser-shared.js'),
   'redis-fanout': require('./redis-fanout.js'),
   'channel-churn': require('./channel-churn.js'),
   multiplex: require('./multiplex.js')
