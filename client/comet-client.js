@@ -293,8 +293,17 @@
         return
       }
       // A stream that delivered nothing, not even the script written at its start, in 'auto':
-      // a hop holds it back, or the network is too slow for streaming; polls get through.
-      if (connecting && !polling && mode === 'auto') return disconnect('buffered')
+      // a hop holds it back, or the network is too slow for streaming; polls get through. But a
+      // frame whose document has begun got a response, and a busy browser may not have run its
+      // first script yet: it has until connectTimeout (a hop that passes the head on and holds
+      // the body is noticed then).
+      if (connecting && !polling && mode === 'auto') {
+        if (silence < connectTimeout && hasBegun(iframe)) {
+          silence = connectTimeout
+          return watch()
+        }
+        return disconnect('buffered')
+      }
       disconnect(connecting ? 'timeout' : 'lost')
     }
 
@@ -800,6 +809,16 @@
       if (keys.every(function (key) { return KEY.test(key) && typeof value[key] === 'string' })) return value
     }
     throw new TypeError('FastifyComet.connect: lastEventId must be a string, or an object of key -> id strings')
+  }
+
+  // A same-origin frame whose document is no longer its initial about:blank got a response.
+  function hasBegun (frame) {
+    try {
+      const doc = frame.contentDocument
+      return doc !== null && doc.URL !== 'about:blank'
+    } catch (err) {
+      return false
+    }
   }
 
   // A frame fires 'load' for its initial about:blank in some browsers: that is not the stream.

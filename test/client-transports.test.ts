@@ -254,3 +254,25 @@ t.test("a follower shows the leader's transport, and takes over polling where th
   follower.runTimer(250) // the follower claims the lead, and nobody objects
   t.equal(follower.frame().src, '/events?transport=poll&lastEventId=1', 'it polls at once, from its cursor')
 })
+
+t.test('a stream whose document has begun is not held back: a busy browser gets until connectTimeout', async t => {
+  const browser = client()
+  const frame = browser.frame()
+  frame.contentDocument = { URL: 'http://localhost/events', currentScript: null } // the response is in
+  browser.state.now = PROBE_MS
+  browser.runTimer(PROBE_MS)
+  t.equal(browser.frames().length, 1, 'still streaming')
+  t.same(browser.delays(), [CONNECT_MS - PROBE_MS], 'watched until connectTimeout')
+  browser.control('open', { heartbeat: 20000 }) // its first script ran at last
+  t.equal(browser.stream.transport, 'stream')
+  t.same(browser.events, [])
+
+  const held = client()
+  held.frame().contentDocument = { URL: 'http://localhost/events', currentScript: null } // a head, no body
+  held.state.now = PROBE_MS
+  held.runTimer(PROBE_MS)
+  held.state.now = CONNECT_MS
+  held.runTimer(CONNECT_MS - PROBE_MS)
+  t.match(held.events, [['close', { reason: 'buffered', transport: 'stream', delay: 0 }]], 'a hop that passes the head on and holds the body: noticed at connectTimeout')
+  t.equal(held.stream.transport, 'poll')
+})
