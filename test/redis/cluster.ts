@@ -118,7 +118,7 @@ export async function startCluster (t: Test): Promise<LocalCluster> {
 }
 
 /**
- * `perShard` channel names (prefix-N) for each shard, in the order of `shards`: the channels
+ * `perShard` channel names (prefix-N) for each of `shards` (all or some), in their order: the channels
  * (keys and sharded pub/sub channel, which share the name as hash tag) of each live there.
  */
 export async function namesOnEveryShard (cluster: LocalCluster, shards: Shard[], perShard: number, prefix = 'room'): Promise<string[][]> {
@@ -127,7 +127,7 @@ export async function namesOnEveryShard (cluster: LocalCluster, shards: Shard[],
     const name = `${prefix}-${n}`
     const slot = await cluster.slotOf(name)
     const list = names[shards.findIndex(shard => shard.slots.some(([first, last]) => slot >= first && slot <= last))]
-    if (list.length < perShard) list.push(name)
+    if (list !== undefined && list.length < perShard) list.push(name)
   }
   return names
 }
