@@ -164,6 +164,41 @@ async function publishSteady (state, { from, count, interval }) {
   }
 }
 
+/**
+ * Publishes messages from..from+count-1 as fast as acknowledgements allow: `window` publishes in
+ * flight, each acknowledged one making room for the next. A publish that returns nothing to wait
+ * for (socket.io's io.emit()) yields to the event loop instead, so `window` go out per turn.
+ * Resolves as publishSteady() does.
+ */
+async function publishSaturated (state, { from, count, window }) {
+  let slowestAck = 0 // ms, of the publishes that resolved
+  let failed = 0
+  let error
+  let next = 0
+  const start = process.hrtime.bigint()
+  let last = start
+  const worker = async () => {
+    while (next < count) {
+      const sent = process.hrtime.bigint()
+      const ack = state.publish(stampedMessage(from + next++))
+      last = sent
+      if (ack === undefined) {
+        await new Promise(resolve => setImmediate(resolve))
+        continue
+      }
+      try {
+        await ack
+        slowestAck = Math.max(slowestAck, Number(process.hrtime.bigint() - sent) / 1e6)
+      } catch (err) {
+        failed++
+        error ??= err.message
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: window }, worker))
+  return { start: String(start), end: String(last), failed, error, slowestAck }
+}
+
 async function start (spec) {
   // COMET_DIST_BASELINE: a competitor named with BASELINE_BUILD appended loads the plugin from there
   const twin = spec.competitor.endsWith(BASELINE_BUILD)
@@ -179,7 +214,7 @@ async function start (spec) {
 async function command (cmd, state, args) {
   switch (cmd) {
     case 'subscribers': return state.subscribers()
-    case 'publish': return publishSteady(state, args)
+    case 'publish': return args.window === undefined ? publishSteady(state, args) : publishSaturated(state, args)
     case 'cpu': {
       const { user, system } = process.cpuUsage()
       return user + system // µs
