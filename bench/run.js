@@ -44,7 +44,8 @@ const BENCHMARKS = {
 const EXTRA = {
   'browser-memory': require('./browser-memory.js'),
   'redis-hang': require('./redis-hang.js'),
-  'resume-storm': require('./resume-storm.js')
+  'resume-storm': require('./resume-storm.js'),
+  'redis-cluster': require('./redis-cluster.js')
 }
 const NAMED = { ...BENCHMARKS, ...EXTRA }
 
