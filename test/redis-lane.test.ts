@@ -1,11 +1,11 @@
-// One connection's commands in flight (lib/redis-lane.ts), on a stand-in connection whose answers
+// One connection's commands in flight (lib/redis/lane.ts), on a stand-in connection whose answers
 // the test gives: a bound that fails publishes at once and makes reads wait their turn (urgent
 // ones first), and a silent connection dropped once. The Redis tests (test/redis/) cover the
 // same class against a real server (hung-redis.test.ts, resume-storm.test.ts).
 import t from 'tap'
 import type { Redis } from 'ioredis'
 import { deferred, turns, type Deferred } from './helpers.js'
-import { RedisLane } from '../lib/redis-lane.js'
+import { RedisLane } from '../lib/redis/lane.js'
 
 function lane (max: number, timeout = 60_000): { lane: RedisLane, connection: { status: string, disconnects: number }, lost: Error[], answers: Array<Deferred<string>> } {
   const connection = {

@@ -1,11 +1,11 @@
-// How an instance follows one channel in Redis (lib/redis-topic.ts), driven by a log reader whose
+// How an instance follows one channel in Redis (lib/redis/topic.ts), driven by a log reader whose
 // answers the test gives, in the order it chooses: races that a real redis-server makes rare
 // (pub/sub overtaking a read, a fork found by tokens, a retire that fails) happen here every time.
 // The Redis tests (test/redis/) cover the same class against a real server.
 import t from 'tap'
 import { deferred, turns, type Deferred } from './helpers.js'
-import { Topic, type LogPage, type LogReader, type TopicListener } from '../lib/redis-topic.js'
-import { channelKeys } from '../lib/redis-scripts.js'
+import { Topic, type LogPage, type LogReader, type TopicListener } from '../lib/redis/topic.js'
+import { channelKeys } from '../lib/redis/scripts.js'
 
 interface Read { epoch: string, after: number, answer: Deferred<LogPage>, answered?: boolean }
 

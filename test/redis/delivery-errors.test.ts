@@ -3,13 +3,13 @@
 // like all the broker's code, so that coverage does not depend on it.
 import t from 'tap'
 import { kCometFeed } from '../../lib/feed.js'
-import type { RedisLink } from '../../lib/redis-link.js'
+import type { RedisLink } from '../../lib/redis/link.js'
 import { recordingSubscriber as subscriber } from '../helpers.js'
 import { useRedis } from './redis-server.js'
 
 const redis = useRedis(t)
 if (redis !== undefined) {
-  const { BrokeredChannel } = require('../../lib/brokered-channel.js') as typeof import('../../lib/brokered-channel.js')
+  const { BrokeredChannel } = require('../../lib/redis/channel.js') as typeof import('../../lib/redis/channel.js')
 
   t.test("brokered channel: a subscriber that throws is failed, the broker's handler and the others go on", async t => {
     const link = {

@@ -15,8 +15,8 @@ import type { RedisServer } from './redis-server.js'
  * The broker's entry point, loaded only by tests that have a redis-server: without one, the code
  * that exists only to talk to Redis is not loaded at all, so coverage does not depend on it.
  */
-export function loadRedisBroker (): typeof import('../../lib/redis.js') {
-  return require('../../lib/redis.js')
+export function loadRedisBroker (): typeof import('../../lib/redis/index.js') {
+  return require('../../lib/redis/index.js')
 }
 
 /** The keys of a channel, as the README documents them. */

@@ -232,7 +232,7 @@ if (redis !== undefined) {
     const live = await open(a.url + after(start))
     const hostile = '"</script><script>parent.pwned=1</script><!--"'
     // Written into Redis as another writer would: numbered, logged and published by hand, in the
-    // broker's format (redis-scripts.ts), so that it is delivered live as well as from the log.
+    // broker's format (lib/redis/scripts.ts), so that it is delivered live as well as from the log.
     const [epoch, last] = start.split('-')
     const seq = Number(last) + 1
     const keys = keysOf('chat')

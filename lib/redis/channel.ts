@@ -2,13 +2,13 @@
 // and stores the message; every instance (this one too) delivers it when it comes back, so all of
 // them deliver the same messages in the same order with the same ids. A reconnecting client
 // resumes on any instance: what it missed is read from the log in Redis, then it goes live.
-import { encodeMessage, messageEntry, scriptSafe } from './encode.js'
-import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from './feed.js'
-import { kChannelClosed, kOnClose } from './channel.js'
-import type { LastEventId } from './last-event-id.js'
-import type { RedisLink } from './redis-link.js'
-import type { ChannelKeys } from './redis-scripts.js'
-import type { LogPage, Topic, TopicListener } from './redis-topic.js'
+import { encodeMessage, messageEntry, scriptSafe } from '../encode.js'
+import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from '../feed.js'
+import { kChannelClosed, kOnClose } from '../channel.js'
+import type { LastEventId } from '../last-event-id.js'
+import type { RedisLink } from './link.js'
+import type { ChannelKeys } from './scripts.js'
+import type { LogPage, Topic, TopicListener } from './topic.js'
 
 /** Entries read per round trip while a client catches up. */
 const REPLAY_PAGE = 500

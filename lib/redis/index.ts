@@ -2,12 +2,12 @@
 // own entry point, so that only applications that use it load ioredis (an optional peer).
 import { Redis, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
-import { BrokeredChannel } from './brokered-channel.js'
-import { FST_COMET_INVALID_OPTION } from './errors.js'
-import { MAX_DELAY } from './options.js'
-import { RedisLink } from './redis-link.js'
-import type { BrokerConnection, CometBroker } from './broker.js'
-import type { CometRedisOptions } from '../types/redis.js'
+import { BrokeredChannel } from './channel.js'
+import { FST_COMET_INVALID_OPTION } from '../errors.js'
+import { MAX_DELAY } from '../options.js'
+import { RedisLink } from './link.js'
+import type { BrokerConnection, CometBroker } from '../broker.js'
+import type { CometRedisOptions } from '../../types/redis.js'
 
 const DEFAULT_COMMAND_TIMEOUT = 2000
 const DEFAULT_MAX_IN_FLIGHT = 1000

@@ -8,11 +8,11 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
-import { FST_COMET_PUBLISH_FAILED } from './errors.js'
-import { MAX_DELAY } from './options.js'
-import { answered, dropSilent, RedisLane } from './redis-lane.js'
-import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './redis-scripts.js'
-import { Topic, type LogPage, type LogReader, type TopicListener } from './redis-topic.js'
+import { FST_COMET_PUBLISH_FAILED } from '../errors.js'
+import { MAX_DELAY } from '../options.js'
+import { answered, dropSilent, RedisLane } from './lane.js'
+import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './scripts.js'
+import { Topic, type LogPage, type LogReader, type TopicListener } from './topic.js'
 
 type ReadReply = [epoch: string, last: number, lastToken: string, entries?: Array<[id: string, fields: string[]]>, tokenAtAfter?: string | null]
 
@@ -209,7 +209,7 @@ export class RedisLink implements LogReader {
     this.#subscriber.disconnect()
   }
 
-  // "EPOCH SEQ PREVTOKEN TOKEN MESSAGE" (see redis-scripts.ts)
+  // "EPOCH SEQ PREVTOKEN TOKEN MESSAGE" (see scripts.ts)
   #onMessage (channel: string, text: string): void {
     const topic = this.#topics.get(channel)
     const seqAt = text.indexOf(' ') + 1

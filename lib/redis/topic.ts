@@ -2,9 +2,9 @@
 // time that stream of messages cannot be trusted (first subscription, a gap in the numbers, a
 // message of another epoch, a reconnected subscriber connection) the instance reads the log
 // instead. The listener sees each message once, in order, numbered without gaps within an epoch,
-// or a reset when the log started afresh or moved past what it holds. Tokens (redis-scripts.ts)
+// or a reset when the log started afresh or moved past what it holds. Tokens (scripts.ts)
 // tell a log that forked under the same epoch and numbers: that epoch is retired.
-import type { ChannelKeys } from './redis-scripts.js'
+import type { ChannelKeys } from './scripts.js'
 
 /** A page of the log: where it stands, and the entries after the position asked for. */
 export interface LogPage {
