@@ -12,7 +12,7 @@
 const path = require('node:path')
 const { setTimeout: sleep } = require('node:timers/promises')
 const { log } = require('./common.js')
-const { COMET_DIST, COMET_DIST_BASELINE } = require('./servers.js')
+const { COMET_DIST, COMET_DIST_BASELINE, cometRedisOf } = require('./servers.js')
 const { findRedisServer, startRedis, INSTALL_HINT } = require('./redis-fanout.js')
 
 const PAYLOAD = 'x'.repeat(1024)
@@ -27,7 +27,7 @@ function heap () {
 async function measure (label, dist, redis, hangMs) {
   const Fastify = require('fastify')
   const plugin = require(path.join(dist, 'index.js'))
-  const { cometRedis } = require(path.join(dist, 'redis.js'))
+  const { cometRedis } = cometRedisOf(dist)
   const app = Fastify()
   await app.register(plugin, { broker: cometRedis({ url: redis.path, commandTimeout: 1000 }) })
   const name = `hang-${label}`

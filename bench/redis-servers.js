@@ -14,7 +14,7 @@ const path = require('node:path')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { setTimeout: sleep } = require('node:timers/promises')
 const {
-  COMET_DIST, COMET_DIST_BASELINE, BASELINE_BUILD, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
+  COMET_DIST, COMET_DIST_BASELINE, BASELINE_BUILD, cometRedisOf, COMET_OPTIONS, COMET_HEADERS, CALLBACK, startNodeHttp, startFastify, profileStart, profileStop
 } = require('./servers.js')
 
 // Keeps as much history as one measured publish sends: resuming is not measured here, but a
@@ -33,7 +33,7 @@ function cometServer ({ broker }) {
   return (spec, state, dist) => startFastify(async app => {
     const plugin = require(path.join(dist, 'index.js'))
     const options = { ...COMET_OPTIONS }
-    if (broker) options.broker = require(path.join(dist, 'redis.js')).cometRedis({ url: spec.params.redis })
+    if (broker) options.broker = cometRedisOf(dist).cometRedis({ url: spec.params.redis })
     await app.register(plugin, options)
     // The same named channel with the same history either way, so both write ids (the same bytes).
     const channel = app.comet.channel({ name: spec.params.channel, history: spec.params.history ?? HISTORY })

@@ -13,6 +13,7 @@
 //   browser     a page and a stream for a browser (bench/browser-servers.js has these competitors)
 // The `3 channels` competitors serve the same routes in every scenario (see threeChannels).
 
+const fs = require('node:fs')
 const http = require('node:http')
 const path = require('node:path')
 const { once } = require('node:events')
@@ -225,6 +226,15 @@ async function startFastify (setup) {
  * $COMET_DIST, to measure another version (e.g. a commit exported and built elsewhere).
  */
 const COMET_DIST = path.resolve(process.env.COMET_DIST || path.join(__dirname, '..', 'dist'))
+
+/**
+ * fastify-comet/redis from a build: dist/redis/index.js since the Redis code has its own folder,
+ * dist/redis.js in a build from before (a baseline build may be either).
+ */
+function cometRedisOf (dist) {
+  const folder = path.join(dist, 'redis', 'index.js')
+  return require(fs.existsSync(folder) ? folder : path.join(dist, 'redis.js'))
+}
 
 /**
  * COMET_DIST_BASELINE=/other/dist measures a second build in the same run: every fastify-comet
@@ -474,6 +484,7 @@ module.exports = {
   profileStop,
   COMPETITORS,
   COMET_DIST,
+  cometRedisOf,
   COMET_DIST_BASELINE,
   BASELINE_BUILD,
   withBaselineBuild,
