@@ -22,7 +22,8 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { setTimeout: sleep } = require('node:timers/promises')
 const { startServer, median, orderFor, table, fmt, fmtInt, log } = require('./common.js')
-const { findRedisServer, INSTALL_HINT } = require('./redis-fanout.js')
+const { subscribe, allReach } = require('./fanout.js')
+const { findRedisServer, StampedSubscriber, Samples, STAMP, INSTALL_HINT } = require('./redis-fanout.js')
 const { startSingle, startCluster, sentBy, cpuOf } = require('./redis-cluster-servers.js')
 
 const SINGLE = 'one redis-server'
@@ -34,6 +35,12 @@ const CHANNELS = Array.from({ length: 30 }, (_, i) => `comet:{room-${i}}`)
 const INSTANCES = 2
 const WINDOW = Number(process.env.REDIS_CLUSTER_WINDOW || 64)
 const IDLE_MS = 1000
+// fastify-comet on each (the broker, two instances as child processes, bench/redis-servers.js):
+// CLIENTS_PER_CHANNEL raw-socket clients per channel on each instance, instance 1 publishing.
+const COMET_SINGLE = 'fastify-comet + one redis-server'
+const COMET_CLUSTER = 'fastify-comet + cluster (sharded)'
+const COMET_SCENARIOS = [COMET_SINGLE, COMET_CLUSTER]
+const CLIENTS_PER_CHANNEL = 10
 
 const nowMicros = () => Number(process.hrtime.bigint() / 1000n)
 
@@ -52,6 +59,92 @@ async function publishWindow (publish, channels, from, count, window) {
     }
   }
   await Promise.all(Array.from({ length: window }, worker))
+}
+
+/**
+ * fastify-comet's broker on `target`: two instances, each with CLIENTS_PER_CHANNEL clients on every
+ * channel, instance 1 publishing `messages` (the channels in turn) WINDOW in flight. Resolves with
+ * the figures, or { unsupported } when this build's broker refuses the `cluster` option.
+ */
+async function measureComet (scenario, { target, messages, warmup }) {
+  const params = scenario === COMET_SINGLE
+    ? { redis: `redis://127.0.0.1:${target.nodes[0].port}`, channels: CHANNELS }
+    : { cluster: target.nodes.map(n => ({ host: '127.0.0.1', port: n.port })), channels: CHANNELS }
+  const servers = []
+  const clients = []
+  try {
+    for (let i = 0; i < INSTANCES; i++) {
+      try {
+        servers.push(await startServer({ module: 'redis-servers.js', competitor: 'fastify-comet + Redis', scenario: 'redis-cluster', params }))
+      } catch (err) {
+        if (scenario === COMET_CLUSTER && /Invalid comet option "cluster"/.test(err.message)) return { unsupported: err.message.split('\n')[0] }
+        throw err
+      }
+    }
+    for (const server of servers) {
+      for (let c = 0; c < CHANNELS.length; c++) {
+        const batch = Array.from({ length: CLIENTS_PER_CHANNEL }, () => subscribe(server.port, STAMP, 0, StampedSubscriber, `/${c}`))
+        clients.push(...await Promise.all(batch))
+      }
+    }
+    let sent = 0
+    const publish = async (count) => {
+      const result = await servers[0].call('publish', { from: sent, count, window: WINDOW })
+      sent += count
+      return result
+    }
+    const reset = () => { for (const c of clients) c.count = 0 }
+    // every client hears its channel before anything is measured
+    const deadline = Date.now() + 10000
+    while (clients.some(c => c.count === 0)) {
+      const err = clients.find(c => c.error !== undefined)?.error
+      if (err !== undefined) throw err
+      if (Date.now() > deadline) throw new Error(`${scenario}: ${clients.filter(c => c.count === 0).length} clients heard nothing in 10 s`)
+      await publish(CHANNELS.length)
+      await sleep(50)
+    }
+    for (let total = -1; ;) { // until nothing more arrives
+      const now = clients.reduce((sum, c) => sum + c.count, 0)
+      if (now === total) break
+      total = now
+      await sleep(200)
+    }
+    reset()
+    let arrived = allReach(clients, warmup / CHANNELS.length)
+    await publish(warmup)
+    await arrived
+    reset()
+    const samples = new Samples(clients.length * (messages / CHANNELS.length))
+    for (const c of clients) c.samples = samples
+    const before = await counters(target.nodes)
+    const serverCpu = await Promise.all(servers.map(server => server.call('cpu')))
+    arrived = allReach(clients, messages / CHANNELS.length)
+    const { start, end, failed, error } = await publish(messages)
+    const last = await arrived
+    const after = await counters(target.nodes)
+    const serverCpuAfter = await Promise.all(servers.map(server => server.call('cpu')))
+    for (const c of clients) c.samples = undefined
+    await sleep(200) // a message delivered twice would show now
+    const off = clients.filter(c => c.count !== messages / CHANNELS.length)
+    if (off.length > 0) throw new Error(`${scenario}: ${off.length} clients got another count than ${messages / CHANNELS.length}, e.g. ${off[0].count}`)
+    if (failed > 0) log(`  ${scenario}: ${failed} of ${messages} publishes rejected (${error}), yet every client got every message`)
+    const deliveries = clients.length * (messages / CHANNELS.length)
+    const [p50, p99] = samples.percentiles(50, 99)
+    return {
+      ms: Number(last - BigInt(start)) / 1e6,
+      publishMs: Number(BigInt(end) - BigInt(start)) / 1e6,
+      deliveries,
+      failed,
+      p50,
+      p99,
+      written: delta(after, before, 'written').map(b => b / messages),
+      redisCpu: (delta(after, before, 'cpu').reduce((a, b) => a + b, 0) * 1e6) / messages, // ns per publish, every node
+      serverCpu: (serverCpuAfter.reduce((sum, us, i) => sum + us - serverCpu[i], 0) * 1000) / deliveries // ns per delivery
+    }
+  } finally {
+    for (const c of clients) c.close()
+    await Promise.all(servers.map(server => server.close()))
+  }
 }
 
 function findRedisCli (binary) {
@@ -192,7 +285,22 @@ async function run ({ quick, rounds: roundsOpt }) {
           `${fmtInt(messages / (r.publishMs / 1000))} publishes/s, p50 ${fmt(r.p50, 1)} ms, written per publish ${r.written.map(b => fmtInt(b)).join(' / ')} B`)
       }
     }
-    return report(results, { messages, rounds, perShard, cluster, single })
+    const comet = Object.fromEntries(COMET_SCENARIOS.map(s => [s, []]))
+    for (let round = 0; round < rounds; round++) {
+      for (const scenario of orderFor(COMET_SCENARIOS, round)) {
+        if (comet[scenario].unsupported !== undefined) continue
+        const r = await measureComet(scenario, { target: scenario === COMET_SINGLE ? single : cluster, messages, warmup })
+        if (r.unsupported !== undefined) {
+          comet[scenario].unsupported = r.unsupported
+          log(`  redis-cluster ${scenario}: not supported by this build (${r.unsupported})`)
+          continue
+        }
+        comet[scenario].push(r)
+        log(`  redis-cluster round ${round + 1}/${rounds} ${scenario}: ${fmtInt(r.deliveries / (r.ms / 1000))} deliveries/s, ` +
+          `${fmtInt(messages / (r.publishMs / 1000))} publishes/s, p50 ${fmt(r.p50, 1)} ms, written per publish ${r.written.map(b => fmtInt(b)).join(' / ')} B`)
+      }
+    }
+    return [report(results, { messages, rounds, perShard, cluster, single }), '', cometReport(comet, { messages, rounds })].join('\n')
   } finally {
     for (const node of [...single.nodes, ...(cluster?.nodes ?? [])]) node.admin?.disconnect()
     await Promise.all([single.nodes[0].stop(), cluster?.stop()])
@@ -264,6 +372,36 @@ function report (results, { messages, rounds, perShard, cluster }) {
       'the part of the per-message figures that is not the messages. ' +
       `The nodes of shards 2 and 3 together wrote ${fmtInt(others(CLASSIC))} B per message with classic pub/sub, ` +
       `${fmtInt(others(SHARDED))} B with sharded.`
+  ].join('\n')
+}
+
+function cometReport (comet, { messages, rounds }) {
+  const of = (s, key) => comet[s].map(r => r[key])
+  const rate = (s) => median(comet[s].map(r => r.deliveries / (r.ms / 1000)))
+  const rows = COMET_SCENARIOS.filter(s => comet[s].length > 0).map(s => [
+    s,
+    fmtInt(rate(s)),
+    `${fmt(rate(s) / rate(COMET_SINGLE))}x`,
+    fmtInt(messages / (median(of(s, 'publishMs')) / 1000)),
+    fmt(median(of(s, 'p50')), 1),
+    fmt(median(of(s, 'p99')), 1),
+    fmtInt(median(of(s, 'written').map(w => w.reduce((a, b) => a + b, 0)))),
+    fmtInt(median(of(s, 'redisCpu'))),
+    fmtInt(median(of(s, 'serverCpu'))),
+    String(Math.max(...of(s, 'failed')))
+  ])
+  const missing = COMET_SCENARIOS.filter(s => comet[s].unsupported !== undefined)
+  return [
+    `### fastify-comet on the broker: ${CHANNELS.length} channels x ${CLIENTS_PER_CHANNEL} clients on each of ${INSTANCES} instances, ` +
+      `${fmtInt(messages)} messages published by instance 1, ${WINDOW} in flight, median of ${rounds} round(s)`,
+    '',
+    table(['competitor', 'deliveries/s (median)', `vs ${COMET_SINGLE}`, 'publishes/s (acknowledged)', 'latency p50 ms', 'latency p99 ms',
+      'bytes written per publish, every redis node', 'redis-server CPU ns/publish, every node', 'server CPU ns/delivery', 'publishes rejected (max)'], rows),
+    '',
+    `deliveries/s = ${INSTANCES * CHANNELS.length * CLIENTS_PER_CHANNEL} clients x ${fmtInt(messages / CHANNELS.length)} messages each / ` +
+      '(first publish until the last client has its last message); publishes/s: until the last acknowledgement. Latency: publish ' +
+      'call to the client reading it. Server CPU: both instances, per delivery.' +
+      missing.map(s => ` ${s}: not measured, this build's broker refused it (${comet[s].unsupported}).`).join('')
   ].join('\n')
 }
 

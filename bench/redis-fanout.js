@@ -586,4 +586,4 @@ function lightReport (phase, shape) {
   ].join('\n')
 }
 
-module.exports = { name: 'redis-fanout', run, measure, settings, findRedisServer, startRedis, StampedSubscriber, COMPETITORS, INSTANCES, INSTALL_HINT }
+module.exports = { name: 'redis-fanout', run, measure, settings, findRedisServer, startRedis, StampedSubscriber, Samples, STAMP, COMPETITORS, INSTANCES, INSTALL_HINT }

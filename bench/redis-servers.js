@@ -4,7 +4,9 @@
 // call to start(spec), in a child process (server-child.js with spec.module = 'redis-servers.js').
 // spec.params: { redis: unix socket path of the benchmark's redis-server, channel: the name every
 // instance shares, history: comet's (default HISTORY), recovery: socket.io's connection state
-// recovery (bench/resume-storm.js) }. Every instance serves GET / (or socket.io) to subscribers;
+// recovery (bench/resume-storm.js); bench/redis-cluster.js, fastify-comet only: channels (names,
+// served as GET /0, /1, ...), cluster (the nodes of a Redis Cluster, for the broker's `cluster`
+// option instead of `url`) }. Every instance serves GET / (or socket.io) to subscribers;
 // the client drives publishing on one of them with the `publish` command.
 //
 // Messages are { n, t, text: 'hello' }, t being process.hrtime in microseconds at the moment of the
@@ -33,8 +35,17 @@ function cometServer ({ broker }) {
   return (spec, state, dist) => startFastify(async app => {
     const plugin = require(path.join(dist, 'index.js'))
     const options = { ...COMET_OPTIONS }
-    if (broker) options.broker = cometRedisOf(dist).cometRedis({ url: spec.params.redis })
+    const { redis, cluster, channels: names } = spec.params
+    if (broker) options.broker = cometRedisOf(dist).cometRedis(cluster === undefined ? { url: redis } : { cluster })
     await app.register(plugin, options)
+    if (names !== undefined) {
+      // bench/redis-cluster.js: a channel per name, GET /N follows the Nth, message n goes to channel n mod their number
+      const channels = names.map(name => app.comet.channel({ name, history: spec.params.history ?? HISTORY }))
+      state.subscribers = () => channels.reduce((sum, channel) => sum + channel.size, 0)
+      state.publish = (message) => channels[message.n % channels.length].publish(message)
+      app.get('/:index', (request, reply) => reply.comet(channels[Number(request.params.index)], CALLBACK))
+      return
+    }
     // The same named channel with the same history either way, so both write ids (the same bytes).
     const channel = app.comet.channel({ name: spec.params.channel, history: spec.params.history ?? HISTORY })
     state.subscribers = () => channel.size
