@@ -509,9 +509,9 @@ function paceOf (phase) {
 
 function windowNote ({ window }) {
   if (window === undefined) return ''
-  return `Each of the ${window} publishers in flight waits for its publish to be acknowledged before the next ` +
-    '(socket.io: yields to the event loop instead); the in-process channel acknowledges at once, so it publishes ' +
-    'everything in one event-loop turn. '
+  return `Each of ${window} publishers publishes its next message once its last one is acknowledged and the event loop ` +
+    `has turned: at most ${window} in flight, and at most ${window} per turn (the in-process channel acknowledges at once; ` +
+    'socket.io\'s `io.emit()` returns nothing to wait for). '
 }
 
 function rateReport (phase, shape) {
