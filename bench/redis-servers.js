@@ -188,6 +188,10 @@ async function publishSaturated (state, { from, count, window }) {
   let next = 0
   const start = process.hrtime.bigint()
   let last = start
+  // One setImmediate for every publisher waiting: they publish together in the next turn (one
+  // callback each would be one turn each for a channel in process, every message a write of its own).
+  let turn
+  const nextTurn = () => (turn ??= new Promise(resolve => setImmediate(() => { turn = undefined; resolve() })))
   const worker = async () => {
     while (next < count) {
       const sent = process.hrtime.bigint()
@@ -202,7 +206,7 @@ async function publishSaturated (state, { from, count, window }) {
           error ??= err.message
         }
       }
-      await new Promise(resolve => setImmediate(resolve))
+      await nextTurn()
     }
   }
   await Promise.all(Array.from({ length: window }, worker))
