@@ -510,7 +510,7 @@ function paceOf (phase) {
 function windowNote ({ window }) {
   if (window === undefined) return ''
   return `Each of ${window} publishers publishes its next message once its last one is acknowledged and the event loop ` +
-    `has turned: at most ${window} in flight, and at most ${window} per turn (the in-process channel acknowledges at once; ` +
+    `has turned (with the others waiting, as one batch): at most ${window} in flight, and at most ${window} per turn (the in-process channel acknowledges at once; ` +
     'socket.io\'s `io.emit()` returns nothing to wait for). '
 }
 
