@@ -86,3 +86,12 @@ t.test('a command with no answer in time: the connection is taken for lost and m
   answers[2].resolve('C')
   t.equal(await next, 'C')
 })
+
+t.test('a silent cluster client is closed and connects again whole: which node went silent is not known', async t => {
+  const cluster = { isCluster: true, status: 'ready', reconnects: 0, disconnect (reconnect: boolean) { if (reconnect) this.reconnects++ } }
+  const lost: Error[] = []
+  const publishes = new RedisLane(cluster as unknown as Redis, 5, 1, err => lost.push(err))
+  await t.rejects(publishes.send(() => new Promise(() => {})), { message: 'Redis command timed out: no answer within 1 ms' })
+  t.equal(cluster.reconnects, 1)
+  t.equal(lost.length, 1)
+})

@@ -1,12 +1,17 @@
 // The public types of fastify-comet/redis.
-import type { Redis } from 'ioredis'
+import type { Cluster, ClusterNode, Redis } from 'ioredis'
 import type { CometBroker } from './index.js'
 
 export interface CometRedisOptions {
-  /** Where Redis is, e.g. `redis://127.0.0.1:6379` (any URL ioredis takes). Give `url` or `client`. */
+  /** Where Redis is, e.g. `redis://127.0.0.1:6379` (any URL ioredis takes). Give one of `url`, `client` or `cluster`. */
   url?: string
-  /** An ioredis instance, e.g. `fastify.redis` from @fastify/redis; the broker duplicates its connections from it. */
-  client?: Redis
+  /**
+   * An ioredis instance, e.g. `fastify.redis` from @fastify/redis, or an ioredis `Cluster` (Redis 7
+   * or later: messages go out on sharded pub/sub); the broker duplicates its connections from it.
+   */
+  client?: Redis | Cluster
+  /** Nodes of a Redis Cluster (Redis 7 or later), as `new Cluster(nodes)` takes them: `'host:port'`, a port, or `{ host, port }`. */
+  cluster?: ClusterNode[]
   /** Prefix of every key and pub/sub channel the broker uses. Default `comet:`. */
   prefix?: string
   /**
@@ -22,5 +27,5 @@ export interface CometRedisOptions {
   maxInFlight?: number
 }
 
-/** A broker that shares named channels between instances through Redis (Streams for the log, pub/sub for delivery). */
+/** A broker that shares named channels between instances through Redis or a Redis Cluster (Streams for the log, pub/sub for delivery). */
 export declare function cometRedis (options: CometRedisOptions): CometBroker

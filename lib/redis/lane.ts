@@ -5,7 +5,10 @@
 // answer in time, while no other answer came either, means the connection is silent: it is taken
 // for lost and made again, which fails everything still in flight on it (the connection's options
 // flush its queue on close). A connection that answers, however late, is only slow: it is kept.
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
+
+/** A connection to one Redis server, or a client of a Redis Cluster (connections to each node). */
+export type Connection = Redis | Cluster
 
 /**
  * The command's reply, or a rejection once `ms` have passed and the reply is still not in (then
@@ -36,13 +39,15 @@ function expire (reject: (err: Error) => void, ms: number, late: (err: Error) =>
 /**
  * Closes a silent connection at once, and ioredis makes it again: a polite end (disconnect())
  * would wait for a peer that does not answer, with the connection still taken for ready meanwhile.
+ * A cluster client, which cannot tell which node went silent, closes them all and starts again.
  */
-export function dropSilent (connection: Redis): void {
-  connection.stream.destroy()
+export function dropSilent (connection: Connection): void {
+  if (connection.isCluster) (connection as Cluster).disconnect(true)
+  else (connection as Redis).stream.destroy()
 }
 
 export class RedisLane {
-  readonly connection: Redis
+  readonly connection: Connection
   readonly #max: number
   readonly #timeout: number
   readonly #lost: (err: Error) => void
@@ -52,7 +57,7 @@ export class RedisLane {
   readonly #waiting: Array<() => void> = []
 
   /** `lost` hears of a silent connection (once per command that found it so) before it is made again. */
-  constructor (connection: Redis, max: number, timeout: number, lost: (err: Error) => void) {
+  constructor (connection: Connection, max: number, timeout: number, lost: (err: Error) => void) {
     this.connection = connection
     this.#max = max
     this.#timeout = timeout
@@ -60,20 +65,20 @@ export class RedisLane {
   }
 
   /** Sends the command now, or rejects at once when `max` commands already wait for an answer. */
-  async send<T> (command: (connection: Redis) => Promise<T>): Promise<T> {
+  async send<T> (command: (connection: Connection) => Promise<T>): Promise<T> {
     if (this.#inFlight >= this.#max) throw new Error(`${this.#max} commands already wait for Redis's answer`)
     return await this.#run(command)
   }
 
   /** Sends the command once fewer than `max` wait for an answer: in order, an urgent one before the others. */
-  async queue<T> (command: (connection: Redis) => Promise<T>, urgent = false): Promise<T> {
+  async queue<T> (command: (connection: Connection) => Promise<T>, urgent = false): Promise<T> {
     while (this.#inFlight >= this.#max) {
       await new Promise<void>(resolve => urgent ? this.#waiting.unshift(resolve) : this.#waiting.push(resolve))
     }
     return await this.#run(command)
   }
 
-  async #run<T> (command: (connection: Redis) => Promise<T>): Promise<T> {
+  async #run<T> (command: (connection: Connection) => Promise<T>): Promise<T> {
     this.#inFlight++
     const heard = this.#heard
     const sent = command(this.connection)

@@ -4,19 +4,21 @@
 // and one subscriber, shared by every named channel followed here. After the subscriber reconnects,
 // it subscribes again and then every channel reads the log, so what was published meanwhile is
 // delivered, once. Nothing is queued for a connection that is down: what to subscribe to is
-// settled once it is back, from the channels followed then.
+// settled once it is back, from the channels followed then. On a Redis Cluster, each connection
+// is a cluster client, and messages go out on sharded pub/sub: each channel's from its slot's
+// primary, to the instances that follow it there (see subscribe()).
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster } from 'ioredis'
 import { FST_COMET_PUBLISH_FAILED } from '../errors.js'
 import { MAX_DELAY } from '../options.js'
-import { answered, dropSilent, RedisLane } from './lane.js'
-import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, type ChannelKeys } from './scripts.js'
+import { answered, dropSilent, RedisLane, type Connection } from './lane.js'
+import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, SHARDED_PUBLISH, type ChannelKeys } from './scripts.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './topic.js'
 
 type ReadReply = [epoch: string, last: number, lastToken: string, entries?: Array<[id: string, fields: string[]]>, tokenAtAfter?: string | null]
 
-type CometRedis = Redis & CometCommands
+type CometRedis = Connection & CometCommands
 
 interface CometCommands {
   cometPublish (meta: string, log: string, epoch: string, history: number, message: string, live: string, historyTtl: number): Promise<string>
@@ -57,7 +59,9 @@ function ignoreReply (): void {}
 export class RedisLink implements LogReader {
   readonly #commands: RedisLane
   readonly #reads: RedisLane
-  readonly #subscriber: Redis
+  readonly #subscriber: Connection
+  /** A cluster: sharded pub/sub. */
+  readonly #sharded: boolean
   readonly #prefix: string
   readonly #commandTimeout: number
   readonly #log: FastifyBaseLogger
@@ -69,9 +73,10 @@ export class RedisLink implements LogReader {
   /** Pings the connections (see PING_EVERY); the subscriber only while channels are followed. */
   readonly #pinger: NodeJS.Timeout
 
-  constructor (commands: Redis, reads: Redis, subscriber: Redis, options: RedisLinkOptions, log: FastifyBaseLogger) {
+  constructor (commands: Connection, reads: Connection, subscriber: Connection, options: RedisLinkOptions, log: FastifyBaseLogger) {
     const { prefix, commandTimeout, maxInFlight } = options
-    commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: PUBLISH })
+    this.#sharded = subscriber.isCluster
+    commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: this.#sharded ? SHARDED_PUBLISH : PUBLISH })
     commands.defineCommand('cometRetireEpoch', { numberOfKeys: 2, lua: RETIRE_EPOCH })
     reads.defineCommand('cometRead', { numberOfKeys: 2, lua: READ })
     const lost = (err: Error): void => this.#lost(err)
@@ -81,8 +86,16 @@ export class RedisLink implements LogReader {
     this.#prefix = prefix
     this.#commandTimeout = commandTimeout
     this.#log = log
-    subscriber.on('message', (channel: string, text: string) => this.#onMessage(channel, text))
-    subscriber.on('ready', () => this.#resubscribe())
+    subscriber.on(this.#sharded ? 'smessage' : 'message', (channel: string, text: string) => this.#onMessage(channel, text))
+    if (this.#sharded) {
+      // The cluster client subscribed again on its own after a node failed, a slot moved or the
+      // whole cluster came back: what was published meanwhile is read from the logs.
+      subscriber.on('subscribersReady', () => {
+        for (const topic of this.#topics.values()) topic.catchUp()
+      })
+    } else {
+      subscriber.on('ready', () => this.#resubscribe())
+    }
     // A read that failed while Redis was away is tried again as soon as reads can run.
     reads.on('ready', () => this.#catchUpStale())
     for (const connection of [commands, reads, subscriber]) {
@@ -125,7 +138,12 @@ export class RedisLink implements LogReader {
     this.#topics.set(topic.keys.live, topic)
     // Subscribed first, then the log is read: nothing published in between is missed. While the
     // subscriber is down, nothing is sent: #resubscribe() subscribes and reads once it is back.
-    if (this.#subscriber.status === 'ready') this.#subscriber.subscribe(topic.keys.live, err => this.#subscribed(err, topic))
+    // A cluster client keeps its subscriptions itself (and queues them while the cluster is away).
+    if (this.#sharded) {
+      (this.#subscriber as Cluster).ssubscribe(topic.keys.live, err => this.#subscribed(err, topic))
+    } else if (this.#subscriber.status === 'ready') {
+      this.#subscriber.subscribe(topic.keys.live, err => this.#subscribed(err, topic))
+    }
     return topic
   }
 
@@ -133,7 +151,8 @@ export class RedisLink implements LogReader {
     topic.closed = true
     this.#topics.delete(topic.keys.live)
     // A subscription goes with its connection: a subscriber that is down has nothing to undo.
-    if (this.#subscriber.status === 'ready') this.#subscriber.unsubscribe(topic.keys.live, ignoreReply)
+    if (this.#sharded) (this.#subscriber as Cluster).sunsubscribe(topic.keys.live, ignoreReply)
+    else if (this.#subscriber.status === 'ready') this.#subscriber.unsubscribe(topic.keys.live, ignoreReply)
   }
 
   /** A page of the log for a channel catching up: read before clients' replays. */

@@ -4,7 +4,7 @@
 //                       tok (the last message's token), rid (the replication id it was written under)
 //   PREFIX{NAME}:log    stream of the last `history` messages, entry id `0-SEQ`, fields m = message,
 //                       t = token
-//   PREFIX{NAME}:live   pub/sub channel: "EPOCH SEQ PREVTOKEN TOKEN MESSAGE" for every message, as
+//   PREFIX{NAME}:live   pub/sub channel (sharded in a Redis Cluster): "EPOCH SEQ PREVTOKEN TOKEN MESSAGE" for every message, as
 //                       it is stored (PREVTOKEN `-` for the first)
 // Every message gets a random token, and carries its predecessor's: an instance can tell that the
 // log it follows forked (a failover to a replica that had not received the last writes, then new
@@ -29,13 +29,17 @@ export function channelKeys (prefix: string, name: string): ChannelKeys {
 // a replica promoted (a failover) or a server restarted from a snapshot starts a new history, and
 // may not hold the last messages given out. Nobody can tell what it lost, so the epoch is retired:
 // ids given out before never name the messages written after (an epoch from before `rid` existed
-// is adopted as it is).
+// is adopted as it is). In a Redis Cluster, keys also move with their slot to another primary,
+// whole (MIGRATE): there only a history this server took over (its master_replid2, as a promoted
+// replica) retires the epoch, and keys that came from elsewhere are adopted.
 const EPOCH = `
-local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+local replication = redis.call('INFO', 'replication')
+local rid = string.match(replication, 'master_replid:(%x+)')
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if epoch then
   local wrote = redis.call('HGET', KEYS[1], 'rid')
-  if wrote and wrote ~= rid then
+  if wrote and wrote ~= rid and (wrote == string.match(replication, 'master_replid2:(%x+)')
+      or not string.find(redis.call('INFO', 'cluster'), 'cluster_enabled:1', 1, true)) then
     epoch = ARGV[1]
     redis.call('HSET', KEYS[1], 'epoch', epoch)
     redis.call('DEL', KEYS[2])
@@ -77,6 +81,9 @@ if ttl > 0 then
 end
 return epoch .. '-' .. seq
 `
+
+/** PUBLISH for a Redis Cluster: the message goes out on sharded pub/sub, within the channel's shard only. */
+export const SHARDED_PUBLISH = PUBLISH.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',")
 
 // The token of entry ARGV[3] when the log still holds it, else false.
 const TOKEN_AT = `

@@ -117,6 +117,21 @@ export async function startCluster (t: Test): Promise<LocalCluster> {
   return cluster
 }
 
+/**
+ * `perShard` channel names (prefix-N) for each shard, in the order of `shards`: the channels
+ * (keys and sharded pub/sub channel, which share the name as hash tag) of each live there.
+ */
+export async function namesOnEveryShard (cluster: LocalCluster, shards: Shard[], perShard: number, prefix = 'room'): Promise<string[][]> {
+  const names: string[][] = shards.map(() => [])
+  for (let n = 0; names.some(list => list.length < perShard); n++) {
+    const name = `${prefix}-${n}`
+    const slot = await cluster.slotOf(name)
+    const list = names[shards.findIndex(shard => shard.slots.some(([first, last]) => slot >= first && slot <= last))]
+    if (list.length < perShard) list.push(name)
+  }
+  return names
+}
+
 const running = new WeakMap<ClusterNode, ChildProcess>()
 
 function anyRunning (nodes: ClusterNode[]): ClusterNode {

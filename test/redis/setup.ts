@@ -2,7 +2,7 @@
 // own plugin, broker and connections, as separate processes would.
 import type { Test } from 'tap'
 import type { RedisOptions } from 'ioredis'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -150,4 +150,32 @@ export async function failoverProxy (t: Test, redis: RedisServer): Promise<{ url
       cut()
     }
   }
+}
+
+/** An instance on a Redis Cluster serving `GET /comet/:name` from each of the named channels `names`. */
+export interface ClusterInstance {
+  origin: string
+  channels: Map<string, CometHistoryChannel<unknown>>
+  logs: LogLine[]
+}
+
+/**
+ * An instance of an application on the cluster whose nodes are `startupNodes`: through
+ * `cometRedis({ cluster })`, or with `{ client: true }` through an ioredis Cluster of the
+ * application's (duplicated by the broker).
+ */
+export async function clusterInstance (t: Test, startupNodes: Array<{ host: string, port: number }>, names: string[], options: { client?: boolean, history?: number } = {}): Promise<ClusterInstance> {
+  const { cometRedis } = loadRedisBroker()
+  let broker
+  if (options.client === true) {
+    const client = new Cluster(startupNodes, { lazyConnect: true })
+    t.teardown(() => client.disconnect())
+    broker = cometRedis({ client })
+  } else {
+    broker = cometRedis({ cluster: startupNodes })
+  }
+  const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity, broker })
+  const channels = new Map(names.map(name => [name, app.comet.channel({ name, history: options.history ?? 1000 })]))
+  app.get<{ Params: { name: string } }>('/comet/:name', (request, reply) => reply.comet(channels.get(request.params.name) as CometHistoryChannel<unknown>, 'cb'))
+  return { origin: await listen(app), channels, logs }
 }

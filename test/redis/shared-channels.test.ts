@@ -271,11 +271,14 @@ if (redis !== undefined) {
       [{}, 'url'], [{ url: redis.url, client: redis.cli }, 'url'], [{ url: '' }, 'url'], [{ url: 7 }, 'url'],
       [{ client: {} }, 'client'], [{ url: redis.url, prefix: 1 }, 'prefix'], [{ url: redis.url, commandTimeout: 0 }, 'commandTimeout'],
       [{ url: redis.url, commandTimeout: 1.5 }, 'commandTimeout'], [{ url: redis.url, commandTimeout: 2 ** 31 }, 'commandTimeout'], [{ url: redis.url, maxInFlight: 0 }, 'maxInFlight'], [{ url: redis.url, maxInFlight: 2.5 }, 'maxInFlight'],
-      [{ url: redis.url, host: 'x' }, 'host'], [null, 'options']
+      [{ url: redis.url, host: 'x' }, 'host'], [null, 'options'],
+      [{ url: redis.url, cluster: ['127.0.0.1:7000'] }, 'url'], [{ cluster: [] }, 'cluster'], [{ cluster: '127.0.0.1:7000' }, 'cluster'],
+      [{ cluster: [''] }, 'cluster'], [{ cluster: [0] }, 'cluster'], [{ cluster: [null] }, 'cluster'], [{ cluster: [['127.0.0.1', 7000]] }, 'cluster']
     ]
     for (const [options, name] of cases) {
       t.throws(() => cometRedis(options as never), { code: 'FST_COMET_INVALID_OPTION', message: new RegExp(`"${name}"`) }, name)
     }
+    t.doesNotThrow(() => cometRedis({ cluster: ['127.0.0.1:7000', 7001, { host: '127.0.0.1', port: 7002 }] }), 'a cluster\'s nodes as ioredis takes them')
     await t.rejects(build(t, { broker: {} as never }), { code: 'FST_COMET_INVALID_OPTION', message: /"broker"/ })
   })
 }

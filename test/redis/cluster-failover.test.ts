@@ -1,0 +1,124 @@
+// A primary of the cluster killed (SIGKILL) while every channel publishes, after its replica fell
+// behind (SIGSTOP, its link cut: the last acknowledged messages of its shard never reach it). The replica takes
+// over without them, and would hand out their numbers again to other messages: every client of
+// every channel of that shard gets each acknowledged message once, in order, and is told that
+// the history broke (a reset: an id from before it no longer resumes), never a silent gap; the
+// channels of the other shards go on undisturbed.
+import t, { type Test } from 'tap'
+import { open, replayWithControl, type OpenStream } from '../helpers.js'
+import { namesOnEveryShard, useCluster } from './cluster.js'
+import { after, clusterInstance } from './setup.js'
+
+/** What a channel's publisher did: the values whose publish was acknowledged, with their ids, and those that failed. */
+interface Published {
+  acked: Array<[value: string, id: string]>
+  failed: string[]
+}
+
+/**
+ * Checks a client's stream against what was acknowledged: every acknowledged message once, in
+ * publish order, with the id publish() gave. The client was connected all along, and each message
+ * the dead primary acknowledged reached it before the kill: nothing may be missing, even where
+ * a reset says the history broke (resets are counted, and returned).
+ */
+function check (t: Test, label: string, client: OpenStream, published: Published): number {
+  const order = new Map(published.acked.map(([value, id], n) => [value, { n, id }]))
+  let next = 0
+  let resets = 0
+  const seen = new Set<unknown>()
+  const problems: string[] = []
+  for (const [kind, value, id] of replayWithControl(client.body(), 'cb')) {
+    if (kind === 'control') {
+      if (value === 'reset') resets++
+      continue
+    }
+    if (seen.has(value)) problems.push(`${String(value)} twice`)
+    seen.add(value)
+    const acked = order.get(value as string)
+    // A publish reported failed that the dead primary had stored and sent: delivered once, fine.
+    if (acked === undefined) continue
+    if (acked.id !== id) problems.push(`${String(value)} with id ${String(id)}, not ${acked.id}`)
+    if (acked.n < next) problems.push(`${String(value)} out of order`)
+    if (acked.n > next) problems.push(`gap before ${String(value)}: ${published.acked.slice(next, acked.n).map(([v]) => v).join(', ')} missing`)
+    next = acked.n + 1
+  }
+  if (next !== published.acked.length) problems.push(`stopped before ${published.acked[next]?.[0]}`)
+  t.same(problems, [], label)
+  return resets
+}
+
+const startCluster = useCluster(t)
+if (startCluster !== undefined) {
+  t.test('a primary killed while publishing, its replica behind: exactly once or a reset on its shard, the others undisturbed', async t => {
+    const cluster = await startCluster(t)
+    const shards = await cluster.shards()
+    const byShard = await namesOnEveryShard(cluster, shards, 3)
+    const names = byShard.flat()
+    const [victim] = shards
+    const replica = victim.replicas[0]
+    const instances = [await clusterInstance(t, cluster.startupNodes, names), await clusterInstance(t, cluster.startupNodes, names, { client: true })]
+    const starts = await Promise.all(names.map(name => instances[0].channels.get(name)?.publish('start') as Promise<string>))
+    const clients = await Promise.all(names.map(async (name, n) => await Promise.all(instances.map(instance => open(`${instance.origin}/comet/${name}${after(starts[n])}`)))))
+    const published: Published[] = names.map(() => ({ acked: [], failed: [] }))
+
+    // Each channel publishes in turn through both instances, a failed publish tried again after a
+    // pause (a dead primary refuses at once), until `until` says stop.
+    let phase = 'before'
+    const publishing = (stop: () => boolean): Promise<void[]> => Promise.all(names.map(async (name, n) => {
+      for (let m = 0; !stop(); m++) {
+        const value = `${name}/${phase}/${published[n].acked.length + published[n].failed.length}`
+        try {
+          published[n].acked.push([value, await (instances[m % 2].channels.get(name)?.publish(value) as Promise<string>)])
+        } catch {
+          published[n].failed.push(value)
+          await new Promise(resolve => setTimeout(resolve, 20))
+        }
+      }
+    }))
+    const count = (target: number) => () => published.every(channel => channel.acked.length >= target)
+
+    await publishing(count(5))
+    t.equal(await victim.primary.cli.call('WAIT', '1', '5000'), 1, 'the replica has everything so far')
+    // The replica stops, and its link is cut: what the primary stores from now on only the
+    // primary has (a stopped process would still find in its socket what was sent before).
+    replica.hang()
+    await victim.primary.cli.call('CLIENT', 'KILL', 'TYPE', 'replica')
+    phase = 'lagged'
+    await publishing(count(10))
+    // Acknowledged by the primary, delivered to every client, never received by its replica.
+    await Promise.all(clients.flatMap((pair, n) => pair.map(client => client.waitFor(published[n].acked[9][1]))))
+    const old = await victim.primary.cli.info('replication')
+    const oldReplid = /master_replid:(\w+)/.exec(old)?.[1]
+    const oldOffset = Number(/master_repl_offset:(\d+)/.exec(old)?.[1])
+
+    phase = 'failover'
+    let failedOver = false
+    const traffic = publishing(() => failedOver && published.every(channel => channel.acked.length >= 20))
+    await victim.primary.kill()
+    replica.wake()
+    await cluster.settled()
+    failedOver = true
+    await traffic
+    await Promise.all(clients.flatMap((pair, n) => pair.map(client => client.waitFor(published[n].acked.at(-1)?.[1] as string))))
+
+    const promoted = await replica.cli.info('replication')
+    t.match(promoted, /role:master/, 'the replica took over')
+    t.equal(/master_replid2:(\w+)/.exec(promoted)?.[1], oldReplid, 'from the history of the primary killed')
+    t.ok(Number(/second_repl_offset:(\d+)/.exec(promoted)?.[1]) - 1 < oldOffset, 'without its last writes: it had fallen behind')
+
+    for (const [n, name] of names.entries()) {
+      const onVictim = byShard[0].includes(name)
+      let resets = 0
+      for (const [i, client] of clients[n].entries()) {
+        client.req.destroy()
+        resets += check(t, `${name} on instance ${'ab'[i]}: every acknowledged message once, in order, with its id`, client, published[n])
+      }
+      if (onVictim) {
+        t.ok(resets >= 2, `${name}: each client was told that the history broke (${resets} resets)`)
+      } else {
+        t.equal(resets, 0, `${name}: no reset on another shard`)
+        t.same(published[n].failed, [], `${name}: no publish failed on another shard`)
+      }
+    }
+  })
+}
