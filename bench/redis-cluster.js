@@ -378,10 +378,12 @@ function report (results, { messages, rounds, perShard, cluster }) {
 function cometReport (comet, { messages, rounds }) {
   const of = (s, key) => comet[s].map(r => r[key])
   const rate = (s) => median(comet[s].map(r => r.deliveries / (r.ms / 1000)))
+  const roundRatio = (s) => median(comet[s].map((r, round) => comet[COMET_SINGLE][round].ms / r.ms))
   const rows = COMET_SCENARIOS.filter(s => comet[s].length > 0).map(s => [
     s,
     fmtInt(rate(s)),
     `${fmt(rate(s) / rate(COMET_SINGLE))}x`,
+    `${fmt(roundRatio(s))}x`,
     fmtInt(messages / (median(of(s, 'publishMs')) / 1000)),
     fmt(median(of(s, 'p50')), 1),
     fmt(median(of(s, 'p99')), 1),
@@ -395,7 +397,7 @@ function cometReport (comet, { messages, rounds }) {
     `### fastify-comet on the broker: ${CHANNELS.length} channels x ${CLIENTS_PER_CHANNEL} clients on each of ${INSTANCES} instances, ` +
       `${fmtInt(messages)} messages published by instance 1, ${WINDOW} in flight, median of ${rounds} round(s)`,
     '',
-    table(['competitor', 'deliveries/s (median)', `vs ${COMET_SINGLE}`, 'publishes/s (acknowledged)', 'latency p50 ms', 'latency p99 ms',
+    table(['competitor', 'deliveries/s (median)', `vs ${COMET_SINGLE}`, 'median of per-round ratios', 'publishes/s (acknowledged)', 'latency p50 ms', 'latency p99 ms',
       'bytes written per publish, every redis node', 'redis-server CPU ns/publish, every node', 'server CPU ns/delivery', 'publishes rejected (max)'], rows),
     '',
     `deliveries/s = ${INSTANCES * CHANNELS.length * CLIENTS_PER_CHANNEL} clients x ${fmtInt(messages / CHANNELS.length)} messages each / ` +
