@@ -449,15 +449,15 @@ async function run ({ quick, inproc, rounds: roundsOpt }) {
       `added latency over ${IN_PROCESS}, p50 < 2 ms (light): ${fmt(light.added, 2)} ms ${verdict(light.added < 2)} ` +
       `(per-round: ${fmt(light.addedPerRound, 2)} ms ${verdict(light.addedPerRound < 2)}; ` +
       `at the steady rate: ${fmt(steady.added, 2)} ms ${verdict(steady.added < 2)})`,
-    ...twinReport(steady, light)
+    ...twinReport(steady, light, saturated)
   ].join('\n')
 }
 
 /** This build's broker against its baseline-build twin, same run: more than 5 % worse is a regression. */
-function twinReport (steady, light) {
+function twinReport (steady, light, saturated) {
   if (TWIN === undefined) return []
   const within = (change, worse) => change >= 0.95 ? 'no regression (within 5%)' : `REGRESSION (more than 5% ${worse})`
-  const cpu = (c) => median(steady.of(c, 'serverCpu'))
+  const cpu = (c, phase = steady) => median(phase.of(c, 'serverCpu'))
   const p50 = (phase, c) => median(phase.of(c, 'p50')) - median(phase.of(IN_PROCESS, 'p50'))
   return [
     '',
@@ -469,6 +469,11 @@ function twinReport (steady, light) {
     `- steady deliveries/s, median of per-round ratios vs ${BASELINE}: this build ${fmt(steady.roundRatio(COMET))}x, baseline build ${fmt(steady.roundRatio(TWIN))}x`,
     `- steady server CPU per delivery: this build ${fmtInt(cpu(COMET))} ns, baseline build ${fmtInt(cpu(TWIN))} ns; baseline ÷ this ${fmt(cpu(TWIN) / cpu(COMET))}: ` +
       within(cpu(TWIN) / cpu(COMET), 'more CPU'),
+    `- saturated deliveries/s: this build ${fmtInt(saturated.rate(COMET))} (per-round ${fmt(saturated.roundRatio(COMET))}x ${BASELINE}), ` +
+      `baseline build ${fmtInt(saturated.rate(TWIN))} (per-round ${fmt(saturated.roundRatio(TWIN))}x); ` +
+      `this ÷ baseline ${fmt(saturated.rate(COMET) / saturated.rate(TWIN))}: ${within(saturated.rate(COMET) / saturated.rate(TWIN), 'fewer')}`,
+    `- saturated server CPU per delivery: this build ${fmtInt(cpu(COMET, saturated))} ns, baseline build ${fmtInt(cpu(TWIN, saturated))} ns; ` +
+      `baseline ÷ this ${fmt(cpu(TWIN, saturated) / cpu(COMET, saturated))}: ${within(cpu(TWIN, saturated) / cpu(COMET, saturated), 'more CPU')}`,
     `- added p50 over ${IN_PROCESS}, light: this build ${fmt(p50(light, COMET), 2)} ms, baseline build ${fmt(p50(light, TWIN), 2)} ms; ` +
       `steady: ${fmt(p50(steady, COMET), 2)} ms, ${fmt(p50(steady, TWIN), 2)} ms`
   ]
