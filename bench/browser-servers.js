@@ -5,7 +5,8 @@
 // external scripts so the page runs under the plugin's CSP) and one stream (GET /stream).
 // Started through servers.js's start() (spec.scenario 'browser'), in a child process by default.
 //
-// spec.params: { n } messages in all. The stream's source is an async generator yielding
+// spec.params: { n } messages in all; { gated: true }: nothing until the command 'go' (two tabs
+// that share the stream are both there). The stream's source is an async generator yielding
 // { n, t: 'tick tock' } as fast as backpressure lets it, from a counter shared by every request of
 // the server: after a rotation the client's next document carries on where the last one stopped.
 // After message n - 1 the source waits for the client to leave, so the last document stays open
@@ -13,7 +14,7 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
-const { startFastify, startNodeHttp, scriptJson, waitDrain, COMET_DIST, COMET_HEADERS } = require('./servers.js')
+const { startFastify, startNodeHttp, scriptJson, waitDrain, COMET_DIST, COMET_DIST_BASELINE, BASELINE_BUILD, COMET_HEADERS } = require('./servers.js')
 
 const CALLBACK = 'cometMessage'
 const CLIENT_PATH = '/comet/client.js'
@@ -32,14 +33,15 @@ const PAGE_HTML = `<!doctype html>
 // script-per-message (the same, removing each script as it runs) or eventsource. The clock
 // starts when the page opens the stream (after 'load') and stops at the n-th message (firstMs: at
 // the first). Each message's n is checked against the count, so a lost or repeated message
-// (across rotations) shows up. Rotations are timed from a document's end ('load', the client's
+// (across rotations) shows up. firstAt and doneAt: the first and n-th message on a clock every tab
+// shares (performance.timeOrigin + now), to compare tabs that share one stream. Rotations are timed from a document's end ('load', the client's
 // onClose) to the next document's first message. window.bench is what the benchmark reads.
 const PAGE_SCRIPT = `'use strict'
 ;(function () {
   var params = new URLSearchParams(location.search)
   var n = Number(params.get('n'))
   var kind = params.get('kind')
-  var bench = window.bench = { n: n, count: 0, outOfOrder: 0, started: 0, firstMs: undefined, ms: undefined, rotations: 0, rotationMs: 0 }
+  var bench = window.bench = { n: n, count: 0, outOfOrder: 0, started: 0, firstMs: undefined, ms: undefined, firstAt: undefined, doneAt: undefined, rotations: 0, rotationMs: 0 }
   var rotatedAt // when the last document ended with a rotation, until the next one's first message
   // ?work=N: the handler also runs a loop of N steps per message: a page slower than the wire
   var work = Number(params.get('work')) || 0
@@ -47,8 +49,14 @@ const PAGE_SCRIPT = `'use strict'
   function onMessage (message) {
     for (var i = 0; i < work; i++) sink = (sink + i) | 0
     if (message.n !== bench.count) bench.outOfOrder++
-    if (++bench.count === 1) bench.firstMs = performance.now() - bench.started
-    if (bench.count === n) bench.ms = performance.now() - bench.started
+    if (++bench.count === 1) {
+      bench.firstMs = performance.now() - bench.started
+      bench.firstAt = performance.timeOrigin + performance.now()
+    }
+    if (bench.count === n) {
+      bench.ms = performance.now() - bench.started
+      bench.doneAt = performance.timeOrigin + performance.now()
+    }
   }
   // One script per message (the format before issue 10): the shipped client then removed each
   // script once it had run, with what came before it; the client no longer does (the comet
@@ -110,6 +118,7 @@ const identity = (message) => message
 
 /** The source of one stream: the server's next messages, as fast as they are pulled; then it waits. */
 async function * ticks (state, signal, wrap = identity) {
+  await state.gate
   while (state.next < state.n && !signal.aborted) yield wrap(tick(state.next++))
   if (!signal.aborted) await new Promise(resolve => signal.addEventListener('abort', resolve, { once: true }))
 }
@@ -148,9 +157,9 @@ function addPage (app) {
 }
 
 /** The plugin as a user would register it, with `options` over its defaults; it serves the client. */
-function cometServer (options) {
+function cometServer (options, dist = COMET_DIST) {
   return (spec, state) => startFastify(async app => {
-    await app.register(require(path.join(COMET_DIST, 'index.js')), { ...options, clientPath: CLIENT_PATH })
+    await app.register(require(path.join(dist, 'index.js')), { ...options, clientPath: CLIENT_PATH })
     addPage(app)
     app.get('/stream', (request, reply) => {
       countWire(state, request.raw, reply.raw)
@@ -211,11 +220,16 @@ const KIND = {
   '@fastify/sse + EventSource': 'eventsource'
 }
 
+// The plugin's competitors, by their options; plugin defaults: helmet (CSP nonce), padding,
+// heartbeat and rotation (maxBytes) as shipped.
+const PLUGIN_OPTIONS = {
+  'fastify-comet': {},
+  'fastify-comet (maxBytes: Infinity)': { maxBytes: Infinity },
+  'fastify-comet (helmet: false)': { helmet: false }
+}
+
 const COMPETITORS = {
-  // plugin defaults: helmet (CSP nonce), padding, heartbeat and rotation (maxBytes) as shipped
-  'fastify-comet': cometServer({}),
-  'fastify-comet (maxBytes: Infinity)': cometServer({ maxBytes: Infinity }),
-  'fastify-comet (helmet: false)': cometServer({ helmet: false }),
+  ...Object.fromEntries(Object.entries(PLUGIN_OPTIONS).map(([name, options]) => [name, cometServer(options)])),
   'one script per message': oneScriptPerMessageServer,
   '@fastify/sse + EventSource': sseServer
 }
@@ -224,18 +238,32 @@ const COMPETITORS = {
 async function start (spec) {
   // IPC carries JSON, which has no Infinity: browser-memory.js sends maxBytes 'Infinity' as a string
   const options = spec.options === undefined ? undefined : { ...spec.options, maxBytes: Number(spec.options.maxBytes) }
-  const factory = options !== undefined ? cometServer(options) : COMPETITORS[spec.competitor]
+  const factory = options !== undefined ? cometServer(options) : competitor(spec.competitor)
   if (factory === undefined) throw new Error(`unknown browser competitor ${spec.competitor}`)
-  const state = { n: spec.params.n, next: 0, wire: { open: new Set(), closed: 0, documents: 0 } }
+  let go
+  const gate = spec.params.gated ? new Promise(resolve => { go = resolve }) : undefined
+  const state = { n: spec.params.n, next: 0, gate, wire: { open: new Set(), closed: 0, documents: 0 } }
   const server = await factory(spec, state)
   return {
     port: server.port,
     close: server.close,
     command: async (cmd) => {
       if (cmd === 'wire') return { bytes: wireBytes(state), documents: state.wire.documents, pulled: state.next }
+      if (cmd === 'go' && go !== undefined) {
+        go()
+        return true
+      }
       throw new Error(`unknown command ${cmd}`)
     }
   }
+}
+
+/** A competitor's server; one named with BASELINE_BUILD appended: the plugin from COMET_DIST_BASELINE. */
+function competitor (name) {
+  if (!name.endsWith(BASELINE_BUILD)) return COMPETITORS[name]
+  if (COMET_DIST_BASELINE === undefined) throw new Error(`${name} needs COMET_DIST_BASELINE`)
+  const options = PLUGIN_OPTIONS[name.slice(0, -BASELINE_BUILD.length)]
+  return options === undefined ? undefined : cometServer(options, COMET_DIST_BASELINE)
 }
 
 /** The page's URL for a competitor on a server; `work` slows its handler down (see the page). */

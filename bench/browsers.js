@@ -49,32 +49,42 @@ async function launchChromium (spec) {
     heap: true,
     async open (url) {
       const context = await browser.newContext() // a fresh renderer process per page
-      const page = await context.newPage()
-      const cdp = await context.newCDPSession(page)
-      await page.goto(url)
-      return {
-        evaluate: (fn, arg) => page.evaluate(fn, arg),
-        /**
-         * The renderer after a forced GC (two, so what the first freed is finalized): the main
-         * thread's V8 heap, which a same-origin iframe shares with its page, and Blink's
-         * process-wide instance counters (DOM nodes, documents), which count the frames' too.
-         * With `purge`, after a simulated critical memory pressure.
-         */
-        async memory ({ purge = false } = {}) {
-          // a critical memory-pressure signal: Chromium drops its caches and returns free pages
-          if (purge) await cdp.send('Memory.simulatePressureNotification', { level: 'critical' })
-          await cdp.send('HeapProfiler.collectGarbage')
-          await cdp.send('HeapProfiler.collectGarbage')
-          await cdp.send('Performance.enable')
-          const { metrics } = await cdp.send('Performance.getMetrics')
-          const value = Object.fromEntries(metrics.map(m => [m.name, m.value]))
-          return { heap: value.JSHeapUsedSize, nodes: value.Nodes, documents: value.Documents }
-        },
-        rendererRss: () => chromiumRendererRss(browserCdp),
-        close: () => context.close()
-      }
+      return chromiumTab(context, url, () => context.close())
+    },
+    /** A fresh context whose pages are tabs of one browser profile: they share BroadcastChannels. */
+    async context () {
+      const context = await browser.newContext()
+      return { open: (url) => chromiumTab(context, url, async () => {}), close: () => context.close() }
     },
     close: () => browser.close()
+  }
+
+  /** A page of `context` at `url`; `close` is what closing the tab does. */
+  async function chromiumTab (context, url, close) {
+    const page = await context.newPage()
+    const cdp = await context.newCDPSession(page)
+    await page.goto(url)
+    return {
+      evaluate: (fn, arg) => page.evaluate(fn, arg),
+      /**
+       * The renderer after a forced GC (two, so what the first freed is finalized): the main
+       * thread's V8 heap, which a same-origin iframe shares with its page, and Blink's
+       * process-wide instance counters (DOM nodes, documents), which count the frames' too.
+       * With `purge`, after a simulated critical memory pressure.
+       */
+      async memory ({ purge = false } = {}) {
+        // a critical memory-pressure signal: Chromium drops its caches and returns free pages
+        if (purge) await cdp.send('Memory.simulatePressureNotification', { level: 'critical' })
+        await cdp.send('HeapProfiler.collectGarbage')
+        await cdp.send('HeapProfiler.collectGarbage')
+        await cdp.send('Performance.enable')
+        const { metrics } = await cdp.send('Performance.getMetrics')
+        const value = Object.fromEntries(metrics.map(m => [m.name, m.value]))
+        return { heap: value.JSHeapUsedSize, nodes: value.Nodes, documents: value.Documents }
+      },
+      rendererRss: () => chromiumRendererRss(browserCdp),
+      close
+    }
   }
 }
 
@@ -192,7 +202,7 @@ class GaveUp extends Error {
 async function readBench (tab, ms) {
   const read = tab.evaluate(() => {
     const b = window.bench
-    return b === undefined ? undefined : { count: b.count, ms: b.ms, firstMs: b.firstMs, outOfOrder: b.outOfOrder, rotations: b.rotations, rotationMs: b.rotationMs }
+    return b === undefined ? undefined : { count: b.count, ms: b.ms, firstMs: b.firstMs, firstAt: b.firstAt, doneAt: b.doneAt, outOfOrder: b.outOfOrder, rotations: b.rotations, rotationMs: b.rotationMs }
   })
   if (ms === Infinity) return read
   const timer = new AbortController()

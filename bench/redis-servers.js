@@ -247,4 +247,4 @@ async function command (cmd, state, args) {
   }
 }
 
-module.exports = { start, COMPETITORS, HISTORY }
+module.exports = { start, COMPETITORS, HISTORY, publishSteady }

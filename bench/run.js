@@ -38,9 +38,11 @@ const BENCHMARKS = {
   'slow-consumer': require('./slow-consumer.js'),
   fanout: require('./fanout.js'),
   browser: require('./browser.js'),
+  'browser-shared': require('./browser-shared.js'),
   'redis-fanout': require('./redis-fanout.js'),
   'channel-churn': require('./channel-churn.js'),
-  multiplex: require('./multiplex.js')
+  multiplex: require('./multiplex.js'),
+  polling: require('./polling.js')
 }
 // Long studies behind a decision (the maxBytes default), and Redis under stress: run only when named.
 const EXTRA = {

@@ -12,8 +12,12 @@ declare namespace FastifyComet {
      * (a refused connection in Firefox, a server that does not answer); `lost`: the stream
      * stayed silent for three of the heartbeat periods its server announced (a connection cut
      * off mid-stream, which browsers do not report); `closed`: `stream.close()`.
+     * With transport `'auto'`: `buffered`: a stream delivered nothing within `probeTimeout` (a hop
+     * holds it back), polls follow at once; `upgrade`: after a while of polling, a stream is tried.
      */
-    reason: 'rotated' | 'ended' | 'error' | 'timeout' | 'lost' | 'closed'
+    reason: 'rotated' | 'ended' | 'error' | 'timeout' | 'lost' | 'closed' | 'buffered' | 'upgrade'
+    /** The transport of the connection that ended. Polls that follow one another are one connection. */
+    transport: Transport
     /** Messages this connection delivered. */
     messages: number
     /** Connections in a row that ended early before this one; 0 after a rotation or a connection open for 10 s or more. */
@@ -28,6 +32,9 @@ declare namespace FastifyComet {
    * an object of key -> last id, sent as its JSON text.
    */
   export type Cursor = string | Record<string, string>
+
+  /** How messages arrive: a forever document (`stream`), or short documents one after another (`poll`). */
+  export type Transport = 'stream' | 'poll'
 
   /** What `onReset` is told: the key (several sources only) whose messages after `lastEventId` are lost. */
   export interface ResetInfo {
@@ -81,6 +88,19 @@ declare namespace FastifyComet {
      * `lastEventId` of its own first catches up on a connection of its own.
      */
     shared?: boolean
+    /**
+     * `'auto'` (default): stream, and where a stream delivers nothing within `probeTimeout` (a
+     * proxy or scanner that buffers whole responses), poll instead, trying a stream again after a
+     * minute, then less and less often (up to every ten minutes) while streams stay held back.
+     * `'stream'` or `'poll'`: that transport only.
+     */
+    transport?: 'auto' | Transport
+    /**
+     * With transport `'auto'`: milliseconds a stream may take to deliver its first script (the
+     * server writes it at once) before it is taken as held back. At most `connectTimeout`. More
+     * than 0. Default 3000.
+     */
+    probeTimeout?: number
   }
 
   export interface Stream {
@@ -94,6 +114,8 @@ declare namespace FastifyComet {
      * or for a stream of several sources a copy of `{ key: last id }`.
      */
     readonly lastEventId: Cursor | undefined
+    /** How this tab's messages arrive now (a tab sharing another's connection: that connection's). */
+    readonly transport: Transport
     readonly closed: boolean
   }
 
@@ -103,7 +125,9 @@ declare namespace FastifyComet {
    * three of its server's heartbeat periods, reconnects after
    * `random(0, min(maxDelay, minDelay * 2^attempt))` ms (at once after a rotation), minDelay more
    * than 0, with `?lastEventId=` set to the last id received (the JSON cursor of one id per key for
-   * a stream of several sources). Shared by the tabs of the origin unless `shared: false`.
+   * a stream of several sources), and `?since=` for what that cursor has no position for. Falls
+   * back to polling behind a buffering hop (see `transport`). Shared by the tabs of the origin
+   * unless `shared: false`.
    * Throws on invalid options.
    */
   export function connect<T = unknown> (url: string, options: ConnectOptions<T>): Stream

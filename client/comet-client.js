@@ -11,9 +11,12 @@
 //     minDelay: 500, maxDelay: 30000, // reconnect backoff, milliseconds (minDelay > 0)
 //     connectTimeout: 15000, // a connection that delivered nothing by then is given up (> 0)
 //     lastEventId: undefined, // a cursor to start after: an id, or { key: id } for several sources
-//     shared: true // one connection for every tab of this origin (see below)
+//     shared: true, // one connection for every tab of this origin (see below)
+//     transport: 'auto', // 'stream', 'poll', or 'auto': stream, and poll where a hop buffers (below)
+//     probeTimeout: 3000 // 'auto': a stream that delivered nothing by then is taken as held back
 //   })
 //   stream.lastEventId // the cursor: the last id, or a copy of { key: id } for several sources
+//   stream.transport // 'stream' or 'poll': how the messages of this tab arrive now
 //   stream.close()
 //
 // Cursors. A route that streams one source gives each message an id; a route that streams several
@@ -45,6 +48,18 @@
 // BroadcastChannel, gives each tab a connection of its own. Shared or not, a page going into the
 // back/forward cache (or frozen) lets its connection go, and one restored (pageshow with
 // persisted) connects again at once, from its cursor.
+//
+// Buffering hops. A proxy or scanner that holds each response until it ends passes nothing of a
+// forever document. With transport 'auto', a stream that has delivered nothing (not even its
+// first script, written at once) within probeTimeout is given up, and the client polls instead:
+// each poll is a short document of the same route (?transport=poll) that ends as soon as it has
+// delivered something, or after the server's poll timeout; the next poll starts at once. It tries
+// a stream again after STREAM_RETRY_MS, then less and less often while streams stay held back.
+// Polls that follow one another count as one connection for onOpen, onClose and their messages.
+// Nothing is lost on the way: a reconnect resumes from the cursor, and for what it has no position
+// for (no id yet, or a key without one) it sends ?since=, the milliseconds since the last entry it
+// heard (or since the connection that delivered nothing opened), plus SINCE_MARGIN_MS: a channel
+// with history replays what was published in that window, by the server's clock.
 /* global window, document, performance, navigator, BroadcastChannel, AbortController, URL */
 ;(function (root, factory) {
   'use strict'
@@ -85,6 +100,15 @@
   // How long a tab with a cursor of its own waits for the leader to say where the shared stream
   // is before it catches up on a connection of its own without knowing.
   const ASK_MS = 500
+  // Transports: a poll's longest wait until its server says how long it holds polls, the first
+  // wait before a stream is tried again while polling (doubled while streams stay held back, up
+  // to the cap), and what ?since= adds to the time since the last entry heard: two one-way
+  // delays, so nothing published just after that entry falls outside the window.
+  const TRANSPORTS = ['auto', 'stream', 'poll']
+  const POLL_TIMEOUT_MS = 25000
+  const STREAM_RETRY_MS = 60000
+  const MAX_STREAM_RETRY_MS = 600000
+  const SINCE_MARGIN_MS = 1000
 
   const LEADER = 'leader'
   const FOLLOWER = 'follower'
@@ -109,6 +133,9 @@
     const initial = cursorOption(options.lastEventId)
     const shared = options.shared === undefined ? true : options.shared
     if (typeof shared !== 'boolean') throw new TypeError('FastifyComet.connect: shared must be a boolean')
+    const mode = options.transport === undefined ? 'auto' : options.transport
+    if (TRANSPORTS.indexOf(mode) === -1) throw new TypeError("FastifyComet.connect: transport must be 'auto', 'stream' or 'poll'")
+    const probeTimeout = delayOption(options, 'probeTimeout', 3000)
     // Never overwrite a global the page (or another stream) owns.
     if (callback in window) throw new Error('FastifyComet.connect: window.' + callback + ' is already defined')
 
@@ -130,6 +157,18 @@
     let silence = 0 // how long it may stay silent before it is lost; 0: not watched
     let connecting = false // nothing delivered yet: connectTimeout applies
     let excused = false // the watchdog fired late once in this silence: the next verdict stands
+    // Transports (see the header).
+    let transport = mode === 'poll' ? 'poll' : 'stream' // of the next connection; a follower: the leader's
+    let polling = false // the current connection is a poll
+    let polled = false // the last connection was a poll that ended as polls do: the next one goes on from it
+    // The first poll after a stream was taken as held back: answered at once (&wait=0), it tells
+    // a hop that buffers (polls get through) from a server that does not answer at all (a refused
+    // connection, which Firefox does not report either), and is watched for connectTimeout only.
+    let confirming = false
+    let pollTimeout = POLL_TIMEOUT_MS // as the server last announced it
+    let retryDelay = STREAM_RETRY_MS
+    let retryAt = 0 // while polling: when to try a stream again (performance.now())
+    let heardUntil // performance.now() up to which the page has what was published (see ?since=)
 
     // Sharing (see the header); all unused without it.
     const tab = Math.random() // this tab's place in the election without Web Locks: smaller wins
@@ -177,9 +216,11 @@
       if (type === 'open') {
         // The first entry of every document: the server's longest silence, 0 if it promised none.
         const heartbeat = isObject(detail) ? detail.heartbeat : undefined
-        silence = typeof heartbeat === 'number' && heartbeat > 0 && isFinite(heartbeat)
-          ? Math.max(MIN_SILENCE_MS, SILENT_PERIODS * heartbeat)
-          : 0
+        const poll = isObject(detail) ? detail.poll : undefined
+        if (isDelay(poll)) pollTimeout = poll
+        // A poll has no heartbeat: it ends within the server's poll timeout, or it is lost.
+        if (polling) silence = (confirming ? 0 : pollTimeout) + connectTimeout
+        else silence = isDelay(heartbeat) ? Math.max(MIN_SILENCE_MS, SILENT_PERIODS * heartbeat) : 0
         watch()
       } else if (type === 'reconnect' && isObject(detail)) {
         // A full document (rotation) is replaced at once; a server going away, or a client that
@@ -219,10 +260,13 @@
       heardAt = performance.now()
       excused = false
       if (connecting) {
-        // Delivering, so not refused; a server that announces no heartbeat (or an older one) is
-        // not watched any further.
+        // Delivering, so not refused nor held back; a server that announces no heartbeat (or an
+        // older one) is not watched any further, except for a poll, which must end.
         connecting = false
-        silence = 0
+        if (!polling) {
+          silence = 0
+          retryDelay = STREAM_RETRY_MS
+        }
       }
     }
 
@@ -248,19 +292,27 @@
         watchdog = setTimeout(check, GRACE_MS)
         return
       }
+      // A stream that delivered nothing, not even the script written at its start, in 'auto':
+      // a hop holds it back, or the network is too slow for streaming; polls get through.
+      if (connecting && !polling && mode === 'auto') return disconnect('buffered')
       disconnect(connecting ? 'timeout' : 'lost')
     }
 
     function open () {
       timer = undefined
       if (closed || suspended) return
-      messages = 0
+      polling = transport === 'poll'
+      if (!polled) {
+        messages = 0
+        openedAt = Date.now()
+      }
+      polled = false
       reconnect = undefined
-      openedAt = Date.now()
       heardAt = performance.now()
       connecting = true
       excused = false
-      silence = connectTimeout
+      if (polling) silence = (confirming ? 0 : pollTimeout) + connectTimeout
+      else silence = mode === 'auto' ? Math.min(probeTimeout, connectTimeout) : connectTimeout
       const frame = document.createElement('iframe')
       frame.hidden = true
       frame.tabIndex = -1
@@ -273,7 +325,7 @@
       }
       frame.addEventListener('load', ended)
       frame.addEventListener('error', ended)
-      frame.src = withLastEventId(url, positions.cursor())
+      frame.src = connectionUrl(url, positions.cursor(), polling, since(), confirming)
       iframe = frame
       ;(document.body || document.documentElement).appendChild(frame)
       watch()
@@ -286,16 +338,48 @@
       watchdog = undefined
       // Removing the frame also aborts its request (a connection given up by the watchdog).
       if (frame.parentNode) frame.parentNode.removeChild(frame)
-      const rotated = reconnect === 'now' && reason === 'ended'
+      // The page has what was published until the last entry it heard; a connection that
+      // delivered nothing moves that point only if there was none (its own start), and a poll
+      // that only checked the path none (it ended at once, before any replay).
+      if ((!connecting && !confirming) || heardUntil === undefined) heardUntil = heardAt
+      const ended = polling ? 'poll' : 'stream'
+      let rotated = reconnect === 'now' && reason === 'ended'
+      // Polls do not get through either: no buffering hop, a server that does not answer.
+      if (confirming && !(rotated && polling)) transport = 'stream'
+      confirming = false
+      if (rotated && polling) {
+        // A poll that ended as polls do: the next goes on from it at once, unless a stream is due.
+        if (mode !== 'auto' || performance.now() < retryAt) {
+          polled = true
+          timer = setTimeout(open, 0)
+          return
+        }
+        transport = 'stream'
+        reason = 'upgrade'
+      } else if (reason === 'buffered') {
+        transport = 'poll'
+        confirming = true
+        retryAt = performance.now() + retryDelay
+        retryDelay = Math.min(MAX_STREAM_RETRY_MS, 2 * retryDelay)
+        rotated = true
+      }
       if (rotated || Date.now() - openedAt >= HEALTHY_MS) attempt = 0
       // Capped exponential backoff with full jitter: clients cut off together (a restarted
       // server) come back spread out, and a server that keeps failing is asked less and less often.
       const delay = rotated ? 0 : Math.floor(Math.random() * Math.min(maxDelay, minDelay * Math.pow(2, attempt)))
-      const info = { reason: rotated ? 'rotated' : reason, messages, attempt, delay }
+      const info = { reason: rotated && reason === 'ended' ? 'rotated' : reason, messages, attempt, delay, transport: ended }
       if (!rotated) attempt++
       timer = setTimeout(open, delay)
       if (role === LEADER) send(['x', info])
       else if (onClose !== undefined) safely(onClose, info)
+    }
+
+    // The window of ?since=, in milliseconds, for what the cursor has no position for; undefined
+    // before any connection (a page starts live), or when a single source's position says it all.
+    function since () {
+      if (heardUntil === undefined) return undefined
+      if (positions.cursor() !== undefined && positions.keys()[0] === undefined) return undefined
+      return Math.ceil(performance.now() - heardUntil) + SINCE_MARGIN_MS
     }
 
     // Ends this tab's connection, if any, with no onClose and no reconnect: another tab's carries on.
@@ -375,6 +459,8 @@
     function lead () {
       if (closed || suspended) return
       role = LEADER
+      // A forced transport is this tab's own, whatever the last leader's was.
+      if (mode !== 'auto') transport = mode
       // Its own connection starts from its own cursor: whatever was kept aside comes again.
       catching = undefined
       clearTimeout(asking)
@@ -391,6 +477,7 @@
     function follow () {
       const resigned = role === LEADER
       role = FOLLOWER
+      if (heardUntil === undefined) heardUntil = performance.now()
       if (resigned) {
         flush()
         stopFrame()
@@ -462,7 +549,16 @@
         }
         // Asked before there was a leader to answer (claims that crossed): ask this one.
         if (data.t === 'here' && asking !== undefined && iframe === undefined) post('where')
-        if (data.t === 'ev') run(data.events)
+        if (data.t === 'ev') {
+          // The leader's transport is this tab's too, and will be if it takes over: same network.
+          if (data.transport !== transport && TRANSPORTS.indexOf(data.transport) > 0) {
+            transport = data.transport
+            retryAt = performance.now() + retryDelay
+          }
+          run(data.events)
+          // What the page has, should this tab take over with no position for some of it.
+          heardUntil = performance.now()
+        }
       } else if (data.t === 'where' && role === LEADER) {
         flush()
         link.postMessage({ t: 'at', tab, cursor: positions.value() })
@@ -491,7 +587,7 @@
       const events = outbox
       outbox = []
       // Posted even with no follower known: one may have joined before this tab could hear it.
-      if (link !== undefined) link.postMessage({ t: 'ev', tab, events })
+      if (link !== undefined) link.postMessage({ t: 'ev', tab, events, transport })
       run(events)
       if (iframe !== undefined) heard() // after the handlers, as for a tab alone
     }
@@ -629,11 +725,13 @@
           try { delete window[callback] } catch (err) { window[callback] = noop }
         }
         if (connected && onClose !== undefined) {
-          safely(onClose, { reason: 'closed', messages: count, attempt, delay: undefined })
+          safely(onClose, { reason: 'closed', messages: count, attempt, delay: undefined, transport })
         }
       },
       /** The cursor sent as ?lastEventId= on every reconnect: the last id, or { key: id }. */
       get lastEventId () { return positions.value() },
+      /** How this tab's messages arrive now: 'stream', or 'poll' where a hop holds streams back. */
+      get transport () { return transport },
       get closed () { return closed }
     }
   }
@@ -714,13 +812,17 @@
     }
   }
 
-  function withLastEventId (url, id) {
-    if (id === undefined) return url
+  // The URL of one connection: a poll or a stream, from a cursor, and ?since= (see the header).
+  function connectionUrl (url, id, poll, since, quick) {
+    const query = (poll ? '&transport=poll' : '') + (quick ? '&wait=0' : '') +
+      (id === undefined ? '' : '&lastEventId=' + encodeURIComponent(id)) +
+      (since === undefined ? '' : '&since=' + since)
+    if (query === '') return url
     const hash = url.indexOf('#')
     const base = hash === -1 ? url : url.slice(0, hash)
     const last = base.charAt(base.length - 1)
     const separator = base.indexOf('?') === -1 ? '?' : (last === '?' || last === '&' ? '' : '&')
-    return base + separator + 'lastEventId=' + encodeURIComponent(id)
+    return base + separator + query.slice(1)
   }
 
   // The application's handlers must not break the stream: their errors are reported, not thrown
@@ -751,10 +853,14 @@
   function delayOption (options, name, fallback) {
     const value = options[name] === undefined ? fallback : options[name]
     // 0 would reconnect in a hot loop to a server that keeps failing.
-    if (typeof value !== 'number' || !(value > 0) || !isFinite(value)) {
+    if (!isDelay(value)) {
       throw new RangeError('FastifyComet.connect: ' + name + ' must be a number of milliseconds, more than 0')
     }
     return value
+  }
+
+  function isDelay (value) {
+    return typeof value === 'number' && value > 0 && isFinite(value)
   }
 
   function noop () {}

@@ -115,7 +115,7 @@ export class CometChannel<T = unknown> implements CometFeedSource, PublicCometCh
   }
 
   [kCometFeed] (context: FeedContext): CometFeed {
-    return new ChannelFeed(this.#hub, context.lastEventId)
+    return new ChannelFeed(this.#hub, context)
   }
 }
 
@@ -160,13 +160,15 @@ function deliverEach (feeds: Set<ChannelFeed>, entry: string): void {
 class ChannelFeed implements CometFeed {
   readonly #hub: Hub
   readonly #lastEventId: LastEventId
+  readonly #since: number | undefined
   #stream: CometSubscriber | undefined
   /** While replaying, the sequence number of the next message to send from the history. */
   #replayNext = 0
 
-  constructor (hub: Hub, lastEventId: LastEventId) {
+  constructor (hub: Hub, { lastEventId, since }: FeedContext) {
     this.#hub = hub
     this.#lastEventId = lastEventId
+    this.#since = since
   }
 
   get maxQueue (): number {
@@ -182,7 +184,7 @@ class ChannelFeed implements CometFeed {
     if (hub.feeds.size === 1) review(hub)
     const history = hub.history
     if (history === undefined) return
-    const resume = history.resume(this.#lastEventId)
+    const resume = history.resume(this.#lastEventId, this.#since)
     if ('reset' in resume) {
       // Tells the client that what it missed is gone, and where it stands now.
       stream.control('reset', { lastEventId: this.#lastEventId ?? undefined, id: history.idOf(history.last) })

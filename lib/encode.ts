@@ -157,10 +157,13 @@ function scriptTag (nonce: string | undefined): string {
 /**
  * The first chunk: whitespace that makes browsers start rendering at once, the document, and the
  * helper script, which also delivers the `open` control message announcing the heartbeat period
- * (and, for a multiplexed stream, its keys).
+ * (and, for a multiplexed stream, its keys; for a poll, how long it may wait, which the client
+ * watches instead of heartbeats).
  */
-export function paddingChunk (bytes: number, callback: string, heartbeat: number, nonce?: string, keys?: readonly string[]): string {
-  const open = keys === undefined ? { heartbeat } : { heartbeat, keys }
+export function paddingChunk (bytes: number, callback: string, heartbeat: number, nonce?: string, keys?: readonly string[], poll = 0): string {
+  const open: Record<string, unknown> = { heartbeat }
+  if (keys !== undefined) open.keys = keys
+  if (poll > 0) open.poll = poll
   return ' '.repeat(bytes) + '<html><body>' + scriptTag(nonce) + helperCode(callback) +
     HELPER + '([' + controlEntry('open', open) + BATCH_SUFFIX
 }

@@ -58,6 +58,12 @@ export interface FeedContext {
    * none of ours (a channel with history answers it with a reset; see last-event-id.ts).
    */
   lastEventId: LastEventId
+  /**
+   * Only without a lastEventId: the client asks for what was published in the last `since`
+   * milliseconds (`?since=`, see last-event-id.ts). Channels with history honour it; other
+   * sources start live.
+   */
+  since?: number
 }
 
 export interface CometFeedSource {

@@ -6,9 +6,9 @@ import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { CometChannelOptions, CometPushOptions, CometReplyOptions, CometSource, CometSources, FastifyCometOptions } from '../types/index.js'
 import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
-import { keyedIds, rawLastEventId, singleId } from './last-event-id.js'
+import { keyedContexts, singleContext } from './last-event-id.js'
 import { MultiplexFeed } from './multiplex.js'
-import { pollRequested } from './poll.js'
+import { pollTimeoutOf } from './poll.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
 import { abandonSource, isSourceMap, openSource, sourceKind, unopenedSource } from './source.js'
@@ -48,8 +48,8 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
       }
       // During shutdown no source runs: the stream ends as soon as it has started.
       if (streams.closing) feed = unopenedSource(source)
-      else if (isSourceMap(source)) feed = new MultiplexFeed(source, keyedIds(rawLastEventId(this.request)), settings.id)
-      else feed = openSource(source as CometSource, { lastEventId: singleId(rawLastEventId(this.request)) }, settings.id)
+      else if (isSourceMap(source)) feed = new MultiplexFeed(source, keyedContexts(this.request), settings.id)
+      else feed = openSource(source as CometSource, singleContext(this.request), settings.id)
       // A channel or push source gives its messages their ids itself.
       if (settings.id !== undefined && feed.maxQueue !== Infinity) {
         throw new FST_COMET_INVALID_OPTION('id', 'set it on the channel or push source, which encodes each message once')
@@ -58,7 +58,7 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
       if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
       stream = new CometStream(this, feed, streams)
       this.log.debug({ callback: settings.callback, source: sourceKind(source) }, 'comet stream opened')
-      stream.start(this, head, settings, nonce, pollRequested(this.request))
+      stream.start(this, head, settings, nonce, pollTimeoutOf(this.request, settings.pollTimeout))
     } catch (err) {
       if (feed === undefined) abandonSource(source)
       else feed.stop()

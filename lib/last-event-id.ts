@@ -7,7 +7,14 @@
 // live), the id when it is one we could have given (printable ASCII, bounded), and `null` when the
 // client named something that is none of ours (any other length or character, a repeated header, a
 // cursor that does not parse): a channel with history answers that with a reset, never a silent start.
+//
+// A client with no position may also say since when it needs messages: `?since=MS`, "replay what
+// was published in the last MS milliseconds, then live" (the shipped client, falling back from a
+// stream that delivered nothing, not even its `open`, asks its first poll for what was published
+// since it opened that stream). Relative milliseconds measured on the server's clock, so the
+// client's clock never matters. It counts only where the client names no position: an id wins.
 import type { FastifyRequest } from 'fastify'
+import type { FeedContext } from './feed.js'
 
 /** What the client said about its position: an id, nothing (undefined), or something not ours (null). */
 export type LastEventId = string | undefined | null
@@ -23,7 +30,7 @@ const VALID_CURSOR = /^[\x20-\x7e]+$/
  * The raw value the request carries: the query parameter, else the header; '' and absence are no
  * position. A repeated parameter or header names no message: without the other, it is not ours.
  */
-export function rawLastEventId (request: FastifyRequest): LastEventId {
+function rawLastEventId (request: FastifyRequest): LastEventId {
   const query = (request.query as Record<string, unknown> | undefined)?.lastEventId
   if (typeof query === 'string' && query !== '') return query
   const header = singleHeader(request.raw.rawHeaders, 'last-event-id')
@@ -33,7 +40,7 @@ export function rawLastEventId (request: FastifyRequest): LastEventId {
 }
 
 /** The id of a single-source stream. */
-export function singleId (raw: LastEventId): LastEventId {
+function singleId (raw: LastEventId): LastEventId {
   if (raw === undefined || raw === null) return raw
   return VALID_ID.test(raw) ? raw : null
 }
@@ -42,11 +49,34 @@ export function singleId (raw: LastEventId): LastEventId {
  * The id of each key of a multiplexed stream: a key the cursor leaves out starts live, keys the
  * stream does not serve are ignored, and a cursor that is not one of ours is not ours for every key.
  */
-export function keyedIds (raw: LastEventId): (key: string) => LastEventId {
+function keyedIds (raw: LastEventId): (key: string) => LastEventId {
   if (raw === undefined) return noPosition
   const ids = raw === null ? null : parseCursor(raw)
   if (ids === null) return notOurs
   return key => Object.hasOwn(ids, key) ? singleId(ids[key]) : undefined
+}
+
+/** What the feed of a single-source stream is told of the client's position. */
+export function singleContext (request: FastifyRequest): FeedContext {
+  return feedContext(singleId(rawLastEventId(request)), sinceOf(request))
+}
+
+/** What the feed of each key of a multiplexed stream is told. */
+export function keyedContexts (request: FastifyRequest): (key: string) => FeedContext {
+  const idOf = keyedIds(rawLastEventId(request))
+  const since = sinceOf(request)
+  return key => feedContext(idOf(key), since)
+}
+
+/** `?since=MS`, a non-negative integer; anything else (a repeated parameter too) is ignored. */
+function sinceOf (request: FastifyRequest): number | undefined {
+  const since = (request.query as Record<string, unknown> | undefined)?.since
+  return typeof since === 'string' && /^(0|[1-9]\d{0,15})$/.test(since) ? Number(since) : undefined
+}
+
+// `since` only where the client names no position.
+function feedContext (lastEventId: LastEventId, since: number | undefined): FeedContext {
+  return lastEventId === undefined && since !== undefined ? { lastEventId, since } : { lastEventId }
 }
 
 function parseCursor (raw: string): Record<string, string> | null {

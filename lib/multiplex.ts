@@ -5,8 +5,7 @@
 // key changes within a script, so a channel's entry, built once per message, is written as is.
 import { FST_COMET_INVALID_OPTION, FST_COMET_INVALID_SOURCE } from './errors.js'
 import { keyEntry } from './encode.js'
-import type { CometFeed, CometSubscriber, FeedEndReason } from './feed.js'
-import type { LastEventId } from './last-event-id.js'
+import type { CometFeed, CometSubscriber, FeedContext, FeedEndReason } from './feed.js'
 import { abandonSource, openSource } from './source.js'
 import type { CometSource } from '../types/index.js'
 
@@ -84,7 +83,7 @@ export class MultiplexFeed implements CometFeed {
   #running = 0
 
   /** Opens every key's source; throws (releasing those already opened) when one is refused. */
-  constructor (sources: Record<string, CometSource<unknown>>, idOf: (key: string) => LastEventId, id: IdOf) {
+  constructor (sources: Record<string, CometSource<unknown>>, contextOf: (key: string) => FeedContext, id: IdOf) {
     const keys = Object.keys(sources)
     if (keys.length === 0 || keys.length > MAX_KEYS) {
       throw new FST_COMET_INVALID_SOURCE(`an object of ${keys.length} sources (1 to ${MAX_KEYS} keys)`)
@@ -93,7 +92,7 @@ export class MultiplexFeed implements CometFeed {
     try {
       for (const key of keys) {
         if (!VALID_KEY.test(key)) throw new FST_COMET_INVALID_SOURCE('a source under an invalid key (1 to 64 of A-Z a-z 0-9 _ -)')
-        const feed = openSource(sources[key], { lastEventId: idOf(key) }, id)
+        const feed = openSource(sources[key], contextOf(key), id)
         this.#feeds.push(feed)
         // A channel or push source gives its messages their ids itself.
         if (id !== undefined && feed.maxQueue !== Infinity) {

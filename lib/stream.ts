@@ -67,6 +67,8 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #durationTimer: NodeJS.Timeout | undefined
   /** A poll that has delivered nothing yet: the first thing it delivers starts its gathering. */
   #pollWaiting = false
+  /** A poll's timeout (poll.ts), 0 for a stream. */
+  #pollTimeout = 0
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
   #pendingMessages = 0
@@ -111,13 +113,15 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
    * Takes the response over from Fastify, writes the head, then begins (padding, feed) at once,
    * or once the response owns the socket. A poll (see poll.ts) has no padding (it is for renderers
    * of a forever document) and no heartbeats: its end tells the client that it is alive.
+   * `pollTimeout`: undefined for a stream, how long it may wait for a poll.
    */
-  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined, poll = false): void {
+  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined, pollTimeout?: number): void {
     const raw = this.#raw
     this.#maxBytes = settings.maxBytes
     this.#maxQueueBytes = settings.maxQueueBytes
     this.#nonce = nonce
-    this.#pollWaiting = poll
+    this.#pollWaiting = pollTimeout !== undefined
+    this.#pollTimeout = pollTimeout ?? 0
     reply.hijack()
     this.#startedAt = Math.floor(performance.now())
     this.#streams.add(this, reply)
@@ -162,7 +166,9 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     const nonce = this.#nonce
     const poll = this.#pollWaiting
     const heartbeat = poll ? 0 : settings.heartbeat
-    const padding = paddingChunk(poll ? 0 : settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
+    const padding = poll
+      ? paddingChunk(0, settings.callback, 0, nonce, this.#feed.keys, this.#pollTimeout)
+      : paddingChunk(settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
     this.#write(padding, padding.length) // ASCII: one byte a character
     releaseSentHead(raw) // it went out with the padding
     if (heartbeat > 0) {
@@ -170,7 +176,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       this.#heartbeat.add(this)
     }
     if (poll) {
-      this.#durationTimer = setTimeout(endPoll, settings.pollTimeout, this).unref()
+      this.#durationTimer = setTimeout(endPoll, this.#pollTimeout, this).unref()
     } else if (settings.maxDuration > 0) {
       this.#durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
     }

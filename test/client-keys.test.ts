@@ -27,7 +27,8 @@ t.test('keyed messages: onMessage(message, id, key), one id per key, and the JSO
   browser.frame().dispatch('load')
   browser.runTimer()
   t.same(cursorOf(browser.frame().src), { chat: 'e-2' }, 'the reconnect sends the JSON cursor of the ids known')
-  t.match(browser.frame().src, /^\/live\?lastEventId=%7B%22chat%22%3A%22e-2%22%7D$/, 'URL-encoded')
+  t.match(browser.frame().src, /^\/live\?lastEventId=%7B%22chat%22%3A%22e-2%22%7D&since=1000$/,
+    'URL-encoded, and ?since= for the keys without a position: the time since the last entry heard, plus a second')
   t.same(events.filter(event => Array.isArray(event) && event[0] === 'message'), [
     ['message', { text: 'hi' }, 'e-1', 'chat'],
     ['message', '12:00', undefined, 'clock'],

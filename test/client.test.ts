@@ -79,7 +79,7 @@ t.test('messages, then a reconnect that resumes from the last id', async t => {
     'open',
     ['message', { n: 1 }, 'a b&c=#'],
     ['message', { n: 2 }, undefined],
-    ['close', { reason: 'ended', messages: 2, attempt: 0, delay: 250 }],
+    ['close', { reason: 'ended', messages: 2, attempt: 0, delay: 250, transport: 'stream' }],
     'open',
     ['message', { n: 3 }, '3']
   ])
@@ -137,7 +137,7 @@ t.test('the initial about:blank load is not the end of the stream', async t => {
   frame.contentDocument = { URL: 'about:blank', currentScript: null }
   frame.dispatch('load')
   t.equal(browser.frames().length, 1, 'still connected')
-  t.same(browser.delays(), [15000], 'only the watchdog waits')
+  t.same(browser.delays(), [3000], 'only the watchdog waits')
   frame.contentDocument = { URL: 'http://localhost/events', currentScript: null }
   frame.dispatch('load')
   t.equal(browser.frames().length, 0)
@@ -155,7 +155,7 @@ t.test('close() stops everything', async t => {
   t.equal(browser.frames().length, 0, 'frame removed')
   t.notOk('cometMessage' in browser.window, 'global removed')
   receive(2) // a script that was already running
-  t.same(events, ['open', ['message', 1, undefined], ['close', { reason: 'closed', messages: 1, attempt: 0, delay: undefined }]])
+  t.same(events, ['open', ['message', 1, undefined], ['close', { reason: 'closed', messages: 1, attempt: 0, delay: undefined, transport: 'stream' }]])
   stream.close()
   t.equal(events.length, 3, 'close() twice is harmless')
   // The name is free again.
@@ -172,7 +172,7 @@ t.test('close() while waiting to reconnect cancels the reconnect', async t => {
   stream.close()
   t.equal(browser.timers.size, 0, 'timer cleared')
   t.equal(browser.frames().length, 0)
-  t.same(events, [['close', { reason: 'ended', messages: 0, attempt: 0, delay: 250 }]], 'no second onClose')
+  t.same(events, [['close', { reason: 'ended', messages: 0, attempt: 0, delay: 250, transport: 'stream' }]], 'no second onClose')
 })
 
 t.test('a throwing handler is reported and the stream goes on', async t => {
@@ -188,7 +188,7 @@ t.test('a throwing handler is reported and the stream goes on', async t => {
   // Without reportError, the error is thrown from a timer, where the page's error handlers see it.
   delete browser.window.reportError
   browser.deliver('y')
-  t.same(browser.delays(), [15000, 0], 'the watchdog and the error\'s timer')
+  t.same(browser.delays(), [3000, 0], 'the watchdog and the error\'s timer')
   t.throws(() => browser.runTimer(0), err)
 })
 
@@ -198,23 +198,28 @@ t.test('a throwing handler is reported and the stream goes on', async t => {
 t.test('connectTimeout: a connection that delivers nothing is given up, and the next one resumes', async t => {
   const browser = fakeBrowser({ random: 0.5 })
   const { events, ...handlers } = recorder()
-  browser.window.FastifyComet.connect('/events', { ...handlers, connectTimeout: 5000, lastEventId: '7' })
+  browser.window.FastifyComet.connect('/events', { ...handlers, connectTimeout: 5000, lastEventId: '7', transport: 'stream' })
   const first = browser.frame()
   t.same(browser.delays(), [5000], 'one timer: the watchdog')
   browser.state.now = 5000
   browser.runTimer()
   t.equal(first.parentNode, null, 'the frame is removed, which aborts its request')
-  t.same(events, [['close', { reason: 'timeout', messages: 0, attempt: 0, delay: 250 }]])
+  t.same(events, [['close', { reason: 'timeout', messages: 0, attempt: 0, delay: 250, transport: 'stream' }]])
   t.same(browser.delays(), [250], 'the reconnect timer only')
   browser.runTimer()
   t.equal(browser.frame().src, '/events?lastEventId=7', 'a new connection, from the same id')
   t.same(browser.delays(), [5000], 'watched from its start')
 })
 
-t.test('the default connectTimeout is 15 s', async t => {
+t.test('the first wait: connectTimeout (15 s) for a stream, probeTimeout (3 s) in auto, plus the poll timeout (25 s) for a poll', async t => {
+  for (const [transport, wait] of [['stream', 15000], ['auto', 3000], [undefined, 3000], ['poll', 40000]] as const) {
+    const browser = fakeBrowser()
+    browser.window.FastifyComet.connect('/events', { onMessage () {}, transport })
+    t.same(browser.delays(), [wait], String(transport))
+  }
   const browser = fakeBrowser()
-  browser.window.FastifyComet.connect('/events', { onMessage () {} })
-  t.same(browser.delays(), [15000])
+  browser.window.FastifyComet.connect('/events', { onMessage () {}, connectTimeout: 1000, probeTimeout: 2000 })
+  t.same(browser.delays(), [1000], 'a probe never waits longer than connectTimeout')
 })
 
 t.test('after the open control message, three heartbeat periods of silence are a lost connection', async t => {
@@ -234,7 +239,7 @@ t.test('after the open control message, three heartbeat periods of silence are a
   t.equal(events.length, 2, 'no close')
   browser.state.now = 9000
   browser.runTimer()
-  t.same(events.at(-1), ['close', { reason: 'lost', messages: 1, attempt: 0, delay: 250 }], 'silent for three periods: lost')
+  t.same(events.at(-1), ['close', { reason: 'lost', messages: 1, attempt: 0, delay: 250, transport: 'stream' }], 'silent for three periods: lost')
   t.equal(browser.frames().length, 0, 'the frame is removed')
   browser.runTimer()
   t.equal(browser.frame().src, '/events?lastEventId=1', 'resumes after the last id')
@@ -250,7 +255,7 @@ t.test('a short heartbeat is watched over a second at least', async t => {
 t.test('a silence longer than a timer can wait is watched in steps', async t => {
   const browser = fakeBrowser()
   const { events, ...handlers } = recorder()
-  browser.window.FastifyComet.connect('/events', { ...handlers, connectTimeout: 1e12 })
+  browser.window.FastifyComet.connect('/events', { ...handlers, connectTimeout: 1e12, transport: 'stream' })
   t.same(browser.delays(), [2147483647], 'connectTimeout 1e12: the longest timer, not one that fires at once')
   browser.control('open', { heartbeat: 2147483647 })
   t.same(browser.delays(), [2147483647], 'three times the longest heartbeat too')
@@ -296,7 +301,7 @@ t.test('a watchdog that fires late (a frozen, throttled or busy page) waits once
   t.same(browser.delays(), [1000])
   browser.state.now = 240000 // and the grace itself is late: the verdict stands
   browser.runTimer()
-  t.same(events.at(-1), ['close', { reason: 'lost', messages: 0, attempt: 0, delay: 250 }])
+  t.same(events.at(-1), ['close', { reason: 'lost', messages: 0, attempt: 0, delay: 250, transport: 'stream' }])
 })
 
 t.test('a slow handler is not silence: the entry counts once handled', async t => {
@@ -342,7 +347,7 @@ t.test('the end of a document, or close(), stops the watchdog', async t => {
   browser.frame().dispatch('load')
   t.same(browser.delays(), [250], 'the reconnect timer only')
   browser.runTimer()
-  t.same(browser.delays(), [15000], 'the next connection is watched')
+  t.same(browser.delays(), [3000], 'the next connection is watched')
   stream.close()
   t.same(browser.delays(), [], 'no timer after close()')
 })

@@ -6,10 +6,12 @@
 // each whole chunk even while buffering; with nginx's default `proxy_http_version 1.0` the body
 // has no framing and a buffering nginx holds it until a buffer fills. That second case is the one
 // where X-Accel-Buffering decides (checked: with `proxy_ignore_headers X-Accel-Buffering` it
-// deadlocks), so both are tested.
+// deadlocks), so both are tested. An nginx that ignores it (bufferingLocation) holds a stream
+// back and passes a poll on whole: the path the client's polling fallback is for.
+import http from 'node:http'
 import t from 'tap'
-import { build, listen, open, messages, loneMessageSource } from './helpers.js'
-import { startNginx, withoutNginx } from './nginx.js'
+import { build, deferred, listen, open, messages, loneMessageSource, replayWithControl } from './helpers.js'
+import { bufferingLocation, startNginx, withoutNginx } from './nginx.js'
 
 if (!withoutNginx(t)) {
   for (const httpVersion of ['1.1', '1.0']) {
@@ -35,4 +37,27 @@ if (!withoutNginx(t)) {
       t.equal(stream.res.headers['content-type'], 'text/html; charset=utf-8')
     })
   }
+
+  t.test('through nginx ignoring X-Accel-Buffering (bufferingLocation), a stream is held back while a poll passes whole', { timeout: 10000 }, async t => {
+    const { app } = await build(t, { pollTimeout: 60000 })
+    const room = app.comet.channel<string>({ history: 10 })
+    const streaming = deferred()
+    app.get('/comet', (request, reply) => {
+      const done = reply.comet(room, 'cb')
+      if ((request.query as { transport?: string }).transport !== 'poll') streaming.resolve() // subscribed by now
+      return done
+    })
+    const proxy = await startNginx(t, { server: bufferingLocation(await listen(app)) })
+    const before = await room.position()
+    let answered = false
+    const stream = http.get(`${proxy}/comet`, { agent: false }, () => { answered = true })
+    stream.on('error', () => {}) // destroyed at teardown
+    t.teardown(() => { stream.destroy() })
+    await streaming.promise
+    const id = await room.publish('hello') // written to the stream before the poll below is even sent
+    const poll = await open(`${proxy}/comet?transport=poll&lastEventId=${encodeURIComponent(before)}`)
+    await poll.ended
+    t.same(replayWithControl(poll.body(), 'cb').filter(([kind]) => kind === 'message'), [['message', 'hello', id]], 'the poll came through whole')
+    t.notOk(answered, 'the stream, which had the message first, has not come through at all')
+  })
 }

@@ -47,6 +47,24 @@ async function accepting (port: number, exited: Promise<unknown>): Promise<void>
 }
 
 /**
+ * A `location /` that passes everything to `upstream` and buffers what comes back whatever the app
+ * asks, as a proxy or CDN that ignores X-Accel-Buffering does: buffers that hold a stream's first
+ * minutes (16 MiB), and HTTP/1.0 upstream (nginx's default), under which the body has no chunks
+ * for nginx to pass on one by one. A forever document is held back; a poll passes once it ends.
+ */
+export function bufferingLocation (upstream: string): string {
+  return `
+    location / {
+      proxy_pass ${upstream};
+      proxy_http_version 1.0;
+      proxy_buffering on;
+      proxy_ignore_headers X-Accel-Buffering;
+      proxy_buffer_size 256k;
+      proxy_buffers 64 256k;
+    }`
+}
+
+/**
  * Starts nginx with one server whose body is `server` (its `location` blocks), and `http` (e.g.
  * `upstream` blocks) beside it; returns the server's URL and stops nginx at teardown.
  */

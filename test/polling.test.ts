@@ -30,7 +30,27 @@ t.test('a poll with nothing to deliver ends at its timeout: a document with no m
   const client = await open(poll(`${await listen(app)}/comet`))
   await client.ended
   t.same(replayWithControl(client.body(), 'cb'), [['control', 'reconnect', { delay: 0 }]], 'no heartbeat, no message')
-  t.match(client.body(), '2,"open",{"heartbeat":0},', 'its open message promises no heartbeat')
+  t.match(client.body(), '2,"open",{"heartbeat":0,"poll":50},', 'its open message promises no heartbeat, and says how long a poll may wait')
+})
+
+t.test('&wait=MS shortens a poll (wait=0: at once, to check that polls get through), never lengthens it', async t => {
+  const { app } = await build(t, { pollTimeout: 60000 })
+  app.get('/comet', (request, reply) => reply.comet(app.comet.channel(), 'cb'))
+  const url = await listen(app)
+  const quick = await open(`${poll(`${url}/comet`)}&wait=0`)
+  await quick.ended
+  t.same(replayWithControl(quick.body(), 'cb'), [['control', 'reconnect', { delay: 0 }]], 'ended at once, with nothing')
+  t.notMatch(quick.body(), '"poll":', 'a wait of 0 announces no poll timeout')
+  const short = await open(`${poll(`${url}/comet`)}&wait=30`)
+  await short.ended
+  t.match(short.body(), '2,"open",{"heartbeat":0,"poll":30},', 'a shorter wait, announced')
+  for (const wait of ['90000', '-1', '1.5', 'soon', '']) {
+    const { app: other } = await build(t, { pollTimeout: 40 })
+    other.get('/comet', (request, reply) => reply.comet(other.comet.channel(), 'cb'))
+    const client = await open(`${poll(`${await listen(other)}/comet`)}&wait=${wait}`)
+    await client.ended
+    t.match(client.body(), '"poll":40}', `wait=${wait}: the route's pollTimeout`)
+  }
 })
 
 t.test('what follows the first message within the gathering comes along in the same poll', async t => {

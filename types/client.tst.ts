@@ -13,7 +13,8 @@ const stream = FastifyComet.connect<Tick>('/events', {
   },
   onOpen () {},
   onClose (info) {
-    expect(info.reason).type.toBe<'rotated' | 'ended' | 'error' | 'timeout' | 'lost' | 'closed'>()
+    expect(info.reason).type.toBe<'rotated' | 'ended' | 'error' | 'timeout' | 'lost' | 'closed' | 'buffered' | 'upgrade'>()
+    expect(info.transport).type.toBe<'stream' | 'poll'>()
     expect(info.delay).type.toBe<number | undefined>()
     expect(info.attempt).type.toBe<number>()
   },
@@ -26,7 +27,9 @@ const stream = FastifyComet.connect<Tick>('/events', {
   maxDelay: 30000,
   connectTimeout: 15000,
   lastEventId: 'abc-1',
-  shared: true
+  shared: true,
+  transport: 'auto',
+  probeTimeout: 3000
 })
 
 expect(stream).type.toBe<FastifyComet.Stream>()
@@ -39,6 +42,11 @@ expect(stream.lastEventId).type.toBe<FastifyComet.Cursor | undefined>()
 FastifyComet.connect('/live', { onMessage (message, id) {}, lastEventId: { chat: 'c-1', alerts: 'a-2' }, shared: false })
 FastifyComet.connect('/live', { onMessage () {}, lastEventId: {} })
 expect(stream.closed).type.toBe<boolean>()
+expect(stream.transport).type.toBe<FastifyComet.Transport>()
+FastifyComet.connect('/events', { onMessage () {}, transport: 'poll' })
+FastifyComet.connect('/events', { onMessage () {}, transport: 'stream' })
+expect(FastifyComet.connect('/events', { onMessage () {}, transport: 'websocket' })).type.toRaiseError()
+expect(FastifyComet.connect('/events', { onMessage () {}, probeTimeout: '3s' })).type.toRaiseError()
 expect(FastifyComet.connect('/events', {})).type.toRaiseError() // onMessage is required
 expect(FastifyComet.connect('/events', { onMessage () {}, minDelay: '500' })).type.toRaiseError()
 expect(FastifyComet.connect('/events', { onMessage () {}, onReset: 'reload' })).type.toRaiseError()

@@ -103,7 +103,10 @@ declare namespace fastifyComet {
   export interface CometSourceContext {
     /** Aborts when the stream ends for any reason (client gone, failure, shutdown, limits). */
     signal: AbortSignal
-    /** The last message id the reconnecting client saw (`?lastEventId=` or `Last-Event-ID`), validated: at most 256 printable ASCII characters. */
+    /**
+     * The last message id the reconnecting client saw (`?lastEventId=` or `Last-Event-ID`), validated: at most 256 printable ASCII characters.
+     * (`?since=` is not passed on: a channel with history the function returns answers it.)
+     */
     lastEventId: string | undefined
   }
 
@@ -157,7 +160,10 @@ declare namespace fastifyComet {
   /**
    * A channel with history: it gives every message an id, and a client that reconnects with its
    * last id (`?lastEventId=` or `Last-Event-ID`) gets every message after it, then the live ones,
-   * each once and in order; if that id is out of reach, a `reset` control message first.
+   * each once and in order; if that id is out of reach, a `reset` control message first. A client
+   * with no id may send `?since=MS` instead: it gets what was published in the last MS
+   * milliseconds (by the server's clock, Redis's with the broker), then the live ones; a reset if
+   * some of that is no longer held.
    */
   export interface CometHistoryChannel<T = unknown> extends Omit<CometChannel<T>, 'publish' | 'position'> {
     /** Stores and sends `message`; resolves with its id. Throws FST_COMET_UNSERIALIZABLE_MESSAGE synchronously. */

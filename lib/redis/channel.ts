@@ -85,7 +85,7 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
   }
 
   [kCometFeed] (context: FeedContext): CometFeed {
-    return new BrokeredFeed(this, context.lastEventId)
+    return new BrokeredFeed(this, context)
   }
 
   subscribe (feed: BrokeredFeed, stream: CometSubscriber): void {
@@ -115,6 +115,8 @@ export class BrokeredChannel<T = unknown> implements CometFeedSource, TopicListe
   }
 
   message (epoch: string, seq: number, message: string): void {
+    // Located before anyone published, the channel learns its epoch from its first message.
+    this.epoch = epoch
     this.last = seq
     const id = `${epoch}-${seq}`
     // Encoded by the instance that published it; escaped again, as whatever Redis holds could be.
@@ -136,10 +138,13 @@ class BrokeredFeed implements CometFeed {
   #replayNext = 0
   /** Live messages up to this seq already reached the client through another instance. */
   #seenThrough = 0
+  /** A client with no id: the milliseconds back it asks for (`?since=`). */
+  readonly #since: number | undefined
 
-  constructor (channel: BrokeredChannel, lastEventId: LastEventId) {
+  constructor (channel: BrokeredChannel, { lastEventId, since }: FeedContext) {
     this.#channel = channel
     this.#lastId = lastEventId
+    this.#since = since
   }
 
   get maxQueue (): number {
@@ -154,6 +159,11 @@ class BrokeredFeed implements CometFeed {
   /** The channel knows where it stands: resume from the client's id, or start live. */
   resume (epoch: string, last: number): void {
     this.#resumed = true
+    // A channel nobody has published in yet: all its first epoch brings is in the window, live.
+    if (this.#since !== undefined && epoch !== '') {
+      this.#replaySince(this.#stream as CometSubscriber, epoch, this.#since).then(undefined, err => this.#stream?.fail(err))
+      return
+    }
     const seq = seqOf(this.#lastId, epoch)
     if (this.#lastId === undefined || seq === last) return
     if (seq === undefined || seq < last - this.#channel.history) return this.reset(`${epoch}-${last}`)
@@ -240,6 +250,20 @@ class BrokeredFeed implements CometFeed {
       }
     }
     this.#replayNext = 0
+  }
+
+  // Redis says where the window starts, by its own clock; live messages wait in the log meanwhile
+  // (-1 holds them back), and the replay reads them. A window that lost something, or a log that
+  // started afresh meanwhile: a reset, as for an id out of reach.
+  async #replaySince (stream: CometSubscriber, epoch: string, since: number): Promise<void> {
+    this.#replayNext = -1
+    const found = await this.#channel.link.since(this.#channel.keys, since)
+    if (this.#replayNext === 0) return // stopped or reset meanwhile
+    if (found.epoch !== epoch || found.from === 0) return this.reset(`${epoch}-${this.#channel.last}`)
+    // Messages before the window (this instance may not have heard them all yet) are not the client's.
+    this.#seenThrough = found.from - 1
+    this.#replayNext = found.from
+    await this.#replay(stream, epoch)
   }
 
   // An id ahead of what this instance has delivered is real only if Redis has it. (Stopped

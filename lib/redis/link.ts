@@ -13,7 +13,7 @@ import type { Cluster } from 'ioredis'
 import { FST_COMET_PUBLISH_FAILED } from '../errors.js'
 import { MAX_DELAY } from '../options.js'
 import { answered, dropSilent, RedisLane, type Connection } from './lane.js'
-import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, SHARDED_PUBLISH, type ChannelKeys } from './scripts.js'
+import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, SHARDED_PUBLISH, SINCE, type ChannelKeys } from './scripts.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './topic.js'
 
 type ReadReply = [epoch: string, last: number, lastToken: string, entries?: Array<[id: string, fields: string[]]>, tokenAtAfter?: string | null]
@@ -23,6 +23,7 @@ type CometRedis = Connection & CometCommands
 interface CometCommands {
   cometPublish (meta: string, log: string, epoch: string, history: number, message: string, live: string, historyTtl: number): Promise<string>
   cometRead (meta: string, log: string, epoch: string, knownEpoch: string, after: number, count: number): Promise<ReadReply>
+  cometSince (meta: string, log: string, since: number): Promise<[epoch: string, from: number]>
   cometRetireEpoch (meta: string, log: string, epoch: string, knownEpoch: string, seq: number, token: string): Promise<number>
 }
 
@@ -79,6 +80,7 @@ export class RedisLink implements LogReader {
     commands.defineCommand('cometPublish', { numberOfKeys: 2, lua: this.#sharded ? SHARDED_PUBLISH : PUBLISH })
     commands.defineCommand('cometRetireEpoch', { numberOfKeys: 2, lua: RETIRE_EPOCH })
     reads.defineCommand('cometRead', { numberOfKeys: 2, lua: READ })
+    reads.defineCommand('cometSince', { numberOfKeys: 2, lua: SINCE })
     const lost = (err: Error): void => this.#lost(err)
     this.#commands = new RedisLane(commands, maxInFlight, commandTimeout, lost)
     this.#reads = new RedisLane(reads, READS_IN_FLIGHT, commandTimeout, lost)
@@ -165,9 +167,23 @@ export class RedisLink implements LogReader {
    * be briefly busy) before the stream is ended for it.
    */
   async replay (keys: ChannelKeys, epoch: string, after: number, count: number): Promise<LogPage> {
+    return await this.#forReplay(() => this.#read(keys, epoch, after, count, false))
+  }
+
+  /**
+   * Where a client with no id replays from to get what was published in the last `since` ms, by
+   * Redis's clock: the channel's epoch and the seq, or 0 when some of it is no longer held (see
+   * SINCE). In turn with the replays, and tried again as they are.
+   */
+  async since (keys: ChannelKeys, since: number): Promise<{ epoch: string, from: number }> {
+    const [epoch, from] = await this.#forReplay(() => this.#reads.queue(reads => (reads as CometRedis).cometSince(keys.meta, keys.log, since), false))
+    return { epoch, from }
+  }
+
+  async #forReplay<T> (read: () => Promise<T>): Promise<T> {
     for (let tries = 1; ; tries++) {
       try {
-        return await this.#read(keys, epoch, after, count, false)
+        return await read()
       } catch (err) {
         if (tries === REPLAY_TRIES) throw err
         this.#log.debug({ err }, `fastify-comet: could not read a channel's log for a replay; trying again in ${RETRY_DELAY * tries} ms`)

@@ -1,15 +1,22 @@
 // What a named channel is in Redis: its keys, and the Lua scripts that number, store and read its
 // messages, each one atomic step. A channel NAME owns, under the prefix (default `comet:`):
 //   PREFIX{NAME}:meta   hash: epoch (random hex, new whenever the log starts afresh), seq (last id),
-//                       tok (the last message's token), rid (the replication id it was written under)
+//                       tok (the last message's token), rid (the replication id it was written under),
+//                       at (when the last message was published)
 //   PREFIX{NAME}:log    stream of the last `history` messages, entry id `0-SEQ`, fields m = message,
-//                       t = token
+//                       t = token, a = when it was published, p = when its predecessor was (`-`
+//                       for none); times in milliseconds by Redis's clock (entries written before
+//                       times were kept have neither: older than any window)
 //   PREFIX{NAME}:live   pub/sub channel (sharded in a Redis Cluster): "EPOCH SEQ PREVTOKEN TOKEN MESSAGE" for every message, as
 //                       it is stored (PREVTOKEN `-` for the first)
 // Every message gets a random token, and carries its predecessor's: an instance can tell that the
 // log it follows forked (a failover to a replica that had not received the last writes, then new
 // messages numbered like the lost ones), even once the new messages have caught up with the old
 // numbers.
+// Times let a client with no id ask for what was published in the last MS milliseconds (SINCE):
+// Redis's own clock stamps messages and measures the window, so the instances' clocks never
+// matter. An entry's `p` is the time of the message before it: for the oldest entry held, that of
+// the newest one dropped, which tells whether a window lost something.
 // Every key of a channel starts with the same `PREFIX{NAME`, so its hash tag, and its Redis Cluster
 // slot, is the same whatever NAME holds.
 
@@ -48,13 +55,21 @@ if epoch then
 end
 `
 
+// Redis's clock in milliseconds, as a string of digits: TIME gives seconds and microseconds.
+const NOW = `
+local function now ()
+  local time = redis.call('TIME')
+  return time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+end
+`
+
 // A channel without an epoch gets one, with an empty log, as after a restart of Redis without
 // persistence: ids of the old epoch can then never match new messages.
 const NEW_EPOCH = `
 if not epoch then
   epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'rid', rid)
-  redis.call('HDEL', KEYS[1], 'seq', 'tok')
+  redis.call('HDEL', KEYS[1], 'seq', 'tok', 'at')
   redis.call('DEL', KEYS[2])
 end
 `
@@ -68,12 +83,13 @@ end
  * stood (nothing missed, no reset), and once the record is gone too, the next message starts a
  * new epoch, which no old id can match. Returns the id, EPOCH-SEQ.
  */
-export const PUBLISH = EPOCH + NEW_EPOCH + `
+export const PUBLISH = EPOCH + NEW_EPOCH + NOW + `
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local prev = redis.call('HGET', KEYS[1], 'tok') or '-'
-redis.call('HSET', KEYS[1], 'tok', ARGV[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '0-' .. seq, 'm', ARGV[3], 't', ARGV[1])
-redis.call('PUBLISH', ARGV[4], epoch .. ' ' .. seq .. ' ' .. prev .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
+local prev = redis.call('HMGET', KEYS[1], 'tok', 'at')
+local at = now()
+redis.call('HSET', KEYS[1], 'tok', ARGV[1], 'at', at)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '0-' .. seq, 'm', ARGV[3], 't', ARGV[1], 'a', at, 'p', prev[2] or '-')
+redis.call('PUBLISH', ARGV[4], epoch .. ' ' .. seq .. ' ' .. (prev[1] or '-') .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
@@ -127,4 +143,34 @@ if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') < seq or (token and token
   return 1
 end
 return 0
+`
+
+/**
+ * KEYS meta, log; ARGV since (ms). For a client with no id that asks for what was published in the
+ * last `since` ms, by Redis's clock: returns { epoch ('' for none), the seq to replay from }, the
+ * seq after the log's last when nothing is in the window, 0 when a message in the window is no
+ * longer held (trimmed, or the log expired). The log's times grow with its seqs: a binary search,
+ * one entry per step, keeps the read bounded however long the log.
+ */
+export const SINCE = NOW + `
+local cutoff = tonumber(now()) - tonumber(ARGV[1])
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'at')
+local function field (entry, name)
+  if not entry then return -1 end
+  for i = 1, #entry[2], 2 do
+    if entry[2][i] == name then return tonumber(entry[2][i + 1]) or -1 end
+  end
+  return -1
+end
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+local dropped = oldest and field(oldest, 'p') or (tonumber(meta[3]) or -1)
+if dropped >= cutoff then return { meta[1] or '', 0 } end
+if not oldest then return { meta[1] or '', tonumber(meta[2] or '0') + 1 } end
+local low = tonumber(string.sub(oldest[1], 3))
+local high = tonumber(string.sub(redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1][1], 3)) + 1
+while low < high do
+  local middle = math.floor((low + high) / 2)
+  if field(redis.call('XRANGE', KEYS[2], '0-' .. middle, '0-' .. middle)[1], 'a') >= cutoff then high = middle else low = middle + 1 end
+end
+return { meta[1] or '', low }
 `

@@ -227,10 +227,16 @@ eachBrowser(t, (t, browser) => {
     log.add(2)
     await page.waitForFunction(() => window.clientTest.received.length === 5, undefined, COMING_BACK)
     t.same(await page.evaluate(() => window.clientTest.received), numbered(5), 'each message once, in order')
-    t.same(log.resumedFrom.filter(id => id !== '3'), [undefined], 'every reconnect resumed after the last id received')
+    // Firefox reports no refused connection: a silent stream looks held back, so the client tries
+    // a quick poll, and polls on if that one reaches the restarted server first (each poll then
+    // resumes after the last id it had).
+    const resumed = log.resumedFrom.slice(1).map(Number)
+    t.same(log.resumedFrom[0], undefined)
+    t.ok(resumed.length > 0 && resumed.every((id, i) => id >= 3 && id >= (resumed[i - 1] ?? 3)), `every reconnect resumed after the last id received: ${resumed.join(', ')}`)
     const reasons = new Set((await page.evaluate(() => window.clientTest.events))
       .filter((event): event is FastifyCometClient.CloseInfo => event !== 'open').map(info => info.reason))
-    t.ok([...reasons].every(reason => reason === 'ended' || reason === 'timeout'), `refused connections ended or timed out: ${[...reasons].join(', ')}`)
+    t.ok([...reasons].every(reason => reason === 'ended' || reason === 'timeout' || reason === 'buffered'),
+      `refused connections ended, timed out, or were taken for held back: ${[...reasons].join(', ')}`)
   })
 
   t.test('a connection lost mid-stream (no end of the document): the client notices and resumes', async t => {

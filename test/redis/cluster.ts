@@ -3,17 +3,16 @@
 // takes over within seconds of its primary's death. Made with `redis-cli --cluster create`, ready
 // once every node reports cluster_state:ok and every replica is in sync; torn down with the test.
 // Without redis-server (or redis-cli) the file skips itself with one line, except on CI.
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { missing } from '../helpers.js'
-import { REDIS_SERVER_PATH } from './redis-server.js'
+import { freePort, ready, REDIS_SERVER_PATH, spawnRedisServer } from './redis-server.js'
 
 export const REDIS_CLI_PATH = process.env.REDIS_CLI_PATH ?? join(dirname(REDIS_SERVER_PATH), 'redis-cli')
 
@@ -118,7 +117,7 @@ export async function startCluster (t: Test): Promise<LocalCluster> {
 }
 
 /**
- * `perShard` channel names (prefix-N) for each shard, in the order of `shards`: the channels
+ * `perShard` channel names (prefix-N) for each of `shards` (all or some), in their order: the channels
  * (keys and sharded pub/sub channel, which share the name as hash tag) of each live there.
  */
 export async function namesOnEveryShard (cluster: LocalCluster, shards: Shard[], perShard: number, prefix = 'room'): Promise<string[][]> {
@@ -127,7 +126,7 @@ export async function namesOnEveryShard (cluster: LocalCluster, shards: Shard[],
     const name = `${prefix}-${n}`
     const slot = await cluster.slotOf(name)
     const list = names[shards.findIndex(shard => shard.slots.some(([first, last]) => slot >= first && slot <= last))]
-    if (list.length < perShard) list.push(name)
+    if (list !== undefined && list.length < perShard) list.push(name)
   }
   return names
 }
@@ -177,35 +176,15 @@ async function startNode (dir: string): Promise<ClusterNode> {
   }
   // The test's own client sees the failures the tests cause: they are expected.
   node.cli.on('error', () => {})
-  const started = spawn(REDIS_SERVER_PATH, ['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
+  const started = spawnRedisServer(['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
     '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', String(NODE_TIMEOUT),
     '--cluster-require-full-coverage', 'no',
     // A replica that lost its primary takes over however long ago it last heard from it (a
     // replica made to lag by the tests would otherwise refuse to).
-    '--cluster-replica-validity-factor', '0',
-    '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+    '--cluster-replica-validity-factor', '0', '--dir', dir])
   child = started
   running.set(node, started)
-  let output = ''
-  started.stdout.setEncoding('utf8')
-  await new Promise<void>((resolve, reject) => {
-    started.stdout.on('data', (text: string) => {
-      output += text
-      if (/ready to accept connections/i.test(output)) resolve()
-    })
-    started.once('exit', code => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output}`)))
-  })
-  started.stdout.resume()
+  await ready(started)
   await node.cli.connect()
   return node
-}
-
-/** A TCP port nobody listens on now. */
-async function freePort (): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1')
-  await once(probe, 'listening')
-  const { port } = probe.address() as { port: number }
-  probe.close()
-  await once(probe, 'close')
-  return port
 }

@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
+import type { Readable } from 'node:stream'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { missing } from '../helpers.js'
@@ -49,19 +50,9 @@ export function useRedis (t: Test, options: { tcp?: boolean } = {}): RedisServer
     async start () {
       if (child !== undefined) return
       if (options.tcp === true && server.port === 0) (server as { port: number }).port = await freePort()
-      const started = spawn(REDIS_SERVER_PATH, ['--port', String(server.port), '--bind', '127.0.0.1', '--unixsocket', url, '--unixsocketperm', '700',
-        '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+      const started = spawnRedisServer(['--port', String(server.port), '--bind', '127.0.0.1', '--unixsocket', url, '--unixsocketperm', '700', '--dir', dir])
       child = started
-      let output = ''
-      started.stdout.setEncoding('utf8')
-      await new Promise<void>((resolve, reject) => {
-        started.stdout.on('data', (text: string) => {
-          output += text
-          if (/ready to accept connections/i.test(output)) resolve()
-        })
-        started.once('exit', code => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output}`)))
-      })
-      started.stdout.resume()
+      await ready(started)
     },
     async kill () {
       const running = child
@@ -92,8 +83,27 @@ export function useRedis (t: Test, options: { tcp?: boolean } = {}): RedisServer
   return server
 }
 
+/** redis-server with `args`, persistence off. */
+export function spawnRedisServer (args: string[]): ChildProcess & { stdout: Readable } {
+  return spawn(REDIS_SERVER_PATH, [...args, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+}
+
+/** Resolves once `server` says it accepts connections; rejects if it exits first. */
+export async function ready (server: ChildProcess & { stdout: Readable }): Promise<void> {
+  let output = ''
+  server.stdout.setEncoding('utf8')
+  await new Promise<void>((resolve, reject) => {
+    server.stdout.on('data', (text: string) => {
+      output += text
+      if (/ready to accept connections/i.test(output)) resolve()
+    })
+    server.once('exit', code => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output}`)))
+  })
+  server.stdout.resume()
+}
+
 /** A TCP port nobody listens on now. */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const probe = createServer().listen(0, '127.0.0.1')
   await once(probe, 'listening')
   const { port } = probe.address() as { port: number }

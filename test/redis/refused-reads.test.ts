@@ -73,4 +73,22 @@ if (redis !== undefined) {
     steady.req.destroy()
     t.same(replay(steady.body(), 'cb'), [[2, ids[1]]])
   })
+
+  t.test('a since window Redis refuses to look up three times ends that stream, logged; the instance goes on', async t => {
+    const a = await instance(t, redis)
+    const ids = [await a.chat.publish(1)]
+    const steady = await open(a.url + after(ids[0])) // the instance knows where the channel stands
+    await steady.waitFor('__fastifyComet')
+    const mend = await breakLog()
+    const client = await open(`${a.url}?since=3600000`)
+    await client.ended
+    const failure = await logged(a.logs, line => line.msg === 'comet stream ended: the source failed')
+    t.match(failure.err?.message, /WRONGTYPE/)
+    t.equal(a.logs.filter(refused('for a replay; trying again')).length, 2, 'tried three times')
+    await mend()
+    ids.push(await a.chat.publish(2))
+    await steady.waitFor(ids[1])
+    steady.req.destroy()
+    t.same(replay(steady.body(), 'cb'), [[2, ids[1]]])
+  })
 }
