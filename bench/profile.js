@@ -101,7 +101,7 @@ async function recordRedisFanout (competitor, { out, messages, interval, before 
   if (binary === undefined) throw new Error(redisFanout.INSTALL_HINT)
   const { clients, perInstance, warmup, phases } = redisFanout.settings(false)
   const inProcess = competitor === 'fastify-comet (in process)'
-  const steady = { ...phases[phases.length - 1], messages }
+  const steady = { ...phases.find(phase => phase.name === 'steady'), messages }
   if (interval !== undefined) steady.interval = interval
   const redis = await redisFanout.startRedis(binary)
   try {

@@ -3,7 +3,9 @@
 // Fan-out across instances through Redis (issue 11). INSTANCES server instances (child processes)
 // share one redis-server that this benchmark starts for itself (unix socket, no persistence,
 // killed at the end); 500 clients subscribe to each (settings()), and one instance publishes
-// at a light rate (latency alone), then 1,000 messages one every INTERVAL ms. Every message carries the
+// at a light rate (latency alone), then 1,000 messages one every INTERVAL ms, then 1,000 as fast as
+// acknowledgements allow (WINDOW in flight: the capacity, which one a millisecond does not reach
+// for most competitors: they finish in the second the publishing takes). Every message carries the
 // process.hrtime (µs) of its publish; clients read their own clock (the same monotonic clock) when
 // it arrives: publish-to-delivery latency. Deliveries/s = clients x messages / (first publish until
 // the last client has the last message). Competitors (bench/redis-servers.js):
@@ -34,6 +36,12 @@ const CHANNEL = 'bench'
 const INSTANCES = 2
 // Milliseconds between two publishes. REDIS_FANOUT_INTERVAL=2 node bench/run.js redis-fanout tries another rate.
 const INTERVAL = Number(process.env.REDIS_FANOUT_INTERVAL || 1)
+// Publishes in flight in the saturated phase, each acknowledged one making room for the next (socket.io,
+// which acknowledges nothing: as many per event-loop turn). The publishing instance serves clients
+// too, so an acknowledgement waits for its event loop: with 16 in flight that loop set every
+// competitor's pace alike (1,000 clients: about 300 publishes/s each, on a busy machine); with 128
+// the servers' capacity does. REDIS_FANOUT_WINDOW=16 node bench/run.js redis-fanout tries another.
+const WINDOW = Number(process.env.REDIS_FANOUT_WINDOW || 128)
 // The light phase: a rate every competitor keeps up with, for latency alone. One message to 1,000
 // loopback sockets costs the servers and the clients some 20-30 ms of CPU here (a writev of about
 // 10-15 µs per socket, profiled), so 20 ms was not light on 2 CPUs; 100 ms is.
@@ -292,20 +300,21 @@ async function measure (competitor, { redis, instances, perInstance, warmup, pha
     }
     await subscribed('before publishing')
     let sent = 0
-    const publish = async (count, interval) => {
-      const result = await servers[0].call('publish', { from: sent, count, interval })
+    // pace: { interval } (one every so many ms) or { window } (as fast as acknowledgements allow)
+    const publish = async (count, pace) => {
+      const result = await servers[0].call('publish', { from: sent, count, ...pace })
       sent += count
       return { ...result, start: BigInt(result.start), end: BigInt(result.end) }
     }
-    await untilEveryoneHears(clients, () => publish(1, 1))
+    await untilEveryoneHears(clients, () => publish(1, { interval: 1 }))
     const arrived = allReach(clients, warmup)
-    await publish(warmup, phases[phases.length - 1].interval) // the busiest rate: every path gets hot
+    await publish(warmup, { interval: INTERVAL }) // the steady rate: every path gets hot
     await arrived
     reset(clients)
     const results = []
-    for (const [i, { messages, interval }] of phases.entries()) {
+    for (const [i, phase] of phases.entries()) {
       const last = i === phases.length - 1
-      results.push(await measurePhase(competitor, { servers, clients, redis, messages, interval, publish, profile: last ? profile : undefined }))
+      results.push(await measurePhase(competitor, { servers, clients, redis, phase, publish, profile: last ? profile : undefined }))
       await subscribed('after publishing')
     }
     return results
@@ -315,7 +324,8 @@ async function measure (competitor, { redis, instances, perInstance, warmup, pha
   }
 }
 
-async function measurePhase (competitor, { servers, clients, redis, messages, interval, publish, profile }) {
+async function measurePhase (competitor, { servers, clients, redis, phase, publish, profile }) {
+  const { messages, interval, window } = phase
   const samples = new Samples(clients.length * messages)
   for (const c of clients) c.samples = samples
   if (profile !== undefined) await Promise.all(servers.map(server => server.call('profile-start')))
@@ -324,7 +334,7 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
   const clientCpu = process.cpuUsage()
   const redisCpu = redis.cpu()
   const arrived = allReach(clients, messages)
-  const { start, end, failed, error, slowestAck } = await publish(messages, interval)
+  const { start, end, failed, error, slowestAck } = await publish(messages, window === undefined ? { interval } : { window })
   const last = await arrived
   const serverCpuAfter = await Promise.all(servers.map(server => server.call('cpu')))
   const loopDelay = Math.max(...(await Promise.all(servers.map(server => server.call('loop-delay')))).map(d => d.max))
@@ -363,8 +373,10 @@ async function measurePhase (competitor, { servers, clients, redis, messages, in
 
 /**
  * Sizes and phases: first a light rate, far below what any competitor can deliver, where latency is
- * the path itself (the added-latency target); then the steady rate of the issue, a busy feed where
- * deliveries/s is the capacity, and latency includes the queues of whoever falls behind.
+ * the path itself (the added-latency target); then the steady rate of issue 11, a busy feed that
+ * only the slowest competitor falls behind (the others finish in the time the publishing takes);
+ * then saturated, publishing as fast as acknowledgements allow: deliveries/s is the capacity, and
+ * latency includes the queues.
  */
 function settings (quick) {
   const perInstance = quick ? 25 : 500
@@ -374,7 +386,8 @@ function settings (quick) {
     warmup: quick ? 10 : 100,
     phases: [
       { name: 'light', messages: quick ? 10 : LIGHT_MESSAGES, interval: LIGHT_INTERVAL },
-      { name: 'steady', messages: quick ? 50 : 1000, interval: INTERVAL }
+      { name: 'steady', messages: quick ? 50 : 1000, interval: INTERVAL },
+      { name: 'saturated', messages: quick ? 50 : 1000, window: WINDOW }
     ]
   }
 }
@@ -418,11 +431,17 @@ async function run ({ quick, inproc, rounds: roundsOpt }) {
     await redis.stop()
   }
   const shape = { clients, perInstance, rounds, inproc }
-  const [light, steady] = phases.map((phase, i) => ({ ...phase, ...summarise(results[i], { ...shape, messages: phase.messages }) }))
+  const [light, steady, saturated] = phases.map((phase, i) => ({ ...phase, ...summarise(results[i], { ...shape, messages: phase.messages }) }))
   return [
-    steadyReport(steady, shape),
+    rateReport(saturated, shape),
+    '',
+    rateReport(steady, shape),
     '',
     lightReport(light, shape),
+    '',
+    `Saturated, ${COMET}: ${fmt(saturated.vsBase)}x ${BASELINE} (per-round: ${fmt(saturated.vsRound)}x), ` +
+      `${fmt(saturated.rate(COMET) / saturated.rate(SOCKET_IO))}x ${SOCKET_IO}; ` +
+      `server CPU per delivery, ${BASELINE} ÷ ${COMET}: ${fmt(median(saturated.of(BASELINE, 'serverCpu')) / median(saturated.of(COMET, 'serverCpu')))}`,
     '',
     `Targets for ${COMET}: >= 0.8x ${BASELINE} (steady): ${fmt(steady.vsBase)}x ${verdict(steady.vsBase >= 0.8)} ` +
       `(per-round: ${fmt(steady.vsRound)}x ${verdict(steady.vsRound >= 0.8)}) | ` +
@@ -430,15 +449,15 @@ async function run ({ quick, inproc, rounds: roundsOpt }) {
       `added latency over ${IN_PROCESS}, p50 < 2 ms (light): ${fmt(light.added, 2)} ms ${verdict(light.added < 2)} ` +
       `(per-round: ${fmt(light.addedPerRound, 2)} ms ${verdict(light.addedPerRound < 2)}; ` +
       `at the steady rate: ${fmt(steady.added, 2)} ms ${verdict(steady.added < 2)})`,
-    ...twinReport(steady, light)
+    ...twinReport(steady, light, saturated)
   ].join('\n')
 }
 
 /** This build's broker against its baseline-build twin, same run: more than 5 % worse is a regression. */
-function twinReport (steady, light) {
+function twinReport (steady, light, saturated) {
   if (TWIN === undefined) return []
   const within = (change, worse) => change >= 0.95 ? 'no regression (within 5%)' : `REGRESSION (more than 5% ${worse})`
-  const cpu = (c) => median(steady.of(c, 'serverCpu'))
+  const cpu = (c, phase = steady) => median(phase.of(c, 'serverCpu'))
   const p50 = (phase, c) => median(phase.of(c, 'p50')) - median(phase.of(IN_PROCESS, 'p50'))
   return [
     '',
@@ -450,6 +469,11 @@ function twinReport (steady, light) {
     `- steady deliveries/s, median of per-round ratios vs ${BASELINE}: this build ${fmt(steady.roundRatio(COMET))}x, baseline build ${fmt(steady.roundRatio(TWIN))}x`,
     `- steady server CPU per delivery: this build ${fmtInt(cpu(COMET))} ns, baseline build ${fmtInt(cpu(TWIN))} ns; baseline ÷ this ${fmt(cpu(TWIN) / cpu(COMET))}: ` +
       within(cpu(TWIN) / cpu(COMET), 'more CPU'),
+    `- saturated deliveries/s: this build ${fmtInt(saturated.rate(COMET))} (per-round ${fmt(saturated.roundRatio(COMET))}x ${BASELINE}), ` +
+      `baseline build ${fmtInt(saturated.rate(TWIN))} (per-round ${fmt(saturated.roundRatio(TWIN))}x); ` +
+      `this ÷ baseline ${fmt(saturated.rate(COMET) / saturated.rate(TWIN))}: ${within(saturated.rate(COMET) / saturated.rate(TWIN), 'fewer')}`,
+    `- saturated server CPU per delivery: this build ${fmtInt(cpu(COMET, saturated))} ns, baseline build ${fmtInt(cpu(TWIN, saturated))} ns; ` +
+      `baseline ÷ this ${fmt(cpu(TWIN, saturated) / cpu(COMET, saturated))}: ${within(cpu(TWIN, saturated) / cpu(COMET, saturated), 'more CPU')}`,
     `- added p50 over ${IN_PROCESS}, light: this build ${fmt(p50(light, COMET), 2)} ms, baseline build ${fmt(p50(light, TWIN), 2)} ms; ` +
       `steady: ${fmt(p50(steady, COMET), 2)} ms, ${fmt(p50(steady, TWIN), 2)} ms`
   ]
@@ -482,7 +506,20 @@ function instancesOf (c, { clients, perInstance }) {
   return c === IN_PROCESS ? `1 x ${fmtInt(clients)}` : `${INSTANCES} x ${fmtInt(perInstance)}`
 }
 
-function steadyReport (phase, shape) {
+function paceOf (phase) {
+  return phase.window === undefined
+    ? `one published every ${phase.interval} ms`
+    : `published as fast as acknowledgements allow (${phase.window} in flight)`
+}
+
+function windowNote ({ window }) {
+  if (window === undefined) return ''
+  return `Each of ${window} publishers publishes its next message once its last one is acknowledged and the event loop ` +
+    `has turned (with the others waiting, as one batch): at most ${window} in flight, and at most ${window} per turn (the in-process channel acknowledges at once; ` +
+    'socket.io\'s `io.emit()` returns nothing to wait for). '
+}
+
+function rateReport (phase, shape) {
   const { of, rate, rates, roundRatio } = phase
   const rows = COMPETITORS.map(c => [
     c,
@@ -493,6 +530,7 @@ function steadyReport (phase, shape) {
     `${fmt(roundRatio(c))}x`,
     fmt(median(of(c, 'p50')), 1),
     fmt(median(of(c, 'p99')), 1),
+    fmtInt(median(of(c, 'publishMs').map(ms => phase.messages / (ms / 1000)))),
     fmt(median(of(c, 'publishMs')), 0),
     fmt(median(of(c, 'drainMs')), 0),
     fmtInt(median(of(c, 'serverCpu'))),
@@ -503,14 +541,16 @@ function steadyReport (phase, shape) {
     String(Math.max(...of(c, 'failed')))
   ])
   return [
-    `### Redis fan-out: ${fmtInt(shape.clients)} clients x ${fmtInt(phase.messages)} messages, one published every ${phase.interval} ms ` +
+    `### Redis fan-out, ${phase.name}: ${fmtInt(shape.clients)} clients x ${fmtInt(phase.messages)} messages, ${paceOf(phase)}, ` +
       `from one instance, median of ${shape.rounds} round(s)` + (shape.inproc ? ' (servers in-process)' : ' (each instance in its own process)'),
     '',
     table(['competitor', 'instances x clients', 'deliveries/s (median)', 'min – max', `vs ${BASELINE}`, 'median of per-round ratios',
-      'latency p50 ms', 'latency p99 ms', 'publishing took, ms', 'last publish -> last delivery, ms',
+      'latency p50 ms', 'latency p99 ms', 'publishes/s', 'publishing took, ms', 'last publish -> last delivery, ms',
       'server CPU ns/delivery', 'redis-server CPU ms', 'client CPU ns/delivery', 'event-loop delay, max ms', 'slowest acknowledged publish, ms (max)', 'publishes rejected (max)'], rows),
     '',
     `deliveries/s = ${fmtInt(shape.clients)} x ${fmtInt(phase.messages)} / (first publish until the last client has the last message). ` +
+      'Publishes/s: messages / publishing took (first publish call to the last). ' +
+      windowNote(phase) +
       'Latency: from the publish call (its time is in the message) to the client reading it, every delivery of a round; the median of the rounds\' percentiles. ' +
       'Server CPU: user+system time of every instance over the same span, per delivery; redis-server CPU over the same span; ' +
       'client CPU: the benchmark process (every client), per delivery. Event-loop delay: the most any instance\'s loop ran late ' +
@@ -551,4 +591,4 @@ function lightReport (phase, shape) {
   ].join('\n')
 }
 
-module.exports = { name: 'redis-fanout', run, measure, settings, findRedisServer, startRedis, StampedSubscriber, COMPETITORS, INSTANCES, INSTALL_HINT }
+module.exports = { name: 'redis-fanout', run, measure, settings, findRedisServer, startRedis, StampedSubscriber, Samples, STAMP, COMPETITORS, INSTANCES, INSTALL_HINT }

@@ -4,7 +4,9 @@
 // call to start(spec), in a child process (server-child.js with spec.module = 'redis-servers.js').
 // spec.params: { redis: unix socket path of the benchmark's redis-server, channel: the name every
 // instance shares, history: comet's (default HISTORY), recovery: socket.io's connection state
-// recovery (bench/resume-storm.js) }. Every instance serves GET / (or socket.io) to subscribers;
+// recovery (bench/resume-storm.js); bench/redis-cluster.js, fastify-comet only: channels (names,
+// served as GET /0, /1, ...), cluster (the nodes of a Redis Cluster, for the broker's `cluster`
+// option instead of `url`) }. Every instance serves GET / (or socket.io) to subscribers;
 // the client drives publishing on one of them with the `publish` command.
 //
 // Messages are { n, t, text: 'hello' }, t being process.hrtime in microseconds at the moment of the
@@ -33,8 +35,17 @@ function cometServer ({ broker }) {
   return (spec, state, dist) => startFastify(async app => {
     const plugin = require(path.join(dist, 'index.js'))
     const options = { ...COMET_OPTIONS }
-    if (broker) options.broker = cometRedisOf(dist).cometRedis({ url: spec.params.redis })
+    const { redis, cluster, channels: names } = spec.params
+    if (broker) options.broker = cometRedisOf(dist).cometRedis(cluster === undefined ? { url: redis } : { cluster })
     await app.register(plugin, options)
+    if (names !== undefined) {
+      // bench/redis-cluster.js: a channel per name, GET /N follows the Nth, message n goes to channel n mod their number
+      const channels = names.map(name => app.comet.channel({ name, history: spec.params.history ?? HISTORY }))
+      state.subscribers = () => channels.reduce((sum, channel) => sum + channel.size, 0)
+      state.publish = (message) => channels[message.n % channels.length].publish(message)
+      app.get('/:index', (request, reply) => reply.comet(channels[Number(request.params.index)], CALLBACK))
+      return
+    }
     // The same named channel with the same history either way, so both write ids (the same bytes).
     const channel = app.comet.channel({ name: spec.params.channel, history: spec.params.history ?? HISTORY })
     state.subscribers = () => channel.size
@@ -164,6 +175,44 @@ async function publishSteady (state, { from, count, interval }) {
   }
 }
 
+/**
+ * Publishes messages from..from+count-1 as fast as acknowledgements allow: `window` publishers,
+ * each publishing its next message once its last one is acknowledged and the event loop has
+ * turned, so no more than `window` go out per turn (an in-process channel acknowledges at once;
+ * socket.io's io.emit() returns nothing to wait for). Resolves as publishSteady() does.
+ */
+async function publishSaturated (state, { from, count, window }) {
+  let slowestAck = 0 // ms, of the publishes that resolved
+  let failed = 0
+  let error
+  let next = 0
+  const start = process.hrtime.bigint()
+  let last = start
+  // One setImmediate for every publisher waiting: they publish together in the next turn (one
+  // callback each would be one turn each for a channel in process, every message a write of its own).
+  let turn
+  const nextTurn = () => (turn ??= new Promise(resolve => setImmediate(() => { turn = undefined; resolve() })))
+  const worker = async () => {
+    while (next < count) {
+      const sent = process.hrtime.bigint()
+      const ack = state.publish(stampedMessage(from + next++))
+      last = sent
+      if (ack !== undefined) {
+        try {
+          await ack
+          slowestAck = Math.max(slowestAck, Number(process.hrtime.bigint() - sent) / 1e6)
+        } catch (err) {
+          failed++
+          error ??= err.message
+        }
+      }
+      await nextTurn()
+    }
+  }
+  await Promise.all(Array.from({ length: window }, worker))
+  return { start: String(start), end: String(last), failed, error, slowestAck }
+}
+
 async function start (spec) {
   // COMET_DIST_BASELINE: a competitor named with BASELINE_BUILD appended loads the plugin from there
   const twin = spec.competitor.endsWith(BASELINE_BUILD)
@@ -179,7 +228,7 @@ async function start (spec) {
 async function command (cmd, state, args) {
   switch (cmd) {
     case 'subscribers': return state.subscribers()
-    case 'publish': return publishSteady(state, args)
+    case 'publish': return args.window === undefined ? publishSteady(state, args) : publishSaturated(state, args)
     case 'cpu': {
       const { user, system } = process.cpuUsage()
       return user + system // µs

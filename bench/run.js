@@ -7,6 +7,7 @@
 //   node bench/run.js browser-memory       the long rotation study: only when named (see EXTRA)
 //   node --expose-gc bench/run.js redis-hang   heap while Redis hangs: only when named
 //   node bench/run.js resume-storm         1,000 clients resuming at once through Redis: only when named
+//   node bench/run.js redis-cluster        pub/sub on a local Redis Cluster against one redis-server: only when named
 //   node bench/run.js --quick              short smoke run of each; exits 1 if one crashes
 //   node bench/run.js --rounds 3           override the number of rounds (throughput, latency, idle)
 //   node bench/run.js --inproc             servers in this process instead of a child process
@@ -18,7 +19,8 @@
 // The idle benchmark opens 10,000 sockets in this process: needs `ulimit -n` above 10,200
 // (fanout: 2,000 sockets, above 2,200; redis-fanout: 1,000 here and 1,000 in a server, above 2,200;
 // multiplex: 9,000, above 9,200).
-// redis-fanout starts its own redis-server (Debian's `apt-get install redis-server`), or is skipped.
+// redis-fanout starts its own redis-server (Debian's `apt-get install redis-server`), or is skipped;
+// redis-cluster starts 7 (and needs redis-cli), or is skipped.
 //
 // A new benchmark is a module exporting { name, run(options) } that resolves to markdown; add
 // it to BENCHMARKS below.
@@ -46,7 +48,8 @@ const BENCHMARKS = {
 const EXTRA = {
   'browser-memory': require('./browser-memory.js'),
   'redis-hang': require('./redis-hang.js'),
-  'resume-storm': require('./resume-storm.js')
+  'resume-storm': require('./resume-storm.js'),
+  'redis-cluster': require('./redis-cluster.js')
 }
 const NAMED = { ...BENCHMARKS, ...EXTRA }
 
