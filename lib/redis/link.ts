@@ -107,17 +107,24 @@ export class RedisLink implements LogReader {
     this.#pinger = setInterval(ping, Math.min(commandTimeout * PING_EVERY, MAX_DELAY), this).unref()
   }
 
-  /** Resolves once commands can run, or after `ms` (then it logs why, and publishing fails until Redis is back). */
+  /**
+   * Resolves once commands and reads can run (publish, and `position()` at a page's render), or
+   * after `ms` (then it logs why, and publishing fails until Redis is back).
+   */
   async connected (ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined
-    let onReady: (() => void) | undefined
-    const ready = await new Promise<boolean>(resolve => {
-      onReady = () => resolve(true)
-      this.#commands.connection.once('ready', onReady)
-      timer = setTimeout(resolve, ms, false)
-    })
+    const lanes = [this.#commands.connection, this.#reads.connection]
+    const waits: Array<() => void> = []
+    const ready = await Promise.race([
+      // Made just now, in the same turn: neither can be ready yet.
+      Promise.all(lanes.map(async connection => await new Promise<void>(resolve => {
+        connection.once('ready', resolve)
+        waits.push(() => connection.off('ready', resolve))
+      }))).then(() => true),
+      new Promise<boolean>(resolve => { timer = setTimeout(resolve, ms, false) })
+    ])
     clearTimeout(timer)
-    this.#commands.connection.off('ready', onReady as () => void)
+    for (const stop of waits) stop()
     if (!ready) this.#log.warn(`fastify-comet: Redis did not answer within ${ms} ms of starting; publishing to named channels fails until it does`)
   }
 
