@@ -165,6 +165,7 @@
     // a hop that buffers (polls get through) from a server that does not answer at all (a refused
     // connection, which Firefox does not report either), and is watched for connectTimeout only.
     let confirming = false
+    let openedWith = 0 // messages when the current connection opened (polls add theirs up)
     let pollTimeout = POLL_TIMEOUT_MS // as the server last announced it
     let retryDelay = STREAM_RETRY_MS
     let retryAt = 0 // while polling: when to try a stream again (performance.now())
@@ -310,7 +311,9 @@
     function open () {
       timer = undefined
       if (closed || suspended) return
-      polling = transport === 'poll'
+      // A follower's transport is its leader's; its own connection (catching up) keeps its mode.
+      polling = (mode === 'auto' ? transport : mode) === 'poll'
+      openedWith = messages
       if (!polled) {
         messages = 0
         openedAt = Date.now()
@@ -347,17 +350,21 @@
       watchdog = undefined
       // Removing the frame also aborts its request (a connection given up by the watchdog).
       if (frame.parentNode) frame.parentNode.removeChild(frame)
-      // The page has what was published until the last entry it heard; a connection that
-      // delivered nothing moves that point only if there was none (its own start), and a poll
-      // that only checked the path none (it ended at once, before any replay).
-      if ((!connecting && !confirming) || heardUntil === undefined) heardUntil = heardAt
+      noteHeard()
       const ended = polling ? 'poll' : 'stream'
       let rotated = reconnect === 'now' && reason === 'ended'
+      const quick = confirming
       // Polls do not get through either: no buffering hop, a server that does not answer.
       if (confirming && !(rotated && polling)) transport = 'stream'
       confirming = false
       if (rotated && polling) {
-        // A poll that ended as polls do: the next goes on from it at once, unless a stream is due.
+        // A poll that ended as polls do with nothing (not the quick one, which may end before a
+        // replay) says the server is idle, as a heartbeat does: a tab catching up is there.
+        if (catching !== undefined && !quick && messages === openedWith) {
+          caughtUpWhenIdle()
+          if (catching === undefined && role !== LEADER) return
+        }
+        // The next poll goes on from this one at once, unless a stream is due.
         if (mode !== 'auto' || performance.now() < retryAt) {
           polled = true
           timer = setTimeout(open, 0)
@@ -391,8 +398,17 @@
       return Math.ceil(performance.now() - heardUntil) + SINCE_MARGIN_MS
     }
 
+    // The page has what was published until the last entry it heard; a connection that
+    // delivered nothing moves that point only if there was none (its own start), and a poll that
+    // only checked the path none (it ended at once, before any replay).
+    function noteHeard () {
+      if ((!connecting && !confirming) || heardUntil === undefined) heardUntil = heardAt
+    }
+
     // Ends this tab's connection, if any, with no onClose and no reconnect: another tab's carries on.
     function stopFrame () {
+      if (iframe !== undefined) noteHeard()
+      polled = false
       clearTimeout(timer)
       timer = undefined
       clearTimeout(watchdog)
@@ -720,8 +736,8 @@
       /** Ends the stream in this tab: no reconnect, no more messages; the frame and the global go. */
       close: function () {
         if (closed) return
-        const connected = iframe !== undefined || role === FOLLOWER
-        const count = iframe !== undefined ? messages : sharedMessages
+        const connected = iframe !== undefined || polled || role === FOLLOWER
+        const count = iframe !== undefined || polled ? messages : sharedMessages
         closed = true
         window.removeEventListener('load', whenLoaded)
         window.removeEventListener('pagehide', suspend)

@@ -276,3 +276,78 @@ t.test('a stream whose document has begun is not held back: a busy browser gets 
   t.match(held.events, [['close', { reason: 'buffered', transport: 'stream', delay: 0 }]], 'a hop that passes the head on and holds the body: noticed at connectTimeout')
   t.equal(held.stream.transport, 'poll')
 })
+
+// Found by review: a tab catching up from its own cursor on polls, a forced transport in a
+// follower, the back/forward cache before any disconnect, and close() between two polls.
+
+function sharedTab (bus: FakeBus, random: number, options: Record<string, unknown> = {}) {
+  const browser = fakeBrowser({ bus, random })
+  const { events, ...handlers } = recorder()
+  const stream = browser.window.FastifyComet.connect('/events', { ...handlers, ...options })
+  return { ...browser, events, stream }
+}
+
+/** A leader polling (forced), with m1 and m2 delivered, and a tab rendered at m1 whose question goes unanswered. */
+async function pollingLeaderAndLateTab (lateOptions: Record<string, unknown>) {
+  const bus = new FakeBus()
+  const leader = sharedTab(bus, 0.2, { transport: 'poll' })
+  await bus.deliver()
+  leader.runTimer(250)
+  await bus.deliver()
+  leader.control('open', { heartbeat: 0, poll: 25000 })
+  leader.deliver('m1', '1')
+  leader.deliver('m2', '2')
+  await bus.deliver()
+  bus.lost.add('where')
+  const late = sharedTab(bus, 0.9, { lastEventId: '1', ...lateOptions })
+  await bus.deliver()
+  leader.control('reconnect', { delay: 0 })
+  leader.frame().dispatch('load')
+  leader.runTimer(0)
+  leader.control('open', { heartbeat: 0, poll: 25000 })
+  await bus.deliver()
+  late.runTimer(500) // no answer: it catches up on a connection of its own
+  return { bus, leader, late }
+}
+
+t.test('a tab catching up on polls is caught up when a poll ends with nothing, as on a heartbeat', async t => {
+  const { late } = await pollingLeaderAndLateTab({})
+  t.equal(late.stream.transport, 'poll', "the leader's transport")
+  t.match(late.frame().src, /^\/events\?transport=poll&lastEventId=1/, 'its own connection polls too, from its cursor')
+  late.control('open', { heartbeat: 0, poll: 25000 })
+  late.deliver('m2', '2')
+  late.control('reconnect', { delay: 0 })
+  late.frame().dispatch('load')
+  late.runTimer(0)
+  late.control('open', { heartbeat: 0, poll: 25000 })
+  late.control('reconnect', { delay: 0 }) // nothing more: the replay is over
+  late.frame().dispatch('load')
+  t.equal(late.frames().length, 0, 'its own connection is gone')
+  t.same(late.delays().filter(delay => delay === 0), [], 'and no next poll')
+  t.same(late.events.filter(event => Array.isArray(event) && event[0] === 'message'), [['message', 'm2', '2']])
+})
+
+t.test("a follower forced to 'stream' catches up on a stream, whatever its leader does", async t => {
+  const { late } = await pollingLeaderAndLateTab({ transport: 'stream' })
+  t.equal(late.frame().src, '/events?lastEventId=1')
+})
+
+t.test('back from the back/forward cache with no id yet: ?since= covers the time away', async t => {
+  const browser = fakeBrowser({ random: 0.5 })
+  browser.window.FastifyComet.connect('/events', { onMessage () {}, shared: false })
+  browser.control('open', { heartbeat: 20000 })
+  browser.state.now = 400
+  browser.deliver('x') // no id
+  browser.state.now = 10000
+  browser.window.dispatch('pagehide', { persisted: true })
+  browser.state.now = 70000
+  browser.window.dispatch('pageshow', { persisted: true })
+  t.equal(browser.frame().src, '/events?since=70600', 'from the last entry heard, plus a second')
+})
+
+t.test('close() between two polls closes what their onOpen opened', async t => {
+  const browser = client({ transport: 'poll', shared: false })
+  poll(browser, [['a', '1']])
+  browser.stream.close()
+  t.match(browser.events, ['open', ['message', 'a', '1'], ['close', { reason: 'closed', messages: 1, transport: 'poll' }]])
+})
