@@ -6,7 +6,8 @@
 // channels of the other shards go on undisturbed. Afterwards the positions are verified as on one
 // server (failover.test.ts): no id names two messages, and a client resuming on the shard from an
 // id of before the failover, on a channel followed through it or not, gets a reset, never a partial
-// replay; on the other shards it gets exactly what it missed.
+// replay, and one asking for a window (?since=) that reaches the lost messages gets a reset; on the
+// other shards a resume gets exactly what it missed.
 import t, { type Test } from 'tap'
 import { open, replayWithControl, type OpenStream } from '../helpers.js'
 import { namesOnEveryShard, useCluster } from './cluster.js'
@@ -163,11 +164,18 @@ if (startCluster !== undefined) {
       }
     }
 
-    // The channel nobody followed: the promoted replica hands out new ids, and every old one resets.
+    // The channel nobody followed: a client with no id asking for the last hour (?since=) is
+    // told the history broke, with an id of the new epoch, and given nothing of the old one.
+    const since = await open(`${instances[1].origin}/comet/${quiet}?transport=poll&since=3600000`)
+    await since.ended
+    const sinceEntries = replayWithControl(since.body(), 'cb') as Array<[string, unknown, { id: string }]>
+    t.same(sinceEntries.map(([kind, value]) => [kind, value]), [['control', 'reset'], ['control', 'reconnect']], `${quiet}: since=3600000 gets a reset, and no message`)
+    // The promoted replica hands out new ids, and every old one resets.
     let next: string | undefined
     await until(async () => { next = await publishQuiet('quiet/next').catch(() => undefined); return next !== undefined })
     const quietEpoch = epochOf(next as string)
     t.not(quietEpoch, epochOf(quietIds[0]), `${quiet}: a new epoch, no id of the old primary names a new message`)
+    t.equal(epochOf(sinceEntries[0][2].id), quietEpoch, `${quiet}: the reset of since was to the new epoch`)
     for (const from of [quietIds[9], quietIds[7], quietIds[2]]) {
       for (const [i, instance] of instances.entries()) await resumeIsReset(t, instance, 'ab'[i], quiet, from, quietEpoch)
     }
