@@ -3,11 +3,35 @@
 // over without them, and would hand out their numbers again to other messages: every client of
 // every channel of that shard gets each acknowledged message once, in order, and is told that
 // the history broke (a reset: an id from before it no longer resumes), never a silent gap; the
-// channels of the other shards go on undisturbed.
+// channels of the other shards go on undisturbed. Afterwards the positions are verified as on one
+// server (failover.test.ts): no id names two messages, and a client resuming on the shard from an
+// id of before the failover, on a channel followed through it or not, gets a reset, never a partial
+// replay, and one asking for a window (?since=) that reaches the lost messages gets a reset; on the
+// other shards a resume gets exactly what it missed.
 import t, { type Test } from 'tap'
 import { open, replayWithControl, type OpenStream } from '../helpers.js'
 import { namesOnEveryShard, useCluster } from './cluster.js'
-import { after, clusterInstance } from './setup.js'
+import { after, clusterInstance, until, type ClusterInstance } from './setup.js'
+
+const epochOf = (id: string): string => id.split('-')[0]
+
+/**
+ * A client resuming on `instance` (a or b: `which`) from `from`, an id of before the failover on its shard: a reset
+ * first (to the new epoch), then messages after it in order, up to one published now.
+ */
+async function resumeIsReset (t: Test, instance: ClusterInstance, which: string, name: string, from: string, epoch: string): Promise<void> {
+  const client = await open(`${instance.origin}/comet/${name}${after(from)}`)
+  await client.waitFor('"reset"')
+  const later = await (instance.channels.get(name)?.publish(`after ${from}`) as Promise<string>)
+  await client.waitFor(later)
+  client.req.destroy()
+  const [first, ...rest] = replayWithControl(client.body(), 'cb') as Array<[string, unknown, string]>
+  const label = `${name} from ${from} on instance ${which}`
+  t.match(first, ['control', 'reset', { lastEventId: from, id: new RegExp(`^${epoch}-`) }], `${label}: a reset first`)
+  const at = Number((first[2] as unknown as { id: string }).id.split('-')[1])
+  t.same(rest, rest.map((entry, n) => ['message', entry[1], `${epoch}-${at + n + 1}`]), `${label}: then messages after the reset, in order`)
+  t.equal(rest.at(-1)?.[1], `after ${from}`, `${label}: up to the one published now`)
+}
 
 /** What a channel's publisher did: the values whose publish was acknowledged, with their ids, and those that failed. */
 interface Published {
@@ -56,7 +80,12 @@ if (startCluster !== undefined) {
     const names = byShard.flat()
     const [victim] = shards
     const replica = victim.replicas[0]
-    const instances = [await clusterInstance(t, cluster.startupNodes, names), await clusterInstance(t, cluster.startupNodes, names, { client: true })]
+    // A channel of the victim's shard that no instance follows: its fork is found only by its ids.
+    const [[quiet]] = await namesOnEveryShard(cluster, [victim], 1, 'quiet')
+    const instances = [await clusterInstance(t, cluster.startupNodes, [...names, quiet]), await clusterInstance(t, cluster.startupNodes, [...names, quiet], { client: true })]
+    const quietIds: string[] = []
+    const publishQuiet = async (value: string): Promise<string> => await (instances[0].channels.get(quiet)?.publish(value) as Promise<string>)
+    for (let n = 0; n < 5; n++) quietIds.push(await publishQuiet(`quiet/${n}`))
     const starts = await Promise.all(names.map(name => instances[0].channels.get(name)?.publish('start') as Promise<string>))
     const clients = await Promise.all(names.map(async (name, n) => await Promise.all(instances.map(instance => open(`${instance.origin}/comet/${name}${after(starts[n])}`)))))
     const published: Published[] = names.map(() => ({ acked: [], failed: [] }))
@@ -84,6 +113,7 @@ if (startCluster !== undefined) {
     replica.hang()
     await victim.primary.cli.call('CLIENT', 'KILL', 'TYPE', 'replica')
     phase = 'lagged'
+    for (let n = 5; n < 10; n++) quietIds.push(await publishQuiet(`quiet/${n}`))
     await publishing(count(10))
     // Acknowledged by the primary, delivered to every client, never received by its replica.
     await Promise.all(clients.flatMap((pair, n) => pair.map(client => client.waitFor(published[n].acked[9][1]))))
@@ -113,12 +143,41 @@ if (startCluster !== undefined) {
         client.req.destroy()
         resets += check(t, `${name} on instance ${'ab'[i]}: every acknowledged message once, in order, with its id`, client, published[n])
       }
+      const ids = published[n].acked.map(([, id]) => id)
+      t.equal(new Set(ids).size, ids.length, `${name}: no id names two messages`)
       if (onVictim) {
         t.ok(resets >= 2, `${name}: each client was told that the history broke (${resets} resets)`)
+        const epoch = epochOf(ids.at(-1) as string)
+        t.not(epoch, epochOf(starts[n]), `${name}: a new epoch after the failover`)
+        // From an id the new primary never had, and from one it has under the retired epoch.
+        for (const from of [ids[9], ids[2]]) {
+          for (const [i, instance] of instances.entries()) await resumeIsReset(t, instance, 'ab'[i], name, from, epoch)
+        }
       } else {
         t.equal(resets, 0, `${name}: no reset on another shard`)
         t.same(published[n].failed, [], `${name}: no publish failed on another shard`)
+        const missed = await open(`${instances[1].origin}/comet/${name}${after(ids[9])}`)
+        await missed.waitFor(ids.at(-1) as string)
+        missed.req.destroy()
+        t.same(replayWithControl(missed.body(), 'cb'), published[n].acked.slice(10).map(([value, id]) => ['message', value, id]),
+          `${name}: a resume on another shard gets exactly what it missed`)
       }
+    }
+
+    // The channel nobody followed: a client with no id asking for the last hour (?since=) is
+    // told the history broke, with an id of the new epoch, and given nothing of the old one.
+    const since = await open(`${instances[1].origin}/comet/${quiet}?transport=poll&since=3600000`)
+    await since.ended
+    const sinceEntries = replayWithControl(since.body(), 'cb') as Array<[string, unknown, { id: string }]>
+    t.same(sinceEntries.map(([kind, value]) => [kind, value]), [['control', 'reset'], ['control', 'reconnect']], `${quiet}: since=3600000 gets a reset, and no message`)
+    // The promoted replica hands out new ids, and every old one resets.
+    let next: string | undefined
+    await until(async () => { next = await publishQuiet('quiet/next').catch(() => undefined); return next !== undefined })
+    const quietEpoch = epochOf(next as string)
+    t.not(quietEpoch, epochOf(quietIds[0]), `${quiet}: a new epoch, no id of the old primary names a new message`)
+    t.equal(epochOf(sinceEntries[0][2].id), quietEpoch, `${quiet}: the reset of since was to the new epoch`)
+    for (const from of [quietIds[9], quietIds[7], quietIds[2]]) {
+      for (const [i, instance] of instances.entries()) await resumeIsReset(t, instance, 'ab'[i], quiet, from, quietEpoch)
     }
   })
 }
