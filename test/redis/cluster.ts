@@ -16,8 +16,13 @@ import { freePort, ready, REDIS_SERVER_PATH, spawnRedisServer } from './redis-se
 
 export const REDIS_CLI_PATH = process.env.REDIS_CLI_PATH ?? join(dirname(REDIS_SERVER_PATH), 'redis-cli')
 
-/** Milliseconds before a silent node is taken for failed (and a replica takes over). */
+/** Milliseconds before a silent node is taken for failed (and a replica takes over), unless a test sets its own. */
 export const NODE_TIMEOUT = 1000
+
+export interface ClusterOptions {
+  /** cluster-node-timeout of every node: a test that hangs a node longer must not see it failed over. */
+  nodeTimeout?: number
+}
 
 export interface ClusterNode {
   readonly port: number
@@ -53,7 +58,7 @@ export interface LocalCluster {
  * A function that starts a cluster for the test it is given (stopped when that test ends), or
  * undefined when redis-server or redis-cli is missing: then the file must define no tests.
  */
-export function useCluster (t: Test): ((t: Test) => Promise<LocalCluster>) | undefined {
+export function useCluster (t: Test): ((t: Test, options?: ClusterOptions) => Promise<LocalCluster>) | undefined {
   const how = '`apt-get install redis-server` (or set REDIS_SERVER_PATH and REDIS_CLI_PATH) to run the Redis Cluster tests'
   if (missing(t, REDIS_SERVER_PATH, `no redis-server at ${REDIS_SERVER_PATH}: ${how}`) || missing(t, REDIS_CLI_PATH, `no redis-cli at ${REDIS_CLI_PATH}: ${how}`)) {
     return undefined
@@ -62,7 +67,8 @@ export function useCluster (t: Test): ((t: Test) => Promise<LocalCluster>) | und
 }
 
 /** 3 primaries and 3 replicas, made into a cluster, stopped when `t` ends. */
-export async function startCluster (t: Test): Promise<LocalCluster> {
+export async function startCluster (t: Test, options: ClusterOptions = {}): Promise<LocalCluster> {
+  const { nodeTimeout = NODE_TIMEOUT } = options
   const dir = mkdtempSync(join(tmpdir(), 'fastify-comet-cluster-'))
   const nodes: ClusterNode[] = []
   t.teardown(async () => {
@@ -73,7 +79,7 @@ export async function startCluster (t: Test): Promise<LocalCluster> {
     }))
     rmSync(dir, { recursive: true, force: true })
   })
-  for (let i = 0; i < 6; i++) nodes.push(await startNode(dir))
+  for (let i = 0; i < 6; i++) nodes.push(await startNode(dir, nodeTimeout))
   await promisify(execFile)(REDIS_CLI_PATH, ['--cluster', 'create', ...nodes.map(node => `127.0.0.1:${node.port}`),
     '--cluster-replicas', '1', '--cluster-yes'])
   const cluster: LocalCluster = {
@@ -151,7 +157,7 @@ async function isSettled (nodes: ClusterNode[]): Promise<boolean> {
   return views.size === 1
 }
 
-async function startNode (dir: string): Promise<ClusterNode> {
+async function startNode (dir: string, nodeTimeout: number): Promise<ClusterNode> {
   const port = await freePort()
   const busPort = await freePort()
   let child: ChildProcess | undefined
@@ -177,7 +183,7 @@ async function startNode (dir: string): Promise<ClusterNode> {
   // The test's own client sees the failures the tests cause: they are expected.
   node.cli.on('error', () => {})
   const started = spawnRedisServer(['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
-    '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', String(NODE_TIMEOUT),
+    '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', String(nodeTimeout),
     '--cluster-require-full-coverage', 'no',
     // A replica that lost its primary takes over however long ago it last heard from it (a
     // replica made to lag by the tests would otherwise refuse to).
