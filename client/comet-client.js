@@ -220,7 +220,7 @@
         const poll = isObject(detail) ? detail.poll : undefined
         if (isDelay(poll)) pollTimeout = poll
         // A poll has no heartbeat: it ends within the server's poll timeout, or it is lost.
-        if (polling) silence = (confirming ? 0 : pollTimeout) + connectTimeout
+        if (polling) silence = pollSilence()
         else silence = isDelay(heartbeat) ? Math.max(MIN_SILENCE_MS, SILENT_PERIODS * heartbeat) : 0
         watch()
       } else if (type === 'reconnect' && isObject(detail)) {
@@ -269,6 +269,11 @@
           retryDelay = STREAM_RETRY_MS
         }
       }
+    }
+
+    // How long a poll may stay silent: the server's wait (none for the quick one), then connectTimeout.
+    function pollSilence () {
+      return (confirming ? 0 : pollTimeout) + connectTimeout
     }
 
     // (Re)arms the watchdog for the end of the allowed silence, or stops it.
@@ -323,7 +328,7 @@
       heardAt = performance.now()
       connecting = true
       excused = false
-      if (polling) silence = (confirming ? 0 : pollTimeout) + connectTimeout
+      if (polling) silence = pollSilence()
       else silence = mode === 'auto' ? Math.min(probeTimeout, connectTimeout) : connectTimeout
       const frame = document.createElement('iframe')
       frame.hidden = true
@@ -344,13 +349,8 @@
     }
 
     function disconnect (reason) {
-      const frame = iframe
-      iframe = undefined
-      clearTimeout(watchdog)
-      watchdog = undefined
       // Removing the frame also aborts its request (a connection given up by the watchdog).
-      if (frame.parentNode) frame.parentNode.removeChild(frame)
-      noteHeard()
+      stopFrame()
       const ended = polling ? 'poll' : 'stream'
       let rotated = reconnect === 'now' && reason === 'ended'
       const quick = confirming
@@ -827,24 +827,25 @@
     throw new TypeError('FastifyComet.connect: lastEventId must be a string, or an object of key -> id strings')
   }
 
-  // A same-origin frame whose document is no longer its initial about:blank got a response.
-  function hasBegun (frame) {
+  // The URL of a frame's document; undefined when out of reach (another origin) or not there.
+  function documentUrl (frame) {
     try {
       const doc = frame.contentDocument
-      return doc !== null && doc.URL !== 'about:blank'
+      return doc === null ? undefined : doc.URL
     } catch (err) {
-      return false
+      return undefined
     }
+  }
+
+  // A same-origin frame whose document is no longer its initial about:blank got a response.
+  function hasBegun (frame) {
+    const url = documentUrl(frame)
+    return url !== undefined && url !== 'about:blank'
   }
 
   // A frame fires 'load' for its initial about:blank in some browsers: that is not the stream.
   function isBlank (frame) {
-    try {
-      const doc = frame.contentDocument
-      return doc !== null && doc.URL === 'about:blank'
-    } catch (err) {
-      return false
-    }
+    return documentUrl(frame) === 'about:blank'
   }
 
   // The URL of one connection: a poll or a stream, from a cursor, and ?since= (see the header).
