@@ -166,9 +166,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     const nonce = this.#nonce
     const poll = this.#pollWaiting
     const heartbeat = poll ? 0 : settings.heartbeat
-    const padding = poll
-      ? paddingChunk(0, settings.callback, 0, nonce, this.#feed.keys, this.#pollTimeout)
-      : paddingChunk(settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys)
+    const padding = paddingChunk(poll ? 0 : settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys, this.#pollTimeout)
     this.#write(padding, padding.length) // ASCII: one byte a character
     releaseSentHead(raw) // it went out with the padding
     if (heartbeat > 0) {

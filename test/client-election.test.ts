@@ -6,7 +6,7 @@ import t from 'tap'
 import { FakeBus, fakeBrowser, recorder, settle } from './fake-browser.js'
 
 const CLAIM_MS = 250
-const LEADER_LOST_MS = 2000
+const LEADER_LOST_MS = 1500
 
 /** A fake tab whose place in the election is `random`, connected to /events. */
 function tab (bus: FakeBus, random: number, options: Record<string, unknown> = {}, readyState = 'complete') {
