@@ -1,8 +1,8 @@
 // A primary of the cluster that hangs (SIGSTOP: its connections stay open, nothing is answered),
 // shorter than cluster-node-timeout, so that no replica takes over. Publishes to the channels of
-// its shard fail, each within commandTimeout (or at once past maxInFlight), and at most
-// maxInFlight of them had been sent: only those can still run once it wakes. The other shards are
-// not disturbed: their publishes succeed and their subscribers get every message once, in order,
+// its shard fail, and at most maxInFlight of them had been sent: only those can still run once it
+// wakes. The other shards are not disturbed: their publishes succeed, even while the hung node
+// holds maxInFlight publishes unanswered, and their subscribers get every message once, in order,
 // while the node hangs. Once it wakes, its channels work again, and every client of them goes on
 // with every acknowledged message once, in order (or is told of a reset), never a silent gap.
 import t from 'tap'
@@ -66,29 +66,22 @@ if (startCluster !== undefined) {
     const acked = new Map<string, Array<[string, string]>>(names.map(name => [name, []]))
 
     hung.primary.hang()
-    // The hung shard: a burst to each of its channels, each publish timed from call to failure.
+    // The hung shard: a burst to each of its channels, maxInFlight of them sent and never answered.
     const payload = 'x'.repeat(1024)
-    const outcomes = await Promise.all(byShard[0].flatMap(name => Array.from({ length: 500 }, async (_, k) => {
-      const began = performance.now()
-      const code = await publish(name, `${name}/hung/${k}/${payload}`).then(() => 'stored', (err: { code: string }) => err.code)
-      return { code, ms: performance.now() - began }
-    })))
-    t.same([...new Set(outcomes.map(({ code }) => code))], ['FST_COMET_PUBLISH_FAILED'], 'every publish to the hung shard fails')
-    const slowest = Math.max(...outcomes.map(({ ms }) => ms))
-    // The bound: commandTimeout, with room for a busy machine; never tighter than the option itself.
-    t.ok(slowest < COMMAND_TIMEOUT * 5, `each failed within a few commandTimeouts (slowest ${Math.round(slowest)} ms, commandTimeout ${COMMAND_TIMEOUT})`)
-
-    // The other shards, while the node still hangs: every publish acknowledged, every message
-    // delivered to both instances' clients.
+    const burst = Promise.all(byShard[0].flatMap(name => Array.from({ length: 500 }, async (_, k) =>
+      await publish(name, `${name}/hung/${k}/${payload}`).then(() => 'stored', (err: { code: string }) => err.code))))
+    // The other shards, meanwhile (the hung node holds maxInFlight publishes): every one acknowledged.
     const others = names.filter(name => !onHung.has(name))
     const failedElsewhere: string[] = []
-    await Promise.all(others.map(async name => {
+    await Promise.all([burst, ...others.map(async name => {
       for (let m = 0; m < 20; m++) {
         const value = `${name}/during/${m}`
         await publish(name, value).then(id => acked.get(name)?.push([value, id]), (err: { code: string, cause?: Error }) => failedElsewhere.push(`${value}: ${err.code} (${err.cause?.message ?? ''})`))
       }
-    }))
+    })])
+    t.same([...new Set(await burst)], ['FST_COMET_PUBLISH_FAILED'], 'every publish to the hung shard fails')
     t.same(failedElsewhere, [], 'no publish to another shard failed while one node hung')
+    // Still hung: every message of the other shards reaches both instances' clients.
     await Promise.all(others.filter(name => acked.get(name)?.length !== 0).map(name => Promise.all(clients[names.indexOf(name)].map(client => client.waitFor(acked.get(name)?.at(-1)?.[1] as string)))))
     // Still hung: a publish to its shard still fails.
     await t.rejects(publish(byShard[0][0], payload), { code: 'FST_COMET_PUBLISH_FAILED' }, 'still hung: a publish to its shard still fails')
