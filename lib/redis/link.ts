@@ -14,6 +14,7 @@ import { FST_COMET_PUBLISH_FAILED } from '../errors.js'
 import { MAX_DELAY } from '../options.js'
 import { answered, dropSilent, RedisLane, type Connection } from './lane.js'
 import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, SHARDED_PUBLISH, SINCE, type ChannelKeys } from './scripts.js'
+import { subscriptionFailure } from './subscription-failure.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './topic.js'
 
 type ReadReply = [epoch: string, last: number, lastToken: string, entries?: Array<[id: string, fields: string[]]>, tokenAtAfter?: string | null]
@@ -280,11 +281,12 @@ export class RedisLink implements LogReader {
     })
   }
 
-  // Refused with the connection up (an ACL without the channel, say), the instance would never hear
-  // a live message: said loudly, once per channel. Dropped meanwhile, 'ready' subscribes again.
+  // Failed with the connection up (an ACL without the channel, a cluster node that cannot take it
+  // now), the instance may never hear a live message: said loudly, once per channel, with why.
+  // Dropped meanwhile, 'ready' subscribes again.
   #subscribed (err: Error | null | undefined, topic: Topic): void {
     if (err != null && this.#subscriber.status === 'ready') {
-      this.#log.error({ err, channel: topic.keys.live }, 'fastify-comet: Redis refused the subscription to a channel: this instance hears its messages only when it reads the log')
+      this.#log.error({ err, channel: topic.keys.live }, subscriptionFailure(err))
     }
     topic.catchUp()
   }
