@@ -6,8 +6,8 @@
 // while the node hangs. Once it wakes, its channels work again, and every client of them goes on
 // with every acknowledged message once, in order (or is told of a reset), never a silent gap.
 import t from 'tap'
-import { logged, open, replayWithControl, type OpenStream } from '../helpers.js'
-import { namesOnEveryShard, useCluster } from './cluster.js'
+import { logged, open } from '../helpers.js'
+import { againstAcked, namesOnEveryShard, useCluster } from './cluster.js'
 import { after, clusterInstance, keysOf, until } from './setup.js'
 
 const COMMAND_TIMEOUT = 200
@@ -15,33 +15,6 @@ const MAX_IN_FLIGHT = 20
 // Long enough that the hang (the failures, then the other shards' traffic) is over well before the
 // cluster would fail the node over: this test is about a node that comes back by itself.
 const NODE_TIMEOUT = 15_000
-
-/** Problems in a client's stream against the acknowledged messages, in order: each once, with its id, none missing, unless a reset said so. */
-function problems (client: OpenStream, acked: Array<[string, string]>): string[] {
-  const order = new Map(acked.map(([value, id], n) => [value, { n, id }]))
-  const found: string[] = []
-  const seen = new Set<unknown>()
-  let next = 0
-  let reset = false
-  for (const [kind, value, id] of replayWithControl(client.body(), 'cb')) {
-    if (kind === 'control') {
-      if (value === 'reset') reset = true
-      continue
-    }
-    if (seen.has(value)) found.push(`${String(value)} twice`)
-    seen.add(value)
-    const expected = order.get(value as string)
-    // A publish reported failed that Redis ran once the node woke: delivered once, fine.
-    if (expected === undefined) continue
-    if (expected.id !== id) found.push(`${String(value)} with id ${String(id)}, not ${expected.id}`)
-    if (expected.n < next) found.push(`${String(value)} out of order`)
-    if (expected.n > next && !reset) found.push(`silent gap before ${String(value)}`)
-    reset = false
-    next = expected.n + 1
-  }
-  if (next !== acked.length) found.push(`stopped before ${acked[next]?.[0]}`)
-  return found
-}
 
 const startCluster = useCluster(t)
 if (startCluster !== undefined) {
@@ -101,7 +74,7 @@ if (startCluster !== undefined) {
     for (const [n, name] of names.entries()) {
       for (const [i, client] of clients[n].entries()) {
         client.req.destroy()
-        t.same(problems(client, acked.get(name) as Array<[string, string]>), [], `${name} (${onHung.has(name) ? 'hung' : 'other'} shard) on instance ${'ab'[i]}: every acknowledged message once, in order`)
+        t.same(againstAcked(client, acked.get(name) as Array<[string, string]>, true).problems, [], `${name} (${onHung.has(name) ? 'hung' : 'other'} shard) on instance ${'ab'[i]}: every acknowledged message once, in order`)
       }
     }
     t.ok(a.logs.some(line => line.msg.includes('lost the connection to Redis')), 'the publishing instance said it lost a connection')

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
-import { missing } from '../helpers.js'
+import { missing, replayWithControl, type OpenStream } from '../helpers.js'
 import { freePort, ready, REDIS_SERVER_PATH, spawnRedisServer } from './redis-server.js'
 
 export const REDIS_CLI_PATH = process.env.REDIS_CLI_PATH ?? join(dirname(REDIS_SERVER_PATH), 'redis-cli')
@@ -193,4 +193,41 @@ async function startNode (dir: string, nodeTimeout: number): Promise<ClusterNode
   await ready(started)
   await node.cli.connect()
   return node
+}
+
+/**
+ * What a client's stream got wrong against the acknowledged messages ([value, id], in publish
+ * order): each must come once, in order, with its id, none missing, except (with `gapAfterReset`)
+ * where a reset came just before. A value never acknowledged (a publish reported failed that Redis
+ * ran anyway) may come, once. Also the resets the client was told of.
+ */
+export function againstAcked (client: OpenStream, acked: Array<[value: string, id: string]>, gapAfterReset = false): { problems: string[], resets: number } {
+  const order = new Map(acked.map(([value, id], n) => [value, { n, id }]))
+  const problems: string[] = []
+  const seen = new Set<unknown>()
+  let next = 0
+  let resets = 0
+  let afterReset = false
+  for (const [kind, value, id] of replayWithControl(client.body(), 'cb')) {
+    if (kind === 'control') {
+      if (value === 'reset') {
+        resets++
+        afterReset = true
+      }
+      continue
+    }
+    if (seen.has(value)) problems.push(`${String(value)} twice`)
+    seen.add(value)
+    const expected = order.get(value as string)
+    if (expected === undefined) continue
+    if (expected.id !== id) problems.push(`${String(value)} with id ${String(id)}, not ${expected.id}`)
+    if (expected.n < next) problems.push(`${String(value)} out of order`)
+    if (expected.n > next && !(gapAfterReset && afterReset)) {
+      problems.push(`gap before ${String(value)}: ${acked.slice(next, expected.n).map(([missed]) => missed).join(', ')} missing`)
+    }
+    afterReset = false
+    next = expected.n + 1
+  }
+  if (next !== acked.length) problems.push(`stopped before ${acked[next]?.[0]}`)
+  return { problems, resets }
 }
