@@ -52,15 +52,19 @@
 // Buffering hops. A proxy or scanner that holds each response until it ends passes nothing of a
 // forever document. With transport 'auto', a stream that has delivered nothing (not even its
 // first script, written at once) within probeTimeout is given up, and the client polls instead:
-// each poll is a short document of the same route (?transport=poll) that ends as soon as it has
-// delivered something, or after the server's poll timeout; the next poll starts at once. It tries
+// each poll is a fetch() of the same route (?transport=poll&format=json, a JSON array of the
+// entries a document's scripts would carry; a short document in a frame where fetch is missing)
+// that ends as soon as it has delivered something, or after the server's poll timeout; the next
+// poll starts at once, and the first of a series asks for an answer at once (&wait=0), which says
+// how long the server holds polls. Polls need the page's CSP to allow connect-src to the route
+// ('self', as the plugin's helmet configuration has it). It tries
 // a stream again after STREAM_RETRY_MS, then less and less often while streams stay held back.
 // Polls that follow one another count as one connection for onOpen, onClose and their messages.
 // Nothing is lost on the way: a reconnect resumes from the cursor, and for what it has no position
 // for (no id yet, or a key without one) it sends ?since=, the milliseconds since the last entry it
 // heard (or since the connection that delivered nothing opened), plus SINCE_MARGIN_MS: a channel
 // with history replays what was published in that window, by the server's clock.
-/* global window, document, performance, navigator, BroadcastChannel, AbortController, URL */
+/* global window, document, performance, navigator, BroadcastChannel, AbortController, URL, fetch */
 ;(function (root, factory) {
   'use strict'
   const api = factory()
@@ -111,6 +115,9 @@
   const STREAM_RETRY_MS = 60000
   const MAX_STREAM_RETRY_MS = 600000
   const SINCE_MARGIN_MS = 1000
+  // Polls read with fetch() as JSON (?format=json): a few hundred bytes each, where a document
+  // poll carries the helper script and a document's headers. Without fetch, document polls.
+  const FETCH = typeof fetch === 'function' && typeof AbortController === 'function'
 
   const LEADER = 'leader'
   const FOLLOWER = 'follower'
@@ -146,7 +153,7 @@
     let closed = false
     let started = false // the page has loaded and the stream was started
     let suspended = false // the page is in the back/forward cache, or frozen
-    let iframe // the current connection's frame, if one is open
+    let connection // the current connection, if one is open: its frame, or a JSON poll's AbortController
     let messages = 0 // messages received by the current connection (a follower: the leader's)
     let attempt = 0 // connections in a row that ended early (neither rotated nor healthy)
     let openedAt = 0
@@ -167,6 +174,7 @@
     // a hop that buffers (polls get through) from a server that does not answer at all (a refused
     // connection, which Firefox does not report either), and is watched for connectTimeout only.
     let confirming = false
+    let quick = false // the current connection is a poll asked to answer at once (&wait=0)
     let openedWith = 0 // messages when the current connection opened (polls add theirs up)
     let pollTimeout = POLL_TIMEOUT_MS // as the server last announced it
     let retryDelay = STREAM_RETRY_MS
@@ -199,7 +207,7 @@
 
     function receive (message, id, key) {
       if (relaying) return relayed(message, id, key)
-      if (closed || iframe === undefined) return
+      if (closed || connection === undefined) return
       if (++messages === 1) {
         if (role === LEADER) send(['o'])
         else if (onOpen !== undefined) safely(onOpen)
@@ -213,7 +221,7 @@
     // never to the callback (see the README).
     receive.cometControl = function (type, detail) {
       if (relaying) return control(type, detail)
-      if (closed || iframe === undefined) return
+      if (closed || connection === undefined) return
       heard()
       if (role === LEADER) send(['c', type, detail])
       if (type === 'open') {
@@ -273,9 +281,9 @@
       }
     }
 
-    // How long a poll may stay silent: the server's wait (none for the quick one), then connectTimeout.
+    // How long a poll may stay silent: the server's wait (none for a quick one), then connectTimeout.
     function pollSilence () {
-      return (confirming ? 0 : pollTimeout) + connectTimeout
+      return (quick ? 0 : pollTimeout) + connectTimeout
     }
 
     // (Re)arms the watchdog for the end of the allowed silence, or stops it.
@@ -291,7 +299,7 @@
     // late, but what arrived meanwhile has been delivered and counted.
     function check () {
       watchdog = undefined
-      if (closed || iframe === undefined || silence === 0) return
+      if (closed || connection === undefined || silence === 0) return
       const now = performance.now()
       if (now - heardAt < silence) return watch()
       if (!excused && now - dueAt > GRACE_MS) {
@@ -306,7 +314,7 @@
       // first script yet: it has until connectTimeout (a hop that passes the head on and holds
       // the body is noticed then).
       if (connecting && !polling && mode === 'auto') {
-        if (silence < connectTimeout && hasBegun(iframe)) {
+        if (silence < connectTimeout && hasBegun(connection)) {
           silence = connectTimeout
           return watch()
         }
@@ -320,7 +328,11 @@
       if (closed || suspended) return
       // A follower's transport is its leader's; its own connection (catching up) keeps its mode.
       polling = (mode === 'auto' ? transport : mode) === 'poll'
+      const json = polling && FETCH
       openedWith = messages
+      // A JSON poll that starts a series asks to be answered at once: that answer says how long
+      // the server holds polls, which a document says in every poll.
+      quick = polling && (confirming || (json && !polled))
       if (!polled) {
         messages = 0
         openedAt = Date.now()
@@ -332,6 +344,12 @@
       excused = false
       if (polling) silence = pollSilence()
       else silence = mode === 'auto' ? Math.min(probeTimeout, connectTimeout) : connectTimeout
+      const target = connectionUrl(url, positions.cursor(), polling, since(), quick, json)
+      connection = json ? fetchPoll(target) : openFrame(target)
+      watch()
+    }
+
+    function openFrame (target) {
       const frame = document.createElement('iframe')
       frame.hidden = true
       frame.tabIndex = -1
@@ -340,22 +358,55 @@
       // 'load' fires once the comet document is complete, that is when the stream has ended (or
       // an error page loaded instead); browsers seldom fire 'error' on frames, but it means the same.
       const ended = function (event) {
-        if (frame === iframe && !isBlank(frame)) disconnect(event.type === 'error' ? 'error' : 'ended')
+        if (frame === connection && !isBlank(frame)) disconnect(event.type === 'error' ? 'error' : 'ended')
       }
       frame.addEventListener('load', ended)
       frame.addEventListener('error', ended)
-      frame.src = connectionUrl(url, positions.cursor(), polling, since(), confirming)
-      iframe = frame
+      frame.src = target
       ;(document.body || document.documentElement).appendChild(frame)
-      watch()
+      return frame
+    }
+
+    // A JSON poll: fetch() reads the route's answer whole, and its entries run as the comet
+    // document's helper runs a script's. Its end says "poll again at once" unless it says otherwise.
+    function fetchPoll (target) {
+      const request = new AbortController()
+      fetch(target, { signal: request.signal, cache: 'no-store' }).then(function (response) {
+        if (!response.ok) throw new Error('the poll was answered with status ' + response.status)
+        return response.json()
+      }).then(function (entries) {
+        if (connection !== request) return
+        if (!Array.isArray(entries)) throw new TypeError('the poll was answered with no entries')
+        runEntries(entries)
+        if (connection !== request) return // a handler closed the stream
+        heard()
+        if (reconnect === undefined) reconnect = 'now'
+        disconnect('ended')
+      }).catch(function () {
+        if (connection === request) disconnect('error')
+      })
+      return request
+    }
+
+    // A JSON poll's entries (the README's wire format): 0,MESSAGE  1,MESSAGE,ID  2,TYPE,DETAIL
+    // and 3,KEY, which gives the message entries after it their key.
+    function runEntries (entries) {
+      let key
+      for (let i = 0; i < entries.length;) {
+        const kind = entries[i]
+        if (kind === 0) receive(entries[i + 1], undefined, key)
+        else if (kind === 1) receive(entries[i + 1], entries[i + 2], key)
+        else if (kind === 3) key = entries[i + 1]
+        else receive.cometControl(entries[i + 1], entries[i + 2])
+        i += kind === 0 || kind === 3 ? 2 : 3
+      }
     }
 
     function disconnect (reason) {
       // Removing the frame also aborts its request (a connection given up by the watchdog).
-      stopFrame()
+      stopConnection()
       const ended = polling ? 'poll' : 'stream'
       let rotated = reconnect === 'now' && reason === 'ended'
-      const quick = confirming
       // Polls do not get through either: no buffering hop, a server that does not answer.
       if (confirming && !(rotated && polling)) transport = 'stream'
       confirming = false
@@ -401,23 +452,25 @@
     }
 
     // The page has what was published until the last entry it heard; a connection that
-    // delivered nothing moves that point only if there was none (its own start), and a poll that
-    // only checked the path none (it ended at once, before any replay).
+    // delivered nothing moves that point only if there was none (its own start), and a quick poll
+    // none (it ended at once, maybe before a replay).
     function noteHeard () {
-      if ((!connecting && !confirming) || heardUntil === undefined) heardUntil = heardAt
+      if ((!connecting && !quick) || heardUntil === undefined) heardUntil = heardAt
     }
 
     // Ends this tab's connection, if any, with no onClose and no reconnect: another tab's carries on.
-    function stopFrame () {
-      if (iframe !== undefined) noteHeard()
+    function stopConnection () {
+      if (connection !== undefined) noteHeard()
       polled = false
       clearTimeout(timer)
       timer = undefined
       clearTimeout(watchdog)
       watchdog = undefined
-      const frame = iframe
-      iframe = undefined
-      if (frame !== undefined && frame.parentNode) frame.parentNode.removeChild(frame)
+      const current = connection
+      connection = undefined
+      if (current === undefined) return
+      if (typeof current.abort === 'function') current.abort()
+      else if (current.parentNode) current.parentNode.removeChild(current)
     }
 
     // ---- Sharing: the election -------------------------------------------------------------
@@ -495,7 +548,7 @@
       clearTimeout(ticker)
       ticker = undefined
       if (locks === undefined) beat()
-      if (iframe === undefined && timer === undefined) {
+      if (connection === undefined && timer === undefined) {
         attempt = 0
         open()
       }
@@ -507,15 +560,15 @@
       if (heardUntil === undefined) heardUntil = performance.now()
       if (resigned) {
         flush()
-        stopFrame()
+        stopConnection()
       }
-      if (catching !== undefined && iframe === undefined && timer === undefined && asking === undefined) {
+      if (catching !== undefined && connection === undefined && timer === undefined && asking === undefined) {
         // Where is the shared stream? Most often where this tab's cursor is (rendered just now):
         // then there is nothing to catch up on, and no connection to open.
         post('where')
         asking = setTimeout(function () {
           asking = undefined
-          if (catching !== undefined && role !== LEADER && iframe === undefined && timer === undefined) open()
+          if (catching !== undefined && role !== LEADER && connection === undefined && timer === undefined) open()
         }, ASK_MS)
       }
       if (locks === undefined) wait(LEADER_LOST_MS, claim)
@@ -536,7 +589,7 @@
         const id = targetOf(keys[i])
         if (id !== undefined && positions.seen(id, keys[i])) caughtUp(keys[i], [])
       }
-      if (catching !== undefined && iframe === undefined && timer === undefined) open()
+      if (catching !== undefined && connection === undefined && timer === undefined) open()
     }
 
     function targetOf (key) {
@@ -575,7 +628,7 @@
           else wait(LEADER_LOST_MS, claim)
         }
         // Asked before there was a leader to answer (claims that crossed): ask this one.
-        if (data.t === 'here' && asking !== undefined && iframe === undefined) post('where')
+        if (data.t === 'here' && asking !== undefined && connection === undefined) post('where')
         if (data.t === 'ev') {
           // The leader's transport is this tab's too, and will be if it takes over: same network.
           if (data.transport !== transport && TRANSPORTS.indexOf(data.transport) > 0) {
@@ -616,7 +669,7 @@
       // Posted even with no follower known: one may have joined before this tab could hear it.
       if (link !== undefined) link.postMessage({ t: 'ev', tab, events, transport })
       run(events)
-      if (iframe !== undefined) heard() // after the handlers, as for a tab alone
+      if (connection !== undefined) heard() // after the handlers, as for a tab alone
     }
 
     // The leader's events in this tab: the leader's own, or a follower's, which runs them as the
@@ -693,7 +746,7 @@
       catching = undefined
       clearTimeout(asking)
       asking = undefined
-      if (role !== LEADER) stopFrame()
+      if (role !== LEADER) stopConnection()
     }
 
     // ---- The page's life ---------------------------------------------------------------
@@ -713,7 +766,7 @@
     function suspend () {
       if (closed || suspended || !started) return
       suspended = true
-      stopFrame()
+      stopConnection()
       leave()
     }
 
@@ -738,15 +791,15 @@
       /** Ends the stream in this tab: no reconnect, no more messages; the frame and the global go. */
       close: function () {
         if (closed) return
-        const connected = iframe !== undefined || polled || role === FOLLOWER
-        const count = iframe !== undefined || polled ? messages : sharedMessages
+        const connected = connection !== undefined || polled || role === FOLLOWER
+        const count = connection !== undefined || polled ? messages : sharedMessages
         closed = true
         window.removeEventListener('load', whenLoaded)
         window.removeEventListener('pagehide', suspend)
         window.removeEventListener('freeze', suspend)
         window.removeEventListener('pageshow', resume)
         window.removeEventListener('resume', resume)
-        stopFrame()
+        stopConnection()
         leave()
         if (window[callback] === receive) {
           try { delete window[callback] } catch (err) { window[callback] = noop }
@@ -851,8 +904,8 @@
   }
 
   // The URL of one connection: a poll or a stream, from a cursor, and ?since= (see the header).
-  function connectionUrl (url, id, poll, since, quick) {
-    const query = (poll ? '&transport=poll' : '') + (quick ? '&wait=0' : '') +
+  function connectionUrl (url, id, poll, since, quick, json) {
+    const query = (poll ? '&transport=poll' : '') + (json ? '&format=json' : '') + (quick ? '&wait=0' : '') +
       (id === undefined ? '' : '&lastEventId=' + encodeURIComponent(id)) +
       (since === undefined ? '' : '&since=' + since)
     if (query === '') return url

@@ -156,16 +156,39 @@ function scriptTag (nonce: string | undefined): string {
 
 /**
  * The first chunk: whitespace that makes browsers start rendering at once, the document, and the
- * helper script, which also delivers the `open` control message announcing the heartbeat period
- * (and, for a multiplexed stream, its keys; for a poll, how long it may wait, which the client
- * watches instead of heartbeats).
+ * helper script, which also delivers the `open` control message (openEntry).
  */
 export function paddingChunk (bytes: number, callback: string, heartbeat: number, nonce?: string, keys?: readonly string[], poll = 0): string {
+  return ' '.repeat(bytes) + '<html><body>' + scriptTag(nonce) + helperCode(callback) +
+    HELPER + '([' + openEntry(heartbeat, keys, poll) + BATCH_SUFFIX
+}
+
+/**
+ * The `open` control message: the heartbeat period, a multiplexed stream's keys, and for a poll
+ * the route's poll timeout, which the client watches instead of heartbeats.
+ */
+export function openEntry (heartbeat: number, keys?: readonly string[], poll = 0): string {
   const open: Record<string, unknown> = { heartbeat }
   if (keys !== undefined) open.keys = keys
   if (poll > 0) open.poll = poll
-  return ' '.repeat(bytes) + '<html><body>' + scriptTag(nonce) + helperCode(callback) +
-    HELPER + '([' + controlEntry('open', open) + BATCH_SUFFIX
+  return controlEntry('open', open)
+}
+
+// encodeMessage's one construct that JSON lacks: a message with a "__proto__" key, sent as
+// JSON.parse("…"). Only a message is ever wrapped, and then whole: it is the value right after
+// the entry's kind (`0,` or `1,`), where no JSON value can start with a letter J.
+const WRAPPER = 'JSON.parse('
+const WRAPPED_AT = 2
+const LITERAL_AT = WRAPPED_AT + WRAPPER.length
+
+/** An entry as JSON text, for a JSON poll: a wrapped message becomes the JSON text it wraps. */
+export function jsonEntry (entry: string): string {
+  if (!entry.startsWith(WRAPPER, WRAPPED_AT)) return entry
+  // The wrapper's argument is one JSON string literal: it ends at its first unescaped quote.
+  let end = LITERAL_AT + 1
+  while (entry[end] !== '"') end += entry[end] === '\\' ? 2 : 1
+  const text = JSON.parse(entry.slice(LITERAL_AT, end + 1)) as string
+  return entry.slice(0, WRAPPED_AT) + scriptSafe(text) + entry.slice(end + 2) // past `")`
 }
 
 /** The entry that gives the message entries after it, in the same script, their key. */

@@ -5,10 +5,10 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { CometChannelOptions, CometPushOptions, CometReplyOptions, CometSource, CometSources, FastifyCometOptions } from '../types/index.js'
-import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
+import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_NOT_SAME_ORIGIN, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
 import { keyedContexts, singleContext } from './last-event-id.js'
 import { MultiplexFeed } from './multiplex.js'
-import { pollTimeoutOf } from './poll.js'
+import { fromAnotherSite, pollOf } from './poll.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
 import { abandonSource, isSourceMap, openSource, sourceKind, unopenedSource } from './source.js'
@@ -40,7 +40,9 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
       // A top-level page has itself as its parent: a link to the comet URL would run the callback
       // path against the comet document, with the visitor's cookies.
       if (this.request.headers['sec-fetch-dest'] === 'document') throw new FST_COMET_NOT_FRAMED()
-      const head = responseHead(this)
+      const poll = pollOf(this.request, settings.pollTimeout)
+      if (poll?.json === true && fromAnotherSite(this.request)) throw new FST_COMET_NOT_SAME_ORIGIN()
+      const head = responseHead(this, poll?.json)
       if (!streams.admit()) {
         // On the reply rather than the error, so that an application's own error handler sends it too.
         this.header('retry-after', String(retryAfter))
@@ -55,10 +57,10 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
         throw new FST_COMET_INVALID_OPTION('id', 'set it on the channel or push source, which encodes each message once')
       }
       const nonce = scriptNonce(this)
-      if (nonce === undefined) warnIfBlocked(this, warnedRoutes)
+      if (nonce === undefined && poll?.json !== true) warnIfBlocked(this, warnedRoutes) // a JSON poll runs no script
       stream = new CometStream(this, feed, streams)
       this.log.debug({ callback: settings.callback, source: sourceKind(source) }, 'comet stream opened')
-      stream.start(this, head, settings, nonce, pollTimeoutOf(this.request, settings.pollTimeout))
+      stream.start(this, head, settings, nonce, poll)
     } catch (err) {
       if (feed === undefined) abandonSource(source)
       else feed.stop()

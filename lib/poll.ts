@@ -1,8 +1,10 @@
-// Polling: the same route answers a short, complete document instead of a forever one when the
-// client asks with `?transport=poll`. A hop that buffers each response whole (an antivirus
-// scanner, an inspecting proxy) passes a complete document on at once, where it would hold a
+// Polling: the same route answers a short, complete response instead of a forever document when
+// the client asks with `?transport=poll`. A hop that buffers each response whole (an antivirus
+// scanner, an inspecting proxy) passes a complete response on at once, where it would hold a
 // forever one back for ever. The poll ends soon after it has something to deliver, or after
 // `pollTimeout` with nothing; the client polls again at once, resuming from its last id.
+// `&format=json` answers the same entries as a JSON array, for fetch(): no document, so no
+// helper script and none of a document's headers, which would be most of a poll's bytes.
 import type { FastifyRequest } from 'fastify'
 
 /**
@@ -12,14 +14,36 @@ import type { FastifyRequest } from 'fastify'
  */
 export const POLL_GATHER_MS = 1
 
+export interface Poll {
+  /** How long it may wait: the route's `pollTimeout`, or less when the client asks with `&wait=MS`. */
+  wait: number
+  /** The route's `pollTimeout`, which a poll announces for the client to watch the next ones. */
+  timeout: number
+  /** Answered as JSON (`&format=json`) rather than as a document. */
+  json: boolean
+}
+
 /**
- * How long this request's poll may wait, or undefined when it asks for a stream: the route's
- * `pollTimeout`, or less when the client asks with `&wait=MS` (`wait=0`: the client only checks
- * that polls get through, and wants the answer at once, messages or not).
+ * The poll this request asks for, or undefined when it asks for a stream. `wait=0`: the client
+ * only checks that polls get through, and wants the answer at once, messages or not.
  */
-export function pollTimeoutOf (request: FastifyRequest, pollTimeout: number): number | undefined {
+export function pollOf (request: FastifyRequest, pollTimeout: number): Poll | undefined {
   const query = request.query as Record<string, unknown> | undefined
   if (query?.transport !== 'poll') return undefined
   const wait = query.wait
-  return typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? Math.min(pollTimeout, Number(wait)) : pollTimeout
+  return {
+    wait: typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? Math.min(pollTimeout, Number(wait)) : pollTimeout,
+    timeout: pollTimeout,
+    json: query.format === 'json'
+  }
+}
+
+/**
+ * Whether the browser says another site asked (Sec-Fetch-Site): a JSON poll is data that fetch()
+ * reads, with none of a document's protection from other pages (frame-ancestors, CSP), so it is
+ * answered to its own origin only. Clients that send no such header (not a browser) are served.
+ */
+export function fromAnotherSite (request: FastifyRequest): boolean {
+  const site = request.headers['sec-fetch-site']
+  return site !== undefined && site !== 'same-origin'
 }

@@ -6,6 +6,20 @@ import { FST_COMET_INVALID_STATUS } from './errors.js'
 
 const CONTENT_TYPE = 'text/html; charset=utf-8'
 const CACHE_CONTROL = 'no-cache, no-store, no-transform, must-revalidate, max-age=0'
+// A JSON poll is complete when it leaves, and read by fetch() with `cache: 'no-store'`.
+const JSON_CONTENT_TYPE = 'application/json'
+const JSON_CACHE_CONTROL = 'no-store'
+
+// What a JSON poll leaves out: headers that guard a document (what it may load, run or be framed
+// by) or guard a response from other sites' pages, which fromAnotherSite() refuses outright in
+// every browser that sends Fetch Metadata. Set by helmet on every response, they were four fifths
+// of a poll's bytes (BENCHMARKS.md).
+const DOCUMENT_HEADERS = new Set([
+  'content-security-policy', 'content-security-policy-report-only', 'cross-origin-embedder-policy',
+  'cross-origin-opener-policy', 'cross-origin-resource-policy', 'origin-agent-cluster', 'permissions-policy',
+  'referrer-policy', 'strict-transport-security', 'x-content-type-options', 'x-dns-prefetch-control',
+  'x-download-options', 'x-frame-options', 'x-permitted-cross-domain-policies', 'x-xss-protection'
+])
 
 // The body framing is the transport's: chunked on HTTP/1.1, frames on HTTP/2. An application's
 // length or transfer coding would leave the document unframed.
@@ -19,21 +33,27 @@ export interface ResponseHead {
   headers: string[]
 }
 
-/** Throws FST_COMET_INVALID_STATUS, or Node's own error for a malformed header, before anything is sent. */
-export function responseHead (reply: FastifyReply): ResponseHead {
+/**
+ * The head of a comet document, or of a JSON poll (`json`). Throws FST_COMET_INVALID_STATUS, or
+ * Node's own error for a malformed header, before anything is sent.
+ */
+export function responseHead (reply: FastifyReply, json = false): ResponseHead {
   const status = reply.statusCode
   // These statuses have no body: the document would silently vanish while the source ran.
   if (status < 200 || status === 204 || status === 205 || status === 304) throw new FST_COMET_INVALID_STATUS(status)
   const dropped = reply.request.raw.httpVersionMajor >= 2 ? HTTP2_FORBIDDEN : FRAMING
   // Our defaults, then whatever the application set (CORS, cookies, its own caching policy),
   // then what the protocol cannot do without.
-  const merged: Record<string, unknown> = Object.assign({
-    'cache-control': CACHE_CONTROL,
-    'x-accel-buffering': 'no' // nginx: pass every chunk on at once
-  }, reply.getHeaders(), { 'content-type': CONTENT_TYPE })
+  const merged: Record<string, unknown> = Object.assign(json
+    ? { 'cache-control': JSON_CACHE_CONTROL }
+    : {
+        'cache-control': CACHE_CONTROL,
+        'x-accel-buffering': 'no' // nginx: pass every chunk on at once
+      }, reply.getHeaders(), { 'content-type': json ? JSON_CONTENT_TYPE : CONTENT_TYPE })
   const headers: string[] = []
   for (const [name, value] of Object.entries(merged)) {
-    if (value === undefined || dropped.has(name.toLowerCase())) continue
+    const lower = name.toLowerCase()
+    if (value === undefined || dropped.has(lower) || (json && DOCUMENT_HEADERS.has(lower))) continue
     validateHeaderName(name)
     for (const item of Array.isArray(value) ? value : [value]) {
       const text = String(item)

@@ -2,7 +2,7 @@
 // and limits, and the single place where a stream ends, whatever the reason.
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { BATCH_SUFFIX, batchPrefix, controlEntry, heartbeatScript, paddingChunk } from './encode.js'
+import { BATCH_SUFFIX, batchPrefix, controlEntry, heartbeatScript, jsonEntry, openEntry, paddingChunk } from './encode.js'
 import type { CometFeed, CometSubscriber, FeedEndReason } from './feed.js'
 import { logFailure } from './log.js'
 import { abortResponse, clientGone } from './transport.js'
@@ -10,7 +10,7 @@ import type { StreamSettings } from './options.js'
 import { releaseSentHead, writeResponseHead, type ResponseHead } from './response-head.js'
 import type { OpenStreams } from './open-streams.js'
 import { HeartbeatClock, type Beating } from './heartbeat.js'
-import { POLL_GATHER_MS } from './poll.js'
+import { POLL_GATHER_MS, type Poll } from './poll.js'
 import type { Lane, LaneTarget } from './multiplex.js'
 
 // Entries are gathered into one write (one script element) until this many characters are
@@ -38,6 +38,11 @@ const RECONNECT: Partial<Record<EndReason, Record<string, unknown>>> = {
   poll: RECONNECT_NOW,
   shutdown: RECONNECT_LATER,
   overflow: RECONNECT_LATER
+}
+// A JSON poll's end means "poll again at once" by itself (fetch() sees it end): it says so only
+// when the client should wait instead, which is whenever a document would not say "now".
+function jsonReconnect (reason: EndReason): Record<string, unknown> | undefined {
+  return RECONNECT[reason] === RECONNECT_NOW ? undefined : RECONNECT_LATER
 }
 
 // Node's response and request carry their stream, so one shared listener serves every stream
@@ -67,8 +72,10 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #durationTimer: NodeJS.Timeout | undefined
   /** A poll that has delivered nothing yet: the first thing it delivers starts its gathering. */
   #pollWaiting = false
-  /** A poll's timeout (poll.ts), 0 for a stream. */
-  #pollTimeout = 0
+  /** What the client asked for when this is a poll (poll.ts). */
+  #poll: Poll | undefined
+  /** A JSON poll (poll.ts): its body is one JSON array of entries, not script elements. */
+  #json = false
   /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
   #pending = ''
   #pendingMessages = 0
@@ -113,15 +120,16 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
    * Takes the response over from Fastify, writes the head, then begins (padding, feed) at once,
    * or once the response owns the socket. A poll (see poll.ts) has no padding (it is for renderers
    * of a forever document) and no heartbeats: its end tells the client that it is alive.
-   * `pollTimeout`: undefined for a stream, how long it may wait for a poll.
+   * `poll`: undefined for a stream.
    */
-  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined, pollTimeout?: number): void {
+  start (reply: FastifyReply, head: ResponseHead, settings: StreamSettings, nonce: string | undefined, poll?: Poll): void {
     const raw = this.#raw
     this.#maxBytes = settings.maxBytes
     this.#maxQueueBytes = settings.maxQueueBytes
     this.#nonce = nonce
-    this.#pollWaiting = pollTimeout !== undefined
-    this.#pollTimeout = pollTimeout ?? 0
+    this.#pollWaiting = poll !== undefined
+    this.#poll = poll
+    this.#json = poll?.json === true
     reply.hijack()
     this.#startedAt = Math.floor(performance.now())
     this.#streams.add(this, reply)
@@ -163,18 +171,22 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     // Each script should leave at once, not wait for Nagle's algorithm to fill a packet.
     const socket = raw.socket
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true)
-    const nonce = this.#nonce
-    const poll = this.#pollWaiting
-    const heartbeat = poll ? 0 : settings.heartbeat
-    const padding = paddingChunk(poll ? 0 : settings.padding, settings.callback, heartbeat, nonce, this.#feed.keys, this.#pollTimeout)
-    this.#write(padding, padding.length) // ASCII: one byte a character
-    releaseSentHead(raw) // it went out with the padding
+    const poll = this.#poll
+    const heartbeat = poll === undefined ? settings.heartbeat : 0
+    if (poll?.json !== true) {
+      const padding = paddingChunk(poll === undefined ? settings.padding : 0, settings.callback, heartbeat, this.#nonce, this.#feed.keys, poll?.timeout)
+      this.#write(padding, padding.length) // ASCII: one byte a character
+      releaseSentHead(raw) // it went out with the padding
+    } else if (poll.wait === 0) {
+      // The client's first JSON poll of a series: it learns what a document's first script says.
+      this.#append(openEntry(0, this.#feed.keys, poll.timeout))
+    }
     if (heartbeat > 0) {
       this.#heartbeat = HeartbeatClock.of(heartbeat)
       this.#heartbeat.add(this)
     }
-    if (poll) {
-      this.#durationTimer = setTimeout(endPoll, this.#pollTimeout, this).unref()
+    if (poll !== undefined) {
+      this.#durationTimer = setTimeout(endPoll, poll.wait, this).unref()
     } else if (settings.maxDuration > 0) {
       this.#durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
     }
@@ -278,10 +290,13 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
 
   #append (entry: string): void {
     const counted = this.#maxBytes !== Infinity || this.#blocked
+    if (this.#json) entry = jsonEntry(entry)
     if (this.#pending === '') {
-      const prefix = batchPrefix(this.#nonce)
+      // A JSON poll's writes make one array: `[` first, then `,` between them; a write leaves
+      // out its last entry's comma, and the end adds `]`.
+      const prefix = this.#json ? (this.#writes === 0 ? '[' : ',') : batchPrefix(this.#nonce)
       this.#pending = prefix + entry
-      this.#pendingBytes = counted ? prefix.length + BATCH_SUFFIX_BYTES + Buffer.byteLength(entry) : 0
+      this.#pendingBytes = counted ? prefix.length + (this.#json ? -1 : BATCH_SUFFIX_BYTES) + Buffer.byteLength(entry) : 0
     } else {
       this.#pending += entry
       if (counted) this.#pendingBytes += Buffer.byteLength(entry)
@@ -295,8 +310,9 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       if (this.#blocked) return
       this.#flush()
       this.#yieldDue = true
-    } else if (!this.#flushOnTick) {
-      // A lone message must not wait for a full batch: it leaves once this tick's work is done.
+    } else if (!this.#flushOnTick && !this.#json) {
+      // A lone message must not wait for a full batch: it leaves once this tick's work is done
+      // (a JSON poll is read whole: it leaves with the poll's end, a millisecond later).
       this.#flushOnTick = true
       process.nextTick(flushAfterTick, this)
     }
@@ -310,7 +326,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
 
   #flush (): void {
     if (this.#pending === '' || this.#ended) return
-    const chunk = this.#pending + BATCH_SUFFIX
+    const chunk = this.#json ? this.#pending.slice(0, -1) : this.#pending + BATCH_SUFFIX
     const bytes = this.#maxBytes !== Infinity ? this.#pendingBytes : Buffer.byteLength(chunk)
     this.#pending = ''
     this.#pendingBytes = 0
@@ -388,9 +404,10 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       // (#begin() ends it at once during shutdown).
       if (reason === 'shutdown') return this.#begin(queued)
     }
-    const reconnect = RECONNECT[reason]
+    const reconnect = this.#json ? jsonReconnect(reason) : RECONNECT[reason]
     if (reconnect !== undefined) this.#append(controlEntry('reconnect', reconnect))
     if (reason !== 'client-gone') this.#flush()
+    const last = this.#json ? (this.#writes === 0 ? '[]' : ']') : undefined
     this.#ended = true
     this.#pending = ''
     this.#heartbeat?.delete(this)
@@ -405,7 +422,10 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       const queue = lane === undefined ? { maxQueue: this.#feed.maxQueue } : { maxQueue: lane.maxQueue, key: lane.key }
       this.#log.warn({ ...queue, maxQueueBytes: this.#maxQueueBytes }, 'comet subscriber fell too far behind: ending its stream so the client reconnects')
     }
-    if (reason !== 'client-gone') endResponse(raw, this.#log)
+    if (reason !== 'client-gone') {
+      this.#bytes += last?.length ?? 0
+      endResponse(raw, this.#log, last)
+    }
     // With the response ended: counted in stats() and published to diagnostics subscribers.
     this.#streams.delete(this, reason, this.#startedAt)
     this.#log.debug({
@@ -420,9 +440,9 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
 
 // end() must not throw (it runs in shutdown hooks and timers), and a client that stopped reading
 // must not hold the connection for ever: past the grace period it is destroyed.
-function endResponse (raw: ServerResponse, log: FastifyBaseLogger): void {
+function endResponse (raw: ServerResponse, log: FastifyBaseLogger, last?: string): void {
   try {
-    raw.end()
+    raw.end(last)
   } catch (err) {
     logFailure(log, err, 'comet response could not be ended: connection dropped')
     abortResponse(raw)

@@ -109,7 +109,15 @@ export async function settle (): Promise<void> {
   await new Promise(resolve => setImmediate(resolve))
 }
 
-export function fakeBrowser (options: { readyState?: string, random?: number, module?: { exports: unknown }, bus?: FakeBus } = {}) {
+/** A request of the fake fetch(): the test answers it (a body, as the server's JSON text or a value) or fails it. */
+export interface FakeFetch {
+  url: string
+  aborted: () => boolean
+  answer: (body: unknown, status?: number) => Promise<void>
+  fail: () => Promise<void>
+}
+
+export function fakeBrowser (options: { readyState?: string, random?: number, module?: { exports: unknown }, bus?: FakeBus, fetch?: boolean } = {}) {
   const body = new FakeBody()
   const timers = new Map<number, { fn: () => void, delay: number }>()
   let nextTimer = 1
@@ -139,6 +147,26 @@ export function fakeBrowser (options: { readyState?: string, random?: number, mo
     alreadyThere: () => {}
   })
   if (options.module !== undefined) window.module = options.module
+  const fetches: FakeFetch[] = []
+  if (options.fetch === true) {
+    window.AbortController = AbortController
+    window.fetch = (url: string, init: { signal: AbortSignal }) => new Promise((resolve, reject) => {
+      init.signal.addEventListener('abort', () => reject(new Error('aborted')))
+      fetches.push({
+        url,
+        aborted: () => init.signal.aborted,
+        answer: async (body, status = 200) => {
+          const text = typeof body === 'string' ? body : JSON.stringify(body)
+          resolve({ ok: status >= 200 && status < 300, status, json: async () => JSON.parse(text) })
+          await settle()
+        },
+        fail: async () => {
+          reject(new TypeError('Failed to fetch'))
+          await settle()
+        }
+      })
+    })
+  }
   if (options.bus !== undefined) {
     window.BroadcastChannel = options.bus.channelClass(window)
     window.URL = URL
@@ -153,6 +181,8 @@ export function fakeBrowser (options: { readyState?: string, random?: number, mo
     reported,
     state,
     timers,
+    /** The fake fetch()'s requests, in order (with `fetch: true`). */
+    fetches,
     /** The frames in the page. */
     frames: () => body.childNodes,
     /** The one frame in the page. */

@@ -42,6 +42,8 @@ export interface FallbackServer {
   publish: (n: number) => Promise<string>
   /** Requests for /events with ?transport=poll so far. */
   polls: () => number
+  /** Those of them with &format=json (fetch() polls). */
+  jsonPolls: () => number
   /** Resolves once a first request for /events is subscribed to the channel. */
   subscribed: Promise<void>
 }
@@ -50,9 +52,12 @@ export interface FallbackServer {
 export async function fallbackServer (t: Test): Promise<FallbackServer> {
   const { app } = await build(t, { clientPath: '/comet/client.js' })
   let polls = 0
+  let jsonPolls = 0
   app.addHook('onRequest', async request => {
     const url = new URL(request.url, 'http://localhost')
-    if (url.pathname === '/events' && url.searchParams.get('transport') === 'poll') polls++
+    if (url.pathname !== '/events' || url.searchParams.get('transport') !== 'poll') return
+    polls++
+    if (url.searchParams.get('format') === 'json') jsonPolls++
   })
   app.get('/page', (request, reply) => reply.type('text/html; charset=utf-8').send(HTML))
   app.get('/app.js', (request, reply) => reply.type('text/javascript; charset=utf-8').send(APP))
@@ -68,6 +73,7 @@ export async function fallbackServer (t: Test): Promise<FallbackServer> {
     origin: await listen(app),
     publish: n => channel.publish({ n, publishedAt: Date.now() }),
     polls: () => polls,
+    jsonPolls: () => jsonPolls,
     subscribed: subscribed.promise
   }
 }
@@ -122,6 +128,7 @@ export function fallsBackToPolling (t: Test, browser: TestBrowser, hop: Bufferin
     t.ok(noticed, `a probe stream ended as buffered: ${JSON.stringify(closes)}`)
     t.equal(transport, 'poll', 'still polling: the path still buffers')
     t.ok(server.polls() > 0, 'the server was polled')
+    t.equal(server.jsonPolls(), server.polls(), 'with fetch(): every poll a JSON poll, none a document in a frame')
     // The bound applies from the moment the client noticed; what was published before waited for it.
     const after = measured.filter(({ message }) => noticed !== undefined && message.publishedAt >= noticed.at)
     t.ok(after.length >= TOTAL / 2, `${after.length} messages were published once the client had noticed`)
