@@ -44,8 +44,12 @@ function clusterOptions (options: RedisOptions): ClusterOptions {
 // The subscriber of a cluster is one connection per primary, made and followed by ioredis
 // (shardedSubscribers): it subscribes again after a failover or a slot's move, then says so
 // (subscribersReady) and every channel reads its log. It queues a subscription asked for while
-// the cluster is away (one command per channel followed meanwhile), then sends it once back.
-const CLUSTER_SUBSCRIBER_OPTIONS: ClusterOptions = { lazyConnect: false, enableOfflineQueue: true, shardedSubscribers: true }
+// the cluster is away (one command per channel followed meanwhile), then sends it once back. One
+// whose node's connection closed fails at once (retryDelayOnFailover 0), rather than being tried
+// again for seconds while its shard is down: ioredis has it on record and subscribes again once
+// the shard is back; tried again, every room that came and went meanwhile would be subscribed to
+// and unsubscribed from on the new primary.
+const CLUSTER_SUBSCRIBER_OPTIONS: ClusterOptions = { lazyConnect: false, enableOfflineQueue: true, shardedSubscribers: true, retryDelayOnFailover: 0 }
 
 /** A broker for `fastify.register(fastifyComet, { broker: cometRedis({ url }) })`. */
 export function cometRedis (options: CometRedisOptions): CometBroker {

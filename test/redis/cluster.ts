@@ -150,9 +150,10 @@ async function isSettled (nodes: ClusterNode[]): Promise<boolean> {
     if (!info.includes('cluster_state:ok')) return false
     const replication = await node.cli.info('replication')
     if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false
-    // Who serves each slot, as this node sees it: every node must agree.
+    // Who serves each slot, and its replicas, as this node sees it: every node must agree (a node
+    // may learn of another shard's replica later than of its primary).
     const slots = await node.cli.cluster('SLOTS')
-    views.add(JSON.stringify(slots.map(([first, last, primary]) => [first, last, primary?.[1]]).sort((a, b) => a[0] - b[0])))
+    views.add(JSON.stringify(slots.map(([first, last, ...servers]) => [first, last, ...servers.map(server => server?.[1])]).sort((a, b) => a[0] - b[0])))
   }
   return views.size === 1
 }

@@ -1,5 +1,6 @@
 // Instances of an application that shares named channels through one redis-server: each has its
 // own plugin, broker and connections, as separate processes would.
+import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import type { RedisOptions } from 'ioredis'
 import { Cluster, Redis } from 'ioredis'
@@ -154,6 +155,7 @@ export async function failoverProxy (t: Test, redis: RedisServer): Promise<{ url
 
 /** An instance on a Redis Cluster serving `GET /comet/:name` from each of the named channels `names`. */
 export interface ClusterInstance {
+  app: FastifyInstance
   origin: string
   channels: Map<string, CometHistoryChannel<unknown>>
   logs: LogLine[]
@@ -178,5 +180,5 @@ export async function clusterInstance (t: Test, startupNodes: Array<{ host: stri
   const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity, broker })
   const channels = new Map(names.map(name => [name, app.comet.channel({ name, history: options.history ?? 1000 })]))
   app.get<{ Params: { name: string } }>('/comet/:name', (request, reply) => reply.comet(channels.get(request.params.name) as CometHistoryChannel<unknown>, 'cb'))
-  return { origin: await listen(app), channels, logs }
+  return { app, origin: await listen(app), channels, logs }
 }
