@@ -6,6 +6,7 @@
 // `&format=json` answers the same entries as a JSON array, for fetch(): no document, so no
 // helper script and none of a document's headers, which would be most of a poll's bytes.
 import type { FastifyRequest } from 'fastify'
+import { queryMilliseconds } from './query.js'
 
 /**
  * How long a poll with something to deliver gathers what follows before it ends: what comes in
@@ -30,9 +31,8 @@ export interface Poll {
 export function pollOf (request: FastifyRequest, pollTimeout: number): Poll | undefined {
   const query = request.query as Record<string, unknown> | undefined
   if (query?.transport !== 'poll') return undefined
-  const wait = query.wait
   return {
-    wait: typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? Math.min(pollTimeout, Number(wait)) : pollTimeout,
+    wait: Math.min(pollTimeout, queryMilliseconds(request, 'wait') ?? pollTimeout),
     timeout: pollTimeout,
     json: query.format === 'json'
   }
