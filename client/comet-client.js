@@ -403,7 +403,7 @@
     }
 
     function disconnect (reason) {
-      // Removing the frame also aborts its request (a connection given up by the watchdog).
+      // Removing the frame, or aborting the fetch, ends the request (a connection given up by the watchdog).
       stopConnection()
       const ended = polling ? 'poll' : 'stream'
       let rotated = reconnect === 'now' && reason === 'ended'
