@@ -3,10 +3,13 @@
 // document's headers, and only to pages of its own origin. It ends as a poll does; its end means
 // "poll again at once" unless its last entry says otherwise.
 import t, { type Test } from 'tap'
+import Fastify from 'fastify'
 import { once } from 'node:events'
 import http from 'node:http'
+import http2 from 'node:http2'
 import { build, deferred, listen, logged } from './helpers.js'
 import type { CometChannel } from '../types/index.js'
+import fastifyComet from '../lib/index.js'
 
 const JSON_POLL = '?transport=poll&format=json'
 
@@ -163,4 +166,27 @@ t.test('a JSON poll that reaches maxBytes ends like a poll: again at once', asyn
   await joined
   const id = await room.publish('more than ten bytes')
   t.same(JSON.parse((await answer).body), [1, 'more than ten bytes', id])
+})
+
+t.test('a JSON poll through inject and over HTTP/2 (no connection-specific headers there)', async t => {
+  const { app } = await build(t, { pollTimeout: 20 })
+  app.get('/comet', (request, reply) => reply.comet(app.comet.channel(), 'cb'))
+  const injected = await app.inject(`/comet${JSON_POLL}&wait=0`)
+  t.equal(injected.headers['content-type'], 'application/json')
+  t.same(injected.json(), [2, 'open', { heartbeat: 0, poll: 20 }])
+  // On Node < 24, Fastify closes HTTP/2 sessions at shutdown only with forceCloseConnections.
+  const h2 = Fastify({ http2: true, forceCloseConnections: true })
+  t.teardown(() => h2.close())
+  await h2.register(fastifyComet, { pollTimeout: 20 })
+  h2.get('/comet', (request, reply) => reply.comet(h2.comet.channel(), 'cb'))
+  const session = http2.connect(await listen(h2))
+  t.teardown(() => session.destroy())
+  const request = session.request({ ':path': `/comet${JSON_POLL}` })
+  const [headers] = await once(request, 'response') as [http2.IncomingHttpHeaders]
+  request.setEncoding('utf8')
+  let body = ''
+  for await (const chunk of request) body += chunk
+  t.equal(headers[':status'], 200)
+  t.same(Object.keys(headers).sort(), [':status', 'cache-control', 'content-type', 'date'])
+  t.equal(body, '[]')
 })
