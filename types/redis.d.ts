@@ -22,7 +22,8 @@ export interface CometRedisOptions {
   /**
    * Publishes that may wait for Redis's answer at once; one more rejects at once with
    * `FST_COMET_PUBLISH_FAILED`, unsent. Bounds what piles up while Redis is slow or hung, and how
-   * many publishes reported failed can still be stored once it answers again. Default 1000.
+   * many publishes reported failed can still be stored once it answers again. On a Redis Cluster,
+   * for each primary. Default 1000.
    */
   maxInFlight?: number
 }

@@ -1,11 +1,14 @@
-// One connection to Redis and the commands in flight on it, bounded: while Redis is slow or hung,
-// nothing piles up in memory or in the socket. Past the bound, a publish fails at once (it was
-// never sent, so it can never run later) and a read waits its turn in order, urgent reads first.
-// A command's time counts from when it is sent, never while it waits its turn. A command with no
-// answer in time, while no other answer came either, means the connection is silent: it is taken
-// for lost and made again, which fails everything still in flight on it (the connection's options
-// flush its queue on close). A connection that answers, however late, is only slow: it is kept.
+// One connection to Redis and the commands in flight on it, bounded for each server: while Redis
+// is slow or hung, nothing piles up in memory or in the socket. On a Redis Cluster, each primary
+// has a bound of its own, so a node that hangs holds its own, never the other shards'. Past the
+// bound, a publish fails at once (it was never sent, so it can never run later) and a read waits
+// its turn in order, urgent reads first. A command's time counts from when it is sent, never while
+// it waits its turn. A command with no answer in time, while its server gave no other answer
+// either, means the connection to that server is silent: it is taken for lost and made again,
+// which fails everything still in flight on it (the connection's options flush its queue on
+// close). A connection that answers, however late, is only slow: it is kept.
 import type { Cluster, Redis } from 'ioredis'
+import { slotOf } from './slot.js'
 
 /** A connection to one Redis server, or a client of a Redis Cluster (connections to each node). */
 export type Connection = Redis | Cluster
@@ -39,11 +42,24 @@ function expire (reject: (err: Error) => void, ms: number, late: (err: Error) =>
 /**
  * Closes a silent connection at once, and ioredis makes it again: a polite end (disconnect())
  * would wait for a peer that does not answer, with the connection still taken for ready meanwhile.
- * A cluster client, which cannot tell which node went silent, closes them all and starts again.
+ * On a cluster, only the connection to the silent node: ioredis forgets it, and connects to that
+ * node again when a command next goes there; the other nodes' connections are not disturbed.
  */
-export function dropSilent (connection: Connection): void {
-  if (connection.isCluster) (connection as Cluster).disconnect(true)
-  else (connection as Redis).stream.destroy()
+export function dropSilent (connection: Redis): void {
+  connection.stream.destroy()
+}
+
+/** A server's "host:port", as a cluster's slot table names it. */
+function nameOf (node: Redis): string {
+  return `${String(node.options.host)}:${String(node.options.port)}`
+}
+
+/** The commands sent to one server and waiting for its answer, and those waiting their turn. */
+class Budget {
+  inFlight = 0
+  /** Answers (or failures) so far: a server that gave one since a command was sent is not silent. */
+  heard = 0
+  readonly waiting: Array<() => void> = []
 }
 
 export class RedisLane {
@@ -51,10 +67,8 @@ export class RedisLane {
   readonly #max: number
   readonly #timeout: number
   readonly #lost: (err: Error) => void
-  #inFlight = 0
-  /** Answers (or failures) so far: a connection that gave one since a command was sent is not silent. */
-  #heard = 0
-  readonly #waiting: Array<() => void> = []
+  /** By server: '' for one server, each node's "host:port" on a cluster (a handful, kept). */
+  readonly #budgets = new Map<string, Budget>()
 
   /** `lost` hears of a silent connection (once per command that found it so) before it is made again. */
   constructor (connection: Connection, max: number, timeout: number, lost: (err: Error) => void) {
@@ -64,39 +78,75 @@ export class RedisLane {
     this.#lost = lost
   }
 
-  /** Sends the command now, or rejects at once when `max` commands already wait for an answer. */
-  async send<T> (command: (connection: Connection) => Promise<T>): Promise<T> {
-    if (this.#inFlight >= this.#max) throw new Error(`${this.#max} commands already wait for Redis's answer`)
-    return await this.#run(command)
+  /**
+   * Sends the command now, or rejects at once when `max` commands already wait for the answer of
+   * the server that holds `key` (any key the command touches).
+   */
+  async send<T> (key: string, command: (connection: Connection) => Promise<T>): Promise<T> {
+    const node = this.#nodeOf(key)
+    if (this.#budget(node).inFlight >= this.#max) throw new Error(`${this.#max} commands already wait for Redis's answer`)
+    return await this.#run(node, command)
   }
 
-  /** Sends the command once fewer than `max` wait for an answer: in order, an urgent one before the others. */
-  async queue<T> (command: (connection: Connection) => Promise<T>, urgent = false): Promise<T> {
-    while (this.#inFlight >= this.#max) {
-      await new Promise<void>(resolve => urgent ? this.#waiting.unshift(resolve) : this.#waiting.push(resolve))
+  /**
+   * Sends the command once fewer than `max` wait for the answer of the server that holds `key`:
+   * in order, an urgent one before the others.
+   */
+  async queue<T> (key: string, command: (connection: Connection) => Promise<T>, urgent = false): Promise<T> {
+    const node = this.#nodeOf(key)
+    const budget = this.#budget(node)
+    while (budget.inFlight >= this.#max) {
+      await new Promise<void>(resolve => urgent ? budget.waiting.unshift(resolve) : budget.waiting.push(resolve))
     }
-    return await this.#run(command)
+    return await this.#run(node, command)
   }
 
-  async #run<T> (command: (connection: Connection) => Promise<T>): Promise<T> {
-    this.#inFlight++
-    const heard = this.#heard
+  /** Asks each server (each primary of a cluster) that has room whether it is still there. */
+  ping (): void {
+    const servers: Array<[string, Redis]> = this.connection.isCluster
+      ? (this.connection as Cluster).nodes('master').map(node => [nameOf(node), node])
+      : [['', this.connection as Redis]]
+    for (const [node, server] of servers) {
+      if (server.status === 'ready' && this.#budget(node).inFlight < this.#max) this.#run(node, () => server.ping()).then(undefined, ignoreFailure)
+    }
+  }
+
+  /** The server that serves `key`: its slot's primary on a cluster (none while the slots are not known yet). */
+  #nodeOf (key: string): string {
+    return this.connection.isCluster ? (this.connection as Cluster).slots[slotOf(key)]?.[0] ?? '' : ''
+  }
+
+  #budget (node: string): Budget {
+    let budget = this.#budgets.get(node)
+    if (budget === undefined) this.#budgets.set(node, budget = new Budget())
+    return budget
+  }
+
+  async #run<T> (node: string, command: (connection: Connection) => Promise<T>): Promise<T> {
+    const budget = this.#budget(node)
+    budget.inFlight++
+    const heard = budget.heard
     const sent = command(this.connection)
     // Counted until Redis answers or the connection closes, not until the caller gives up.
-    sent.then(this.#settled, this.#settled)
-    return await answered(sent, this.#timeout, err => this.#silent(err, heard))
+    const settled = (): void => {
+      budget.heard++
+      budget.inFlight--
+      budget.waiting.shift()?.()
+    }
+    sent.then(settled, settled)
+    return await answered(sent, this.#timeout, err => this.#silent(err, node, budget.heard === heard))
   }
 
-  readonly #settled = (): void => {
-    this.#heard++
-    this.#inFlight--
-    this.#waiting.shift()?.()
-  }
-
-  #silent (err: Error, heard: number): void {
+  #silent (err: Error, node: string, silent: boolean): void {
+    const server = this.connection.isCluster
+      ? (this.connection as Cluster).nodes().find(server => nameOf(server) === node)
+      : this.connection as Redis
     // Already closed and being made again, or not silent.
-    if (this.connection.status !== 'ready' || this.#heard !== heard) return
+    if (server?.status !== 'ready' || !silent) return
     this.#lost(err)
-    dropSilent(this.connection)
+    dropSilent(server)
   }
 }
+
+// A ping that fails says so through #silent, or through the connection's own events.
+function ignoreFailure (): void {}

@@ -9,11 +9,12 @@
 // primary, to the instances that follow it there (see subscribe()).
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Cluster } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { FST_COMET_PUBLISH_FAILED } from '../errors.js'
 import { MAX_DELAY } from '../options.js'
 import { answered, dropSilent, RedisLane, type Connection } from './lane.js'
 import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, SHARDED_PUBLISH, SINCE, type ChannelKeys } from './scripts.js'
+import { subscriptionFailure } from './subscription-failure.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './topic.js'
 
 type ReadReply = [epoch: string, last: number, lastToken: string, entries?: Array<[id: string, fields: string[]]>, tokenAtAfter?: string | null]
@@ -100,9 +101,14 @@ export class RedisLink implements LogReader {
     }
     // A read that failed while Redis was away is tried again as soon as reads can run.
     reads.on('ready', () => this.#catchUpStale())
+    const back = (): void => this.#back()
     for (const connection of [commands, reads, subscriber]) {
       connection.on('error', lost)
-      connection.on('ready', () => this.#back())
+      connection.on('ready', back)
+    }
+    if (this.#sharded) {
+      // A node's connection that a lane dropped alone is made again with the cluster still ready.
+      for (const connection of [commands, reads]) connection.on('+node', (node: Redis) => node.on('ready', back))
     }
     this.#pinger = setInterval(ping, Math.min(commandTimeout * PING_EVERY, MAX_DELAY), this).unref()
   }
@@ -131,7 +137,7 @@ export class RedisLink implements LogReader {
   /** Stores and sends a message; resolves with its id, or rejects with FST_COMET_PUBLISH_FAILED. */
   async publish (keys: ChannelKeys, name: string, history: number, historyTtl: number, message: string): Promise<string> {
     try {
-      return await this.#commands.send(commands => (commands as CometRedis).cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live, historyTtl))
+      return await this.#commands.send(keys.meta, commands => (commands as CometRedis).cometPublish(keys.meta, keys.log, newEpoch(), history, message, keys.live, historyTtl))
     } catch (err) {
       throw new FST_COMET_PUBLISH_FAILED(name, (err as Error).message, { cause: err })
     }
@@ -183,7 +189,7 @@ export class RedisLink implements LogReader {
    * SINCE). In turn with the replays, and tried again as they are.
    */
   async since (keys: ChannelKeys, since: number): Promise<{ epoch: string, from: number }> {
-    const [epoch, from] = await this.#forReplay(() => this.#reads.queue(reads => (reads as CometRedis).cometSince(keys.meta, keys.log, since), false))
+    const [epoch, from] = await this.#forReplay(() => this.#reads.queue(keys.meta, reads => (reads as CometRedis).cometSince(keys.meta, keys.log, since), false))
     return { epoch, from }
   }
 
@@ -200,7 +206,7 @@ export class RedisLink implements LogReader {
   }
 
   async #read (keys: ChannelKeys, epoch: string, after: number, count: number, urgent: boolean): Promise<LogPage> {
-    const [logEpoch, last, lastToken, entries, tokenAtAfter] = await this.#reads.queue(reads =>
+    const [logEpoch, last, lastToken, entries, tokenAtAfter] = await this.#reads.queue(keys.meta, reads =>
       (reads as CometRedis).cometRead(keys.meta, keys.log, newEpoch(), epoch, after, count), urgent)
     return {
       epoch: logEpoch,
@@ -213,7 +219,7 @@ export class RedisLink implements LogReader {
   }
 
   async retireEpoch (keys: ChannelKeys, epoch: string, seq: number, token: string): Promise<void> {
-    await this.#commands.send(commands => (commands as CometRedis).cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq, token))
+    await this.#commands.send(keys.meta, commands => (commands as CometRedis).cometRetireEpoch(keys.meta, keys.log, newEpoch(), epoch, seq, token))
   }
 
   readFailed (err: Error): void {
@@ -230,16 +236,18 @@ export class RedisLink implements LogReader {
 
   /**
    * A connection that does not answer is taken for lost: dropped and made again (the subscriber
-   * then catches up). One that is down is already being made again.
+   * then catches up). One that is down is already being made again. On a cluster, each lane asks
+   * every primary, and drops only a silent one's connection; the subscriber's connections are
+   * ioredis's own (one per primary), made again by it when a node ends, fails over or loses its
+   * slots: asking one node through the cluster client tells nothing of them.
    */
   ping (): void {
-    for (const lane of [this.#commands, this.#reads]) {
-      if (lane.connection.status === 'ready') lane.send(connection => connection.ping()).then(undefined, ignoreReply)
-    }
-    if (this.#topics.size === 0 || this.#subscriber.status !== 'ready') return
+    this.#commands.ping()
+    this.#reads.ping()
+    if (this.#sharded || this.#topics.size === 0 || this.#subscriber.status !== 'ready') return
     answered(this.#subscriber.ping(), this.#commandTimeout, (err: Error) => {
       this.#lost(err) // said once, as when the connection fails loudly
-      dropSilent(this.#subscriber)
+      dropSilent(this.#subscriber as Redis)
     }).then(undefined, ignoreReply)
   }
 
@@ -273,11 +281,12 @@ export class RedisLink implements LogReader {
     })
   }
 
-  // Refused with the connection up (an ACL without the channel, say), the instance would never hear
-  // a live message: said loudly, once per channel. Dropped meanwhile, 'ready' subscribes again.
+  // Failed with the connection up (an ACL without the channel, a cluster node that cannot take it
+  // now), the instance may never hear a live message: said loudly, once per channel, with why.
+  // Dropped meanwhile, 'ready' subscribes again.
   #subscribed (err: Error | null | undefined, topic: Topic): void {
     if (err != null && this.#subscriber.status === 'ready') {
-      this.#log.error({ err, channel: topic.keys.live }, 'fastify-comet: Redis refused the subscription to a channel: this instance hears its messages only when it reads the log')
+      this.#log.error({ err, channel: topic.keys.live }, subscriptionFailure(err))
     }
     topic.catchUp()
   }

@@ -9,8 +9,8 @@
 // replay, and one asking for a window (?since=) that reaches the lost messages gets a reset; on the
 // other shards a resume gets exactly what it missed.
 import t, { type Test } from 'tap'
-import { open, replayWithControl, type OpenStream } from '../helpers.js'
-import { namesOnEveryShard, useCluster } from './cluster.js'
+import { open, replayWithControl } from '../helpers.js'
+import { againstAcked, namesOnEveryShard, useCluster } from './cluster.js'
 import { after, clusterInstance, until, type ClusterInstance } from './setup.js'
 
 const epochOf = (id: string): string => id.split('-')[0]
@@ -37,38 +37,6 @@ async function resumeIsReset (t: Test, instance: ClusterInstance, which: string,
 interface Published {
   acked: Array<[value: string, id: string]>
   failed: string[]
-}
-
-/**
- * Checks a client's stream against what was acknowledged: every acknowledged message once, in
- * publish order, with the id publish() gave. The client was connected all along, and each message
- * the dead primary acknowledged reached it before the kill: nothing may be missing, even where
- * a reset says the history broke (resets are counted, and returned).
- */
-function check (t: Test, label: string, client: OpenStream, published: Published): number {
-  const order = new Map(published.acked.map(([value, id], n) => [value, { n, id }]))
-  let next = 0
-  let resets = 0
-  const seen = new Set<unknown>()
-  const problems: string[] = []
-  for (const [kind, value, id] of replayWithControl(client.body(), 'cb')) {
-    if (kind === 'control') {
-      if (value === 'reset') resets++
-      continue
-    }
-    if (seen.has(value)) problems.push(`${String(value)} twice`)
-    seen.add(value)
-    const acked = order.get(value as string)
-    // A publish reported failed that the dead primary had stored and sent: delivered once, fine.
-    if (acked === undefined) continue
-    if (acked.id !== id) problems.push(`${String(value)} with id ${String(id)}, not ${acked.id}`)
-    if (acked.n < next) problems.push(`${String(value)} out of order`)
-    if (acked.n > next) problems.push(`gap before ${String(value)}: ${published.acked.slice(next, acked.n).map(([v]) => v).join(', ')} missing`)
-    next = acked.n + 1
-  }
-  if (next !== published.acked.length) problems.push(`stopped before ${published.acked[next]?.[0]}`)
-  t.same(problems, [], label)
-  return resets
 }
 
 const startCluster = useCluster(t)
@@ -141,7 +109,11 @@ if (startCluster !== undefined) {
       let resets = 0
       for (const [i, client] of clients[n].entries()) {
         client.req.destroy()
-        resets += check(t, `${name} on instance ${'ab'[i]}: every acknowledged message once, in order, with its id`, client, published[n])
+        // Connected all along, and each message the dead primary acknowledged reached it before the
+        // kill: nothing may be missing, even where a reset says the history broke.
+        const { problems, resets: told } = againstAcked(client, published[n].acked)
+        t.same(problems, [], `${name} on instance ${'ab'[i]}: every acknowledged message once, in order, with its id`)
+        resets += told
       }
       const ids = published[n].acked.map(([, id]) => id)
       t.equal(new Set(ids).size, ids.length, `${name}: no id names two messages`)

@@ -11,13 +11,18 @@ import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
-import { missing } from '../helpers.js'
+import { missing, replayWithControl, type OpenStream } from '../helpers.js'
 import { freePort, ready, REDIS_SERVER_PATH, spawnRedisServer } from './redis-server.js'
 
 export const REDIS_CLI_PATH = process.env.REDIS_CLI_PATH ?? join(dirname(REDIS_SERVER_PATH), 'redis-cli')
 
-/** Milliseconds before a silent node is taken for failed (and a replica takes over). */
+/** Milliseconds before a silent node is taken for failed (and a replica takes over), unless a test sets its own. */
 export const NODE_TIMEOUT = 1000
+
+export interface ClusterOptions {
+  /** cluster-node-timeout of every node: a test that hangs a node longer must not see it failed over. */
+  nodeTimeout?: number
+}
 
 export interface ClusterNode {
   readonly port: number
@@ -53,7 +58,7 @@ export interface LocalCluster {
  * A function that starts a cluster for the test it is given (stopped when that test ends), or
  * undefined when redis-server or redis-cli is missing: then the file must define no tests.
  */
-export function useCluster (t: Test): ((t: Test) => Promise<LocalCluster>) | undefined {
+export function useCluster (t: Test): ((t: Test, options?: ClusterOptions) => Promise<LocalCluster>) | undefined {
   const how = '`apt-get install redis-server` (or set REDIS_SERVER_PATH and REDIS_CLI_PATH) to run the Redis Cluster tests'
   if (missing(t, REDIS_SERVER_PATH, `no redis-server at ${REDIS_SERVER_PATH}: ${how}`) || missing(t, REDIS_CLI_PATH, `no redis-cli at ${REDIS_CLI_PATH}: ${how}`)) {
     return undefined
@@ -62,7 +67,8 @@ export function useCluster (t: Test): ((t: Test) => Promise<LocalCluster>) | und
 }
 
 /** 3 primaries and 3 replicas, made into a cluster, stopped when `t` ends. */
-export async function startCluster (t: Test): Promise<LocalCluster> {
+export async function startCluster (t: Test, options: ClusterOptions = {}): Promise<LocalCluster> {
+  const { nodeTimeout = NODE_TIMEOUT } = options
   const dir = mkdtempSync(join(tmpdir(), 'fastify-comet-cluster-'))
   const nodes: ClusterNode[] = []
   t.teardown(async () => {
@@ -73,7 +79,7 @@ export async function startCluster (t: Test): Promise<LocalCluster> {
     }))
     rmSync(dir, { recursive: true, force: true })
   })
-  for (let i = 0; i < 6; i++) nodes.push(await startNode(dir))
+  for (let i = 0; i < 6; i++) nodes.push(await startNode(dir, nodeTimeout))
   await promisify(execFile)(REDIS_CLI_PATH, ['--cluster', 'create', ...nodes.map(node => `127.0.0.1:${node.port}`),
     '--cluster-replicas', '1', '--cluster-yes'])
   const cluster: LocalCluster = {
@@ -151,7 +157,7 @@ async function isSettled (nodes: ClusterNode[]): Promise<boolean> {
   return views.size === 1
 }
 
-async function startNode (dir: string): Promise<ClusterNode> {
+async function startNode (dir: string, nodeTimeout: number): Promise<ClusterNode> {
   const port = await freePort()
   const busPort = await freePort()
   let child: ChildProcess | undefined
@@ -177,7 +183,7 @@ async function startNode (dir: string): Promise<ClusterNode> {
   // The test's own client sees the failures the tests cause: they are expected.
   node.cli.on('error', () => {})
   const started = spawnRedisServer(['--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
-    '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', String(NODE_TIMEOUT),
+    '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', String(nodeTimeout),
     '--cluster-require-full-coverage', 'no',
     // A replica that lost its primary takes over however long ago it last heard from it (a
     // replica made to lag by the tests would otherwise refuse to).
@@ -187,4 +193,41 @@ async function startNode (dir: string): Promise<ClusterNode> {
   await ready(started)
   await node.cli.connect()
   return node
+}
+
+/**
+ * What a client's stream got wrong against the acknowledged messages ([value, id], in publish
+ * order): each must come once, in order, with its id, none missing, except (with `gapAfterReset`)
+ * where a reset came just before. A value never acknowledged (a publish reported failed that Redis
+ * ran anyway) may come, once. Also the resets the client was told of.
+ */
+export function againstAcked (client: OpenStream, acked: Array<[value: string, id: string]>, gapAfterReset = false): { problems: string[], resets: number } {
+  const order = new Map(acked.map(([value, id], n) => [value, { n, id }]))
+  const problems: string[] = []
+  const seen = new Set<unknown>()
+  let next = 0
+  let resets = 0
+  let afterReset = false
+  for (const [kind, value, id] of replayWithControl(client.body(), 'cb')) {
+    if (kind === 'control') {
+      if (value === 'reset') {
+        resets++
+        afterReset = true
+      }
+      continue
+    }
+    if (seen.has(value)) problems.push(`${String(value)} twice`)
+    seen.add(value)
+    const expected = order.get(value as string)
+    if (expected === undefined) continue
+    if (expected.id !== id) problems.push(`${String(value)} with id ${String(id)}, not ${expected.id}`)
+    if (expected.n < next) problems.push(`${String(value)} out of order`)
+    if (expected.n > next && !(gapAfterReset && afterReset)) {
+      problems.push(`gap before ${String(value)}: ${acked.slice(next, expected.n).map(([missed]) => missed).join(', ')} missing`)
+    }
+    afterReset = false
+    next = expected.n + 1
+  }
+  if (next !== acked.length) problems.push(`stopped before ${acked[next]?.[0]}`)
+  return { problems, resets }
 }

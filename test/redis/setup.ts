@@ -162,17 +162,18 @@ export interface ClusterInstance {
 /**
  * An instance of an application on the cluster whose nodes are `startupNodes`: through
  * `cometRedis({ cluster })`, or with `{ client: true }` through an ioredis Cluster of the
- * application's (duplicated by the broker).
+ * application's (duplicated by the broker); `commandTimeout` and `maxInFlight` are the broker's.
  */
-export async function clusterInstance (t: Test, startupNodes: Array<{ host: string, port: number }>, names: string[], options: { client?: boolean, history?: number } = {}): Promise<ClusterInstance> {
+export async function clusterInstance (t: Test, startupNodes: Array<{ host: string, port: number }>, names: string[], options: { client?: boolean, history?: number, commandTimeout?: number, maxInFlight?: number } = {}): Promise<ClusterInstance> {
   const { cometRedis } = loadRedisBroker()
+  const { commandTimeout, maxInFlight } = options
   let broker
   if (options.client === true) {
     const client = new Cluster(startupNodes, { lazyConnect: true })
     t.teardown(() => client.disconnect())
-    broker = cometRedis({ client })
+    broker = cometRedis({ client, commandTimeout, maxInFlight })
   } else {
-    broker = cometRedis({ cluster: startupNodes })
+    broker = cometRedis({ cluster: startupNodes, commandTimeout, maxInFlight })
   }
   const { app, logs } = await build(t, { padding: 0, maxBytes: Infinity, broker })
   const channels = new Map(names.map(name => [name, app.comet.channel({ name, history: options.history ?? 1000 })]))
