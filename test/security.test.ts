@@ -145,7 +145,7 @@ t.test('a policy that blocks inline scripts without a nonce is reported once per
   const warnings = logs.filter(line => line.level === 40)
   t.equal(warnings.length, 2, 'one warning for each route')
   t.match(warnings[0].msg, /blocks inline scripts.*nonce/)
-  t.same((await app.inject('/data?transport=poll&format=json')).json(), [0, 'a', 2, 'reconnect', { delay: 'backoff' }])
+  t.same((await app.inject({ url: '/data?transport=poll', headers: { 'comet-format': 'json' } })).json(), [0, 'a', 2, 'reconnect', { delay: 'backoff' }])
   t.equal(logs.filter(line => line.level === 40).length, 2, 'a JSON poll runs no script: nothing to warn of')
   await app.close()
 })

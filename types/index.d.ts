@@ -54,7 +54,7 @@ declare namespace fastifyComet {
     maxDuration?: number
     /**
      * Milliseconds a poll (a request with `?transport=poll`, answered as a document, or as JSON
-     * with `&format=json`) waits for something to deliver before it ends empty; a poll with
+     * with the request header `Comet-Format: json`) waits for something to deliver before it ends empty; a poll with
      * something ends about 1 ms after its first message. Default 25000; 1 to 2147483647.
      */
     pollTimeout?: number

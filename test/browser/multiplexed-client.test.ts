@@ -16,7 +16,7 @@ interface Live {
   ids: { chat: string[], alerts: string[] }
   /** The cursor of each /live request, in order. */
   cursors: Array<string | undefined>
-  /** The query's transport and format of each /live request, e.g. 'poll json', 'undefined undefined'. */
+  /** The query's transport and the Comet-Format header of each /live request, e.g. 'poll json', 'undefined undefined'. */
   kinds: string[]
 }
 
@@ -29,9 +29,9 @@ async function live (t: Test): Promise<Live> {
   const cursors: Live['cursors'] = []
   const kinds: string[] = []
   app.get('/live', (request, reply) => {
-    const query = request.query as { lastEventId?: string, transport?: string, format?: string }
+    const query = request.query as { lastEventId?: string, transport?: string }
     cursors.push(query.lastEventId)
-    kinds.push(`${query.transport} ${query.format}`)
+    kinds.push(`${query.transport} ${request.headers['comet-format']}`)
     return reply.comet({
       chat,
       alerts,
