@@ -5,8 +5,8 @@
 // delay from publish to the client (the machine's monotonic clock, in both processes), requests
 // and bytes per message on the client's side of the hop, and whether every message came once.
 //   fastify-comet, streaming, direct           the forever document, no hop (the reference)
-//   fastify-comet, JSON polls through the proxy   ?transport=poll&format=json (what the shipped
-//     client's fetch() polls ask), again at once with ?lastEventId=
+//   fastify-comet, JSON polls through the proxy   ?transport=poll with Comet-Format: json (what the
+//     shipped client's fetch() polls ask), again at once with ?lastEventId=
 //   fastify-comet, document polls through the proxy   ?transport=poll (a frame's polls), and the
 //     same with helmet: false (how much of a document poll's bytes are the security headers)
 //   socket.io, long-polling through the proxy  socket.io-client with transports: ['polling']
@@ -24,9 +24,9 @@ const INTERVAL = 100 // ms: 10 messages a second
 
 const COMPETITORS = [
   { name: 'fastify-comet, streaming, direct', server: 'fastify-comet', client: streamingClient, hop: false },
-  { name: 'fastify-comet, JSON polls through the proxy', server: 'fastify-comet', client: pollingClient('&format=json'), hop: true },
-  { name: 'fastify-comet, document polls through the proxy', server: 'fastify-comet', client: pollingClient(''), hop: true },
-  { name: 'fastify-comet (helmet: false), document polls through the proxy', server: 'fastify-comet (helmet: false)', client: pollingClient(''), hop: true },
+  { name: 'fastify-comet, JSON polls through the proxy', server: 'fastify-comet', client: pollingClient({ 'comet-format': 'json' }), hop: true },
+  { name: 'fastify-comet, document polls through the proxy', server: 'fastify-comet', client: pollingClient({}), hop: true },
+  { name: 'fastify-comet (helmet: false), document polls through the proxy', server: 'fastify-comet (helmet: false)', client: pollingClient({}), hop: true },
   { name: 'socket.io, long-polling through the proxy', server: 'socket.io', client: socketIoClient, hop: true }
 ]
 const BASELINE = COMPETITORS[0].name
@@ -123,8 +123,8 @@ async function streamingClient (url, receive) {
   }
 }
 
-/** Polls in a loop over one kept-alive connection, each from the last id received; `format`: the query's end. */
-function pollingClient (format) {
+/** Polls in a loop over one kept-alive connection, each from the last id received, with `headers`. */
+function pollingClient (headers) {
   return async (url, receive) => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
     let stopped = false
@@ -132,7 +132,7 @@ function pollingClient (format) {
     let cursor
     const poll = async () => {
       const query = cursor === undefined ? '' : `&lastEventId=${encodeURIComponent(cursor)}`
-      current = http.get(`${url}/events?transport=poll${format}${query}`, { agent })
+      current = http.get(`${url}/events?transport=poll${query}`, { agent, headers })
       current.on('error', () => {}) // once() and the loop below see it
       const [res] = await once(current, 'response')
       if (res.statusCode !== 200) throw new Error(`poll answered ${res.statusCode}`)

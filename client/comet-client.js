@@ -52,8 +52,9 @@
 // Buffering hops. A proxy or scanner that holds each response until it ends passes nothing of a
 // forever document. With transport 'auto', a stream that has delivered nothing (not even its
 // first script, written at once) within probeTimeout is given up, and the client polls instead:
-// each poll is a fetch() of the same route (?transport=poll&format=json, a JSON array of the
-// entries a document's scripts would carry; a short document in a frame where fetch is missing)
+// each poll is a fetch() of the same route (?transport=poll with the header Comet-Format: json,
+// answered with a JSON array of the entries a document's scripts would carry; a short document in
+// a frame where fetch is missing, or where a hop dropped the header and a document came back)
 // that ends as soon as it has delivered something, or after the server's poll timeout; the next
 // poll starts at once, and the first of a series asks for an answer at once (&wait=0), which says
 // how long the server holds polls. Polls need the page's CSP to allow connect-src to the route
@@ -115,9 +116,10 @@
   const STREAM_RETRY_MS = 60000
   const MAX_STREAM_RETRY_MS = 600000
   const SINCE_MARGIN_MS = 1000
-  // Polls read with fetch() as JSON (?format=json): a few hundred bytes each, where a document
-  // poll carries the helper script and a document's headers. Without fetch, document polls.
+  // Polls read with fetch() as JSON (asked with this header): a few hundred bytes each, where a
+  // document poll carries the helper script and a document's headers. Without fetch, document polls.
   const FETCH = typeof fetch === 'function' && typeof AbortController === 'function'
+  const JSON_POLL_HEADERS = { 'Comet-Format': 'json' }
 
   const LEADER = 'leader'
   const FOLLOWER = 'follower'
@@ -175,6 +177,7 @@
     // connection, which Firefox does not report either), and is watched for connectTimeout only.
     let confirming = false
     let quick = false // the current connection is a poll asked to answer at once (&wait=0)
+    let jsonPolls = FETCH // polls are fetch()es of JSON, until a hop drops their header
     let openedWith = 0 // messages when the current connection opened (polls add theirs up)
     let pollTimeout = POLL_TIMEOUT_MS // as the server last announced it
     let retryDelay = STREAM_RETRY_MS
@@ -328,7 +331,7 @@
       if (closed || suspended) return
       // A follower's transport is its leader's; its own connection (catching up) keeps its mode.
       polling = (mode === 'auto' ? transport : mode) === 'poll'
-      const json = polling && FETCH
+      const json = polling && jsonPolls
       openedWith = messages
       // A JSON poll that starts a series asks to be answered at once: that answer says how long
       // the server holds polls, which a document says in every poll.
@@ -344,7 +347,7 @@
       excused = false
       if (polling) silence = pollSilence()
       else silence = mode === 'auto' ? Math.min(probeTimeout, connectTimeout) : connectTimeout
-      const target = connectionUrl(url, positions.cursor(), polling, since(), quick, json)
+      const target = connectionUrl(url, positions.cursor(), polling, since(), quick)
       connection = json ? fetchPoll(target) : openFrame(target)
       watch()
     }
@@ -371,8 +374,12 @@
     // document's helper runs a script's. Its end says "poll again at once" unless it says otherwise.
     function fetchPoll (target) {
       const request = new AbortController()
-      fetch(target, { signal: request.signal, cache: 'no-store' }).then(function (response) {
+      fetch(target, { signal: request.signal, cache: 'no-store', headers: JSON_POLL_HEADERS }).then(function (response) {
+        // Answered, if only with an error (maxStreams): polls get through, whatever follows.
+        if (connection === request) confirming = false
         if (!response.ok) throw new Error('the poll was answered with status ' + response.status)
+        // A document: a hop dropped the header. The next polls are documents in frames.
+        if (!/json/.test(response.headers.get('content-type') || '')) jsonPolls = false
         return response.json()
       }).then(function (entries) {
         if (connection !== request) return
@@ -403,7 +410,7 @@
     }
 
     function disconnect (reason) {
-      // Removing the frame also aborts its request (a connection given up by the watchdog).
+      // Removing the frame, or aborting the fetch, ends the request (a connection given up by the watchdog).
       stopConnection()
       const ended = polling ? 'poll' : 'stream'
       let rotated = reconnect === 'now' && reason === 'ended'
@@ -904,8 +911,8 @@
   }
 
   // The URL of one connection: a poll or a stream, from a cursor, and ?since= (see the header).
-  function connectionUrl (url, id, poll, since, quick, json) {
-    const query = (poll ? '&transport=poll' : '') + (json ? '&format=json' : '') + (quick ? '&wait=0' : '') +
+  function connectionUrl (url, id, poll, since, quick) {
+    const query = (poll ? '&transport=poll' : '') + (quick ? '&wait=0' : '') +
       (id === undefined ? '' : '&lastEventId=' + encodeURIComponent(id)) +
       (since === undefined ? '' : '&since=' + since)
     if (query === '') return url

@@ -175,8 +175,9 @@ export function openEntry (heartbeat: number, keys?: readonly string[], poll = 0
 }
 
 // encodeMessage's one construct that JSON lacks: a message with a "__proto__" key, sent as
-// JSON.parse("…"). Only a message is ever wrapped, and then whole: it is the value right after
-// the entry's kind (`0,` or `1,`), where no JSON value can start with a letter J.
+// JSON.parse("…"). Only a message is ever wrapped (keys and ids are strings, and the details of
+// control entries are the plugin's own objects, with no such key), and then whole: it is the
+// value right after the entry's kind (`0,` or `1,`), where no JSON value can start with a J.
 const WRAPPER = 'JSON.parse('
 const WRAPPED_AT = 2
 const LITERAL_AT = WRAPPED_AT + WRAPPER.length

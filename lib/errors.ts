@@ -69,14 +69,6 @@ export const FST_COMET_NOT_FRAMED = createError(
   403
 )
 
-// 403: a JSON poll that the browser says another site asked for (Sec-Fetch-Site). Answered before
-// anything runs: unlike a comet document, data read by fetch() has no frame-ancestors to guard it.
-export const FST_COMET_NOT_SAME_ORIGIN = createError(
-  'FST_COMET_NOT_SAME_ORIGIN',
-  'A comet poll answered as JSON is for pages of its own origin only',
-  403
-)
-
 // 503: the server is at its `maxStreams`; the client should come back later (Retry-After says when).
 // Thrown before anything is written, so Fastify's error handler answers it.
 export const FST_COMET_TOO_MANY_STREAMS = createError(

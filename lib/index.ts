@@ -5,10 +5,10 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { CometChannelOptions, CometPushOptions, CometReplyOptions, CometSource, CometSources, FastifyCometOptions } from '../types/index.js'
-import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_NOT_SAME_ORIGIN, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
+import { FST_COMET_INVALID_OPTION, FST_COMET_NOT_FRAMED, FST_COMET_REPLY_SENT, FST_COMET_TOO_MANY_STREAMS } from './errors.js'
 import { keyedContexts, singleContext } from './last-event-id.js'
 import { MultiplexFeed } from './multiplex.js'
-import { fromAnotherSite, pollOf } from './poll.js'
+import { pollOf } from './poll.js'
 import { resolvePluginOptions, resolveReplyOptions } from './options.js'
 import { registerHelmet, scriptNonce, warnIfBlocked } from './security.js'
 import { abandonSource, isSourceMap, openSource, sourceKind, unopenedSource } from './source.js'
@@ -41,7 +41,6 @@ const plugin: FastifyPluginAsync<FastifyCometOptions> = async (fastify, options)
       // path against the comet document, with the visitor's cookies.
       if (this.request.headers['sec-fetch-dest'] === 'document') throw new FST_COMET_NOT_FRAMED()
       const poll = pollOf(this.request, settings.pollTimeout)
-      if (poll?.json === true && fromAnotherSite(this.request)) throw new FST_COMET_NOT_SAME_ORIGIN()
       const head = responseHead(this, poll?.json)
       if (!streams.admit()) {
         // On the reply rather than the error, so that an application's own error handler sends it too.

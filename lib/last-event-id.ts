@@ -15,6 +15,7 @@
 // client's clock never matters. It counts only where the client names no position: an id wins.
 import type { FastifyRequest } from 'fastify'
 import type { FeedContext } from './feed.js'
+import { queryMilliseconds } from './query.js'
 
 /** What the client said about its position: an id, nothing (undefined), or something not ours (null). */
 export type LastEventId = string | undefined | null
@@ -58,20 +59,14 @@ function keyedIds (raw: LastEventId): (key: string) => LastEventId {
 
 /** What the feed of a single-source stream is told of the client's position. */
 export function singleContext (request: FastifyRequest): FeedContext {
-  return feedContext(singleId(rawLastEventId(request)), sinceOf(request))
+  return feedContext(singleId(rawLastEventId(request)), queryMilliseconds(request, 'since'))
 }
 
 /** What the feed of each key of a multiplexed stream is told. */
 export function keyedContexts (request: FastifyRequest): (key: string) => FeedContext {
   const idOf = keyedIds(rawLastEventId(request))
-  const since = sinceOf(request)
+  const since = queryMilliseconds(request, 'since')
   return key => feedContext(idOf(key), since)
-}
-
-/** `?since=MS`, a non-negative integer; anything else (a repeated parameter too) is ignored. */
-function sinceOf (request: FastifyRequest): number | undefined {
-  const since = (request.query as Record<string, unknown> | undefined)?.since
-  return typeof since === 'string' && /^(0|[1-9]\d{0,15})$/.test(since) ? Number(since) : undefined
 }
 
 // `since` only where the client names no position.

@@ -3,9 +3,14 @@
 // scanner, an inspecting proxy) passes a complete response on at once, where it would hold a
 // forever one back for ever. The poll ends soon after it has something to deliver, or after
 // `pollTimeout` with nothing; the client polls again at once, resuming from its last id.
-// `&format=json` answers the same entries as a JSON array, for fetch(): no document, so no
-// helper script and none of a document's headers, which would be most of a poll's bytes.
+// A poll asked for with the header `Comet-Format: json` is answered with the same entries as a
+// JSON array, for fetch(): no document, so no helper script and none of a document's headers,
+// which would be most of a poll's bytes. A header, not a query parameter: a page of another site
+// cannot send it (its <script>, <img> or frame sends none, and its fetch() may add one only after
+// a CORS preflight that the application would have to allow), so it can never have JSON, only a
+// document poll with a document's protection. The page's own scripts read JSON polls.
 import type { FastifyRequest } from 'fastify'
+import { queryMilliseconds } from './query.js'
 
 /**
  * How long a poll with something to deliver gathers what follows before it ends: what comes in
@@ -19,7 +24,7 @@ export interface Poll {
   wait: number
   /** The route's `pollTimeout`, which a poll announces for the client to watch the next ones. */
   timeout: number
-  /** Answered as JSON (`&format=json`) rather than as a document. */
+  /** Answered as JSON (`Comet-Format: json`) rather than as a document. */
   json: boolean
 }
 
@@ -30,20 +35,9 @@ export interface Poll {
 export function pollOf (request: FastifyRequest, pollTimeout: number): Poll | undefined {
   const query = request.query as Record<string, unknown> | undefined
   if (query?.transport !== 'poll') return undefined
-  const wait = query.wait
   return {
-    wait: typeof wait === 'string' && /^\d{1,9}$/.test(wait) ? Math.min(pollTimeout, Number(wait)) : pollTimeout,
+    wait: Math.min(pollTimeout, queryMilliseconds(request, 'wait') ?? pollTimeout),
     timeout: pollTimeout,
-    json: query.format === 'json'
+    json: request.headers['comet-format'] === 'json'
   }
-}
-
-/**
- * Whether the browser says another site asked (Sec-Fetch-Site): a JSON poll is data that fetch()
- * reads, with none of a document's protection from other pages (frame-ancestors, CSP), so it is
- * answered to its own origin only. Clients that send no such header (not a browser) are served.
- */
-export function fromAnotherSite (request: FastifyRequest): boolean {
-  const site = request.headers['sec-fetch-site']
-  return site !== undefined && site !== 'same-origin'
 }

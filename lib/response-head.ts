@@ -11,9 +11,9 @@ const JSON_CONTENT_TYPE = 'application/json'
 const JSON_CACHE_CONTROL = 'no-store'
 
 // What a JSON poll leaves out: headers that guard a document (what it may load, run or be framed
-// by) or guard a response from other sites' pages, which fromAnotherSite() refuses outright in
-// every browser that sends Fetch Metadata. Set by helmet on every response, they were four fifths
-// of a poll's bytes (BENCHMARKS.md).
+// by), or guard a response from other sites' pages, which never get a JSON poll (poll.ts: they
+// cannot send its header), and HSTS, which every page and comet document renews. Set by helmet
+// on every response, they were most of a poll's bytes (BENCHMARKS.md).
 const DOCUMENT_HEADERS = new Set([
   'content-security-policy', 'content-security-policy-report-only', 'cross-origin-embedder-policy',
   'cross-origin-opener-policy', 'cross-origin-resource-policy', 'origin-agent-cluster', 'permissions-policy',

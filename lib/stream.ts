@@ -40,9 +40,14 @@ const RECONNECT: Partial<Record<EndReason, Record<string, unknown>>> = {
   overflow: RECONNECT_LATER
 }
 // A JSON poll's end means "poll again at once" by itself (fetch() sees it end): it says so only
-// when the client should wait instead, which is whenever a document would not say "now".
+// when the client should wait instead, which is whenever a document would not say "now". A
+// response with no body to write (HEAD, a client gone) says nothing.
 function jsonReconnect (reason: EndReason): Record<string, unknown> | undefined {
-  return RECONNECT[reason] === RECONNECT_NOW ? undefined : RECONNECT_LATER
+  return RECONNECT[reason] === RECONNECT_NOW || !hasBody(reason) ? undefined : RECONNECT_LATER
+}
+
+function hasBody (reason: EndReason): boolean {
+  return reason !== 'head' && reason !== 'client-gone'
 }
 
 // Node's response and request carry their stream, so one shared listener serves every stream
@@ -76,7 +81,10 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #poll: Poll | undefined
   /** A JSON poll (poll.ts): its body is one JSON array of entries, not script elements. */
   #json = false
-  /** The open script element of the next write (entries, no suffix yet), and how many messages it holds. */
+  /**
+   * The next write, and how many messages it holds: an open script element (entries, no suffix
+   * yet), or for a JSON poll its next piece of the array.
+   */
   #pending = ''
   #pendingMessages = 0
   /** Writes of batches so far: a lane's count of pending messages is good until the next one. */
@@ -186,7 +194,9 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
       this.#heartbeat.add(this)
     }
     if (poll !== undefined) {
-      this.#durationTimer = setTimeout(endPoll, poll.wait, this).unref()
+      // Held (not unref'd): this timer is how a poll ends, and a poll may have no socket to keep
+      // the process alive meanwhile (inject). Shutdown ends polls, and clears it, at once.
+      this.#durationTimer = setTimeout(endPoll, poll.wait, this)
     } else if (settings.maxDuration > 0) {
       this.#durationTimer = setTimeout(expire, settings.maxDuration, this).unref()
     }
@@ -285,7 +295,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #gather (): void {
     this.#pollWaiting = false
     clearTimeout(this.#durationTimer)
-    this.#durationTimer = setTimeout(endPoll, POLL_GATHER_MS, this).unref()
+    this.#durationTimer = setTimeout(endPoll, POLL_GATHER_MS, this)
   }
 
   #append (entry: string): void {
@@ -407,7 +417,7 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     const reconnect = this.#json ? jsonReconnect(reason) : RECONNECT[reason]
     if (reconnect !== undefined) this.#append(controlEntry('reconnect', reconnect))
     if (reason !== 'client-gone') this.#flush()
-    const last = this.#json ? (this.#writes === 0 ? '[]' : ']') : undefined
+    const last = this.#json && hasBody(reason) ? (this.#writes === 0 ? '[]' : ']') : undefined
     this.#ended = true
     this.#pending = ''
     this.#heartbeat?.delete(this)

@@ -112,8 +112,9 @@ export async function settle (): Promise<void> {
 /** A request of the fake fetch(): the test answers it (a body, as the server's JSON text or a value) or fails it. */
 export interface FakeFetch {
   url: string
+  headers: Record<string, string>
   aborted: () => boolean
-  answer: (body: unknown, status?: number) => Promise<void>
+  answer: (body: unknown, status?: number, contentType?: string) => Promise<void>
   fail: () => Promise<void>
 }
 
@@ -150,14 +151,16 @@ export function fakeBrowser (options: { readyState?: string, random?: number, mo
   const fetches: FakeFetch[] = []
   if (options.fetch === true) {
     window.AbortController = AbortController
-    window.fetch = (url: string, init: { signal: AbortSignal }) => new Promise((resolve, reject) => {
+    window.fetch = (url: string, init: { signal: AbortSignal, headers: Record<string, string> }) => new Promise((resolve, reject) => {
       init.signal.addEventListener('abort', () => reject(new Error('aborted')))
       fetches.push({
         url,
+        headers: { ...init.headers },
         aborted: () => init.signal.aborted,
-        answer: async (body, status = 200) => {
+        answer: async (body, status = 200, contentType = 'application/json') => {
           const text = typeof body === 'string' ? body : JSON.stringify(body)
-          resolve({ ok: status >= 200 && status < 300, status, json: async () => JSON.parse(text) })
+          const headers = { get: (name: string) => name.toLowerCase() === 'content-type' ? contentType : null }
+          resolve({ ok: status >= 200 && status < 300, status, headers, json: async () => JSON.parse(text) })
           await settle()
         },
         fail: async () => {

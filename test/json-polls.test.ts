@@ -1,19 +1,24 @@
-// JSON polls: `?transport=poll&format=json` answers a poll as one JSON array of the entries a
-// document's scripts would carry, for fetch(): no document, no helper script, none of a
-// document's headers, and only to pages of its own origin. It ends as a poll does; its end means
-// "poll again at once" unless its last entry says otherwise.
+// JSON polls: `?transport=poll` with the header `Comet-Format: json` is answered with one JSON
+// array of the entries a document's scripts would carry, for fetch(): no document, no helper
+// script, none of a document's headers. A page of another site cannot send the header, so it only
+// ever gets a document. A JSON poll ends as a poll does; its end means "poll again at once"
+// unless its last entry says otherwise.
 import t, { type Test } from 'tap'
+import Fastify from 'fastify'
 import { once } from 'node:events'
 import http from 'node:http'
+import http2 from 'node:http2'
 import { build, deferred, listen, logged } from './helpers.js'
 import type { CometChannel } from '../types/index.js'
+import fastifyComet from '../lib/index.js'
 
-const JSON_POLL = '?transport=poll&format=json'
+const JSON_POLL = '?transport=poll'
+const JSON_HEADER = { 'comet-format': 'json' }
 
 interface Answer { status: number, headers: http.IncomingHttpHeaders, body: string }
 
-/** A GET over a fresh socket, read whole. */
-async function get (url: string, headers: http.OutgoingHttpHeaders = {}): Promise<Answer> {
+/** A GET over a fresh socket, read whole; a JSON poll's header unless `headers` are given. */
+async function get (url: string, headers: http.OutgoingHttpHeaders = JSON_HEADER): Promise<Answer> {
   const req = http.get(url, { agent: false, headers })
   const [res] = await once(req, 'response') as [http.IncomingMessage]
   res.setEncoding('utf8')
@@ -120,24 +125,20 @@ t.test('messages that JSON.parse must read (an own "__proto__" key) arrive as JS
   t.equal(({} as Record<string, unknown>).polluted, undefined)
 })
 
-t.test('a JSON poll answers pages of its own origin only: another site\'s is refused before its source runs', async t => {
+t.test('without its header a poll is a document, whatever else the request says: a page of another site gets no JSON', async t => {
   const { app } = await build(t, { pollTimeout: 20 })
-  let runs = 0
-  app.get('/comet', (request, reply) => reply.comet(() => {
-    runs++
-    return app.comet.channel()
-  }, 'cb'))
+  app.get('/comet', (request, reply) => reply.comet(app.comet.channel(), 'cb'))
   const url = `${await listen(app)}/comet`
-  for (const site of ['cross-site', 'same-site', 'none']) {
-    const refused = await get(url + JSON_POLL, { 'sec-fetch-site': site, 'sec-fetch-dest': 'empty' })
-    t.equal(refused.status, 403, `Sec-Fetch-Site: ${site}`)
-    t.equal(JSON.parse(refused.body).code, 'FST_COMET_NOT_SAME_ORIGIN')
+  // A <script src> or <img> of another site: no header of its choosing, whatever the query.
+  for (const query of ['?transport=poll', '?transport=poll&format=json']) {
+    const plain = await get(url + query, { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'script' })
+    t.equal(plain.status, 200)
+    t.match(plain.headers['content-type'], /^text\/html/, `${query}: a document`)
+    t.equal(plain.headers['x-content-type-options'], 'nosniff', 'with its protection: no script can run it as one')
+    t.equal(plain.headers['cross-origin-resource-policy'], 'same-origin')
   }
-  t.equal(runs, 0, 'no source ran for them')
-  t.equal((await get(url + JSON_POLL, { 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'empty' })).body, '[]', 'its own origin')
-  t.equal((await get(url + JSON_POLL)).body, '[]', 'a client that says nothing (not a browser)')
-  const framed = await get(`${url}?transport=poll`, { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'iframe' })
-  t.equal(framed.status, 200, 'a document poll is left to frame-ancestors, as a stream is')
+  t.equal((await get(url + '?transport=poll', { 'comet-format': 'html' })).headers['content-type'], 'text/html; charset=utf-8', 'another value: a document')
+  t.equal((await get(url + '?transport=poll')).body, '[]', 'with it: JSON')
 })
 
 t.test('a JSON poll that ends for another reason than a poll\'s says when to come back', async t => {
@@ -163,4 +164,42 @@ t.test('a JSON poll that reaches maxBytes ends like a poll: again at once', asyn
   await joined
   const id = await room.publish('more than ten bytes')
   t.same(JSON.parse((await answer).body), [1, 'more than ten bytes', id])
+})
+
+t.test('a JSON poll through inject and over HTTP/2 (no connection-specific headers there)', async t => {
+  const { app } = await build(t, { pollTimeout: 20 })
+  app.get('/comet', (request, reply) => reply.comet(app.comet.channel(), 'cb'))
+  const injected = await app.inject({ url: `/comet${JSON_POLL}&wait=0`, headers: JSON_HEADER })
+  t.equal(injected.headers['content-type'], 'application/json')
+  t.same(injected.json(), [2, 'open', { heartbeat: 0, poll: 20 }])
+  // On Node < 24, Fastify closes HTTP/2 sessions at shutdown only with forceCloseConnections.
+  const h2 = Fastify({ http2: true, forceCloseConnections: true })
+  t.teardown(() => h2.close())
+  await h2.register(fastifyComet, { pollTimeout: 20 })
+  h2.get('/comet', (request, reply) => reply.comet(h2.comet.channel(), 'cb'))
+  const session = http2.connect(await listen(h2))
+  t.teardown(() => session.destroy())
+  const request = session.request({ ':path': `/comet${JSON_POLL}`, ...JSON_HEADER })
+  const [headers] = await once(request, 'response') as [http2.IncomingHttpHeaders]
+  request.setEncoding('utf8')
+  let body = ''
+  for await (const chunk of request) body += chunk
+  t.equal(headers[':status'], 200)
+  t.same(Object.keys(headers).sort(), [':status', 'cache-control', 'content-type', 'date'])
+  t.equal(body, '[]')
+})
+
+t.test('HEAD of a poll, document or JSON, writes and counts no body', async t => {
+  const { app, logs } = await build(t, { pollTimeout: 60000 })
+  app.get('/comet', (request, reply) => reply.comet(app.comet.channel(), 'cb'))
+  const url = `${await listen(app)}/comet${JSON_POLL}`
+  for (const headers of [{}, JSON_HEADER]) {
+    logs.length = 0
+    const req = http.request(url, { method: 'HEAD', agent: false, headers })
+    req.end()
+    const [res] = await once(req, 'response') as [http.IncomingMessage]
+    res.resume()
+    await once(res, 'end')
+    t.match(await logged(logs, line => line.msg === 'comet stream ended'), { reason: 'head', bytes: 0 }, JSON.stringify(headers))
+  }
 })

@@ -137,6 +137,7 @@ t.test('a policy that blocks inline scripts without a nonce is reported once per
   await app.register(fastifyComet, { padding: 0 })
   app.get('/one', (request, reply) => reply.comet(['a'], 'cb'))
   app.get('/two', (request, reply) => reply.comet(['a'], 'cb'))
+  app.get('/data', (request, reply) => reply.comet(['a'], 'cb'))
   for (const url of ['/one', '/one', '/two', '/two']) {
     const res = await app.inject(url)
     t.equal(withoutHelper(res.body), '<html><body><script>__fastifyComet([0,"a",]);</script>')
@@ -144,6 +145,8 @@ t.test('a policy that blocks inline scripts without a nonce is reported once per
   const warnings = logs.filter(line => line.level === 40)
   t.equal(warnings.length, 2, 'one warning for each route')
   t.match(warnings[0].msg, /blocks inline scripts.*nonce/)
+  t.same((await app.inject({ url: '/data?transport=poll', headers: { 'comet-format': 'json' } })).json(), [0, 'a', 2, 'reconnect', { delay: 'backoff' }])
+  t.equal(logs.filter(line => line.level === 40).length, 2, 'a JSON poll runs no script: nothing to warn of')
   await app.close()
 })
 

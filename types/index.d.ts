@@ -53,9 +53,9 @@ declare namespace fastifyComet {
     /** Milliseconds after which the stream ends so the client reconnects. Default 0 (off). */
     maxDuration?: number
     /**
-     * Milliseconds a poll (a request with `?transport=poll`) waits for something to deliver before
-     * it ends empty; a poll with something ends about 10 ms after its first message. Default 25000;
-     * 1 to 2147483647.
+     * Milliseconds a poll (a request with `?transport=poll`, answered as a document, or as JSON
+     * with the request header `Comet-Format: json`) waits for something to deliver before it ends empty; a poll with
+     * something ends about 1 ms after its first message. Default 25000; 1 to 2147483647.
      */
     pollTimeout?: number
   }

@@ -42,7 +42,7 @@ export interface FallbackServer {
   publish: (n: number) => Promise<string>
   /** Requests for /events with ?transport=poll so far. */
   polls: () => number
-  /** Those of them with &format=json (fetch() polls). */
+  /** Those of them asked for as JSON (fetch() polls, with the header Comet-Format: json). */
   jsonPolls: () => number
   /** Resolves once a first request for /events is subscribed to the channel. */
   subscribed: Promise<void>
@@ -57,7 +57,7 @@ export async function fallbackServer (t: Test): Promise<FallbackServer> {
     const url = new URL(request.url, 'http://localhost')
     if (url.pathname !== '/events' || url.searchParams.get('transport') !== 'poll') return
     polls++
-    if (url.searchParams.get('format') === 'json') jsonPolls++
+    if (request.headers['comet-format'] === 'json') jsonPolls++
   })
   app.get('/page', (request, reply) => reply.type('text/html; charset=utf-8').send(HTML))
   app.get('/app.js', (request, reply) => reply.type('text/javascript; charset=utf-8').send(APP))

@@ -16,6 +16,8 @@ interface Live {
   ids: { chat: string[], alerts: string[] }
   /** The cursor of each /live request, in order. */
   cursors: Array<string | undefined>
+  /** The query's transport and the Comet-Format header of each /live request, e.g. 'poll json', 'undefined undefined'. */
+  kinds: string[]
 }
 
 async function live (t: Test): Promise<Live> {
@@ -25,8 +27,11 @@ async function live (t: Test): Promise<Live> {
   const alerts = app.comet.channel<{ n: number }>({ name: 'alerts', history: 1000 })
   const ids = { chat: [] as string[], alerts: [] as string[] }
   const cursors: Live['cursors'] = []
+  const kinds: string[] = []
   app.get('/live', (request, reply) => {
-    cursors.push((request.query as { lastEventId?: string }).lastEventId)
+    const query = request.query as { lastEventId?: string, transport?: string }
+    cursors.push(query.lastEventId)
+    kinds.push(`${query.transport} ${request.headers['comet-format']}`)
     return reply.comet({
       chat,
       alerts,
@@ -44,6 +49,7 @@ async function live (t: Test): Promise<Live> {
     port,
     ids,
     cursors,
+    kinds,
     async publish (key) {
       ids[key].push(await (key === 'chat' ? chat : alerts).publish({ n: ids[key].length + 1 }))
     }
@@ -97,6 +103,35 @@ eachBrowser(t, (t, browser) => {
         'each reconnect sent the JSON cursor of the keys with ids')
       t.equal(server.app.comet.stats().streams.open, 1, 'one stream open')
       t.equal((await leaders(pages)).length, 1, 'held by one tab')
+    })
+
+    t.test(`on ${host}: two tabs share a multiplexed stream that polls (transport: 'poll'): fetch() polls, each key's messages once, in order`, async t => {
+      const server = await live(t)
+      const context = await browser.context(t)
+      const pages = []
+      for (let i = 0; i < 2; i++) {
+        const page = await context.page()
+        await page.goto(pageUrl(host, server.port, { stream: '/live', transport: 'poll' }))
+        pages.push(page)
+      }
+      await until(() => server.kinds.length > 0, 'the first poll')
+      const TOTAL = 50
+      for (let n = 1; n <= TOTAL; n++) {
+        await server.publish('chat')
+        await server.publish('alerts')
+        await sleep(5)
+      }
+      for (const [i, page] of pages.entries()) {
+        await page.waitForFunction(n => window.sharedTest.received.filter(entry => entry.key !== 'clock').length >= n, 2 * TOTAL, { timeout: 20000 })
+        const received = await page.evaluate(() => window.sharedTest.received)
+        t.same(ofKey(received, 'chat'), expected(server.ids.chat, 'chat'), `tab ${i}: every chat message once, in order`)
+        t.same(ofKey(received, 'alerts'), expected(server.ids.alerts, 'alerts'), `tab ${i}: every alert once, in order`)
+        t.equal(await page.evaluate(() => window.sharedTest.stream.transport), 'poll')
+        t.equal(await page.evaluate(() => document.querySelectorAll('iframe').length), 0, `tab ${i}: no frame`)
+        t.same(problems(page), [], `tab ${i}: no console error`)
+      }
+      t.ok(server.kinds.every(kind => kind === 'poll json'), `every request a JSON poll: ${[...new Set(server.kinds)].join(', ')}`)
+      t.ok(server.cursors.slice(1).some(cursor => cursor !== undefined && JSON.parse(cursor).chat !== undefined), 'polls resume from the JSON cursor')
     })
 
     t.test(`on ${host}: a tab rendered with a cursor for one key catches up on that key`, async t => {

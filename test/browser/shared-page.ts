@@ -43,7 +43,7 @@ const HTML = `<!doctype html>
 `
 
 // ?stream= is the comet URL (default /events); ?shared=false opts out; ?lastEventId= is the tab's
-// own cursor, as a page rendered with it has (JSON for a multiplexed stream).
+// own cursor, as a page rendered with it has (JSON for a multiplexed stream); ?transport= forces one.
 const APP = `'use strict'
 const params = new URLSearchParams(location.search)
 const state = window.sharedTest = { received: [], events: [], locks: typeof navigator.locks }
@@ -52,6 +52,7 @@ state.stream = FastifyComet.connect(params.get('stream') || '/events', {
   minDelay: 50,
   maxDelay: 200,
   shared: params.get('shared') !== 'false',
+  transport: params.get('transport') || undefined,
   lastEventId: cursor === null ? undefined : cursor.startsWith('{') ? JSON.parse(cursor) : cursor,
   onMessage (message, id, key) { state.received.push(key === undefined ? { message, id } : { message, id, key }) },
   onOpen () { state.events.push('open') },

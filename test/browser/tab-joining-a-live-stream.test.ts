@@ -45,7 +45,12 @@ eachBrowser(t, (t, browser) => {
       await late.goto(pageUrl(host, server.port))
       await late.evaluate(() => 0) // a task after the page's load handlers: the client has joined
       const joined = server.ids.length // published before this point may or may not reach it; after it, must
-      await allReceived([late], 100)
+      // A long wait: on a loaded machine a Firefox leader flooded by its stream relayed slowly (a CI
+      // run had the new tab short of 100 messages after 10 s). What each tab saw, should it fail:
+      await allReceived([late], 100, 30000).catch(async (err: Error) => {
+        const seen = async (page: typeof late) => await page.evaluate(() => ({ received: window.sharedTest.received.length, events: window.sharedTest.events }))
+        throw new Error(`${err.message}; late tab ${JSON.stringify(await seen(late))}, leader ${JSON.stringify(await seen(leader))}, ${server.streams.length} streams opened, ${server.open()} open`)
+      })
       publishing.on = false
       await producer
       const total = server.ids.length
