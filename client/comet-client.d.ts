@@ -33,7 +33,7 @@ declare namespace FastifyComet {
    */
   export type Cursor = string | Record<string, string>
 
-  /** How messages arrive: a forever document (`stream`), or short documents one after another (`poll`). */
+  /** How messages arrive: a forever document (`stream`), or short polls one after another (`poll`: fetch()es of JSON, or documents where fetch is missing). */
   export type Transport = 'stream' | 'poll'
 
   /** What `onReset` is told: the key (several sources only) whose messages after `lastEventId` are lost. */
