@@ -50,7 +50,7 @@ export function dropSilent (connection: Redis): void {
 }
 
 /** A server's "host:port", as a cluster's slot table names it. */
-function nameOf (node: Redis): string {
+export function nameOf (node: Redis): string {
   return `${String(node.options.host)}:${String(node.options.port)}`
 }
 

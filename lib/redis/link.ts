@@ -12,7 +12,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import { FST_COMET_PUBLISH_FAILED } from '../errors.js'
 import { MAX_DELAY } from '../options.js'
-import { answered, dropSilent, RedisLane, type Connection } from './lane.js'
+import { answered, dropSilent, nameOf, RedisLane, type Connection } from './lane.js'
 import { channelKeys, PUBLISH, READ, RETIRE_EPOCH, SHARDED_PUBLISH, SINCE, type ChannelKeys } from './scripts.js'
 import { subscriptionFailure } from './subscription-failure.js'
 import { Topic, type LogPage, type LogReader, type TopicListener } from './topic.js'
@@ -301,9 +301,22 @@ export class RedisLink implements LogReader {
     this.#log.warn({ err }, 'fastify-comet: lost the connection to Redis; named channels catch up once it is back')
   }
 
+  // Back once every connection is, on a cluster to the primary of every slot: while one shard is
+  // down, the others' connections are ready, and each failed attempt at the dead one would say
+  // "lost" after them, many times a second.
   #back (): void {
-    if (!this.#down) return
+    if (!this.#down || !wholeConnection(this.#commands.connection) || !wholeConnection(this.#reads.connection) || this.#subscriber.status !== 'ready') return
     this.#down = false
     this.#log.info('fastify-comet: connected to Redis again')
   }
+}
+
+/** Ready, and on a cluster connected to the primary of every slot. */
+function wholeConnection (connection: Connection): boolean {
+  if (connection.status !== 'ready') return false
+  if (!connection.isCluster) return true
+  const cluster = connection as Cluster
+  const ready = new Set(cluster.nodes('master').filter(node => node.status === 'ready').map(nameOf))
+  // (Slots no node serves are holes of the array, which every() skips.)
+  return cluster.slots.every(owners => ready.has(owners[0]))
 }
