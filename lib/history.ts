@@ -5,6 +5,7 @@
 // was stored, so a client with no id can also resume from a time: "what was published in the last
 // MS milliseconds". Pure but for the clock (monotonic, injectable for tests): no I/O.
 import { randomBytes } from 'node:crypto'
+import { wholeNumber } from './whole-number.js'
 
 /** Where a reconnecting client resumes: replay from `from` on, or a reset when that is not possible. */
 export type Resume = { replayFrom: number } | { reset: true }
@@ -105,10 +106,9 @@ export class History {
     if (lastEventId === undefined) return since === undefined ? { replayFrom: this.#last + 1 } : this.#since(since)
     if (lastEventId === null) return { reset: true }
     const dash = lastEventId.lastIndexOf('-')
-    const seqText = lastEventId.slice(dash + 1)
-    if (dash === -1 || lastEventId.slice(0, dash) !== this.epoch || !/^(0|[1-9]\d{0,15})$/.test(seqText)) return { reset: true }
+    const seq = wholeNumber(lastEventId.slice(dash + 1))
+    if (dash === -1 || lastEventId.slice(0, dash) !== this.epoch || seq === undefined) return { reset: true }
     if (this.#ttl > 0) this.expire()
-    const seq = Number(seqText)
     if (seq > this.#last || seq < this.#oldest - 1) return { reset: true }
     return { replayFrom: seq + 1 }
   }

@@ -15,7 +15,7 @@
 // client's clock never matters. It counts only where the client names no position: an id wins.
 import type { FastifyRequest } from 'fastify'
 import type { FeedContext } from './feed.js'
-import { queryMilliseconds } from './query.js'
+import { queryMilliseconds } from './whole-number.js'
 
 /** What the client said about its position: an id, nothing (undefined), or something not ours (null). */
 export type LastEventId = string | undefined | null

@@ -10,7 +10,7 @@
 // a CORS preflight that the application would have to allow), so it can never have JSON, only a
 // document poll with a document's protection. The page's own scripts read JSON polls.
 import type { FastifyRequest } from 'fastify'
-import { queryMilliseconds } from './query.js'
+import { queryMilliseconds } from './whole-number.js'
 
 /**
  * How long a poll with something to deliver gathers what follows before it ends: what comes in

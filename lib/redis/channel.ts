@@ -6,6 +6,7 @@ import { encodeMessage, messageEntry, scriptSafe } from '../encode.js'
 import { kCometFeed, type CometFeed, type CometFeedSource, type CometSubscriber, type FeedContext } from '../feed.js'
 import { kChannelClosed, kOnClose } from '../channel.js'
 import type { LastEventId } from '../last-event-id.js'
+import { wholeNumber } from '../whole-number.js'
 import type { RedisLink } from './link.js'
 import type { ChannelKeys } from './scripts.js'
 import type { LogPage, Topic, TopicListener } from './topic.js'
@@ -282,6 +283,5 @@ class BrokeredFeed implements CometFeed {
 function seqOf (id: LastEventId, epoch: string): number | undefined {
   if (id === '-0') return 0
   if (typeof id !== 'string' || !id.startsWith(epoch + '-')) return undefined
-  const text = id.slice(epoch.length + 1)
-  return /^(0|[1-9]\d{0,15})$/.test(text) ? Number(text) : undefined
+  return wholeNumber(id.slice(epoch.length + 1))
 }
