@@ -79,8 +79,6 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
   #pollWaiting = false
   /** What the client asked for when this is a poll (poll.ts). */
   #poll: Poll | undefined
-  /** A JSON poll (poll.ts): its body is one JSON array of entries, not script elements. */
-  #json = false
   /**
    * The next write, and how many messages it holds: an open script element (entries, no suffix
    * yet), or for a JSON poll its next piece of the array.
@@ -137,7 +135,6 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     this.#nonce = nonce
     this.#pollWaiting = poll !== undefined
     this.#poll = poll
-    this.#json = poll?.json === true
     reply.hijack()
     this.#startedAt = Math.floor(performance.now())
     this.#streams.add(this, reply)
@@ -203,6 +200,11 @@ export class CometStream implements CometSubscriber, LaneTarget, Beating {
     // Started while the server shuts down: an empty document, and the client reconnects elsewhere.
     if (this.#streams.closing) return this.end('shutdown')
     this.#feed.start(this)
+  }
+
+  /** A JSON poll (poll.ts): its body is one JSON array of entries, not script elements. */
+  get #json (): boolean {
+    return this.#poll?.json === true
   }
 
   /** Messages handed to this stream so far; read by stats(). */
