@@ -10,7 +10,7 @@
 // a CORS preflight that the application would have to allow), so it can never have JSON, only a
 // document poll with a document's protection. The page's own scripts read JSON polls.
 import type { FastifyRequest } from 'fastify'
-import { queryMilliseconds } from './whole-number.js'
+import { wholeNumber } from './whole-number.js'
 
 /**
  * How long a poll with something to deliver gathers what follows before it ends: what comes in
@@ -36,7 +36,7 @@ export function pollOf (request: FastifyRequest, pollTimeout: number): Poll | un
   const query = request.query as Record<string, unknown> | undefined
   if (query?.transport !== 'poll') return undefined
   return {
-    wait: Math.min(pollTimeout, queryMilliseconds(request, 'wait') ?? pollTimeout),
+    wait: Math.min(pollTimeout, wholeNumber(query.wait) ?? pollTimeout),
     timeout: pollTimeout,
     json: request.headers['comet-format'] === 'json'
   }

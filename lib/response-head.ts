@@ -5,10 +5,14 @@ import { ServerResponse, validateHeaderName, validateHeaderValue, type IncomingM
 import { FST_COMET_INVALID_STATUS } from './errors.js'
 
 const CONTENT_TYPE = 'text/html; charset=utf-8'
-const CACHE_CONTROL = 'no-cache, no-store, no-transform, must-revalidate, max-age=0'
+// Our defaults, which the application's headers override.
+const DEFAULTS = {
+  'cache-control': 'no-cache, no-store, no-transform, must-revalidate, max-age=0',
+  'x-accel-buffering': 'no' // nginx: pass every chunk on at once
+}
 // A JSON poll is complete when it leaves, and read by fetch() with `cache: 'no-store'`.
 const JSON_CONTENT_TYPE = 'application/json'
-const JSON_CACHE_CONTROL = 'no-store'
+const JSON_DEFAULTS = { 'cache-control': 'no-store' }
 
 // What a JSON poll leaves out: headers that guard a document (what it may load, run or be framed
 // by), or guard a response from other sites' pages, which never get a JSON poll (poll.ts: they
@@ -44,12 +48,8 @@ export function responseHead (reply: FastifyReply, json = false): ResponseHead {
   const dropped = reply.request.raw.httpVersionMajor >= 2 ? HTTP2_FORBIDDEN : FRAMING
   // Our defaults, then whatever the application set (CORS, cookies, its own caching policy),
   // then what the protocol cannot do without.
-  const merged: Record<string, unknown> = Object.assign(json
-    ? { 'cache-control': JSON_CACHE_CONTROL }
-    : {
-        'cache-control': CACHE_CONTROL,
-        'x-accel-buffering': 'no' // nginx: pass every chunk on at once
-      }, reply.getHeaders(), { 'content-type': json ? JSON_CONTENT_TYPE : CONTENT_TYPE })
+  const merged: Record<string, unknown> = Object.assign({}, json ? JSON_DEFAULTS : DEFAULTS, reply.getHeaders(),
+    { 'content-type': json ? JSON_CONTENT_TYPE : CONTENT_TYPE })
   const headers: string[] = []
   for (const [name, value] of Object.entries(merged)) {
     const lower = name.toLowerCase()
