@@ -130,6 +130,16 @@ export async function leaders (pages: BrowserPage[]): Promise<BrowserPage[]> {
   return pages.filter((page, i) => holds[i])
 }
 
+/** Publishes `count` messages: every page receives each once, in order, and logs no console error. */
+export async function everyTabReceives (t: Test, server: SharedServer, pages: BrowserPage[], count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await server.publish()
+  await allReceived(pages, count)
+  for (const [i, page] of pages.entries()) {
+    t.same(await page.evaluate(() => window.sharedTest.received), messages(server.ids, 1, count), `tab ${i}: every message once, in order`)
+    t.same(problems(page), [], `tab ${i}: no console error`)
+  }
+}
+
 /** Waits until every page has received `count` messages. */
 export async function allReceived (pages: BrowserPage[], count: number, timeout = 10000): Promise<void> {
   await Promise.all(pages.map(page => page.waitForFunction(n => window.sharedTest.received.length >= n, count, { timeout })))

@@ -2,7 +2,7 @@
 // callback share one connection, held by one of them; close() stops one tab; shared: false opts out.
 import t from 'tap'
 import { eachBrowser } from './browser.js'
-import { allReceived, HOST_SETTINGS, HOSTS, leaders, messages, pageUrl, problems, sharedServer, until } from './shared-page.js'
+import { allReceived, HOST_SETTINGS, HOSTS, everyTabReceives, leaders, messages, pageUrl, sharedServer, until } from './shared-page.js'
 
 eachBrowser(t, (t, browser) => {
   for (const { host, locks } of HOSTS) {
@@ -17,12 +17,7 @@ eachBrowser(t, (t, browser) => {
       }
       t.equal(await pages[0].evaluate(() => window.sharedTest.locks), locks, `navigator.locks is ${locks}`)
       await until(() => server.open() === 1, 'the shared stream')
-      for (let i = 0; i < 20; i++) await server.publish()
-      await allReceived(pages, 20)
-      for (const [i, page] of pages.entries()) {
-        t.same(await page.evaluate(() => window.sharedTest.received), messages(server.ids, 1, 20), `tab ${i}: every message once, in order`)
-        t.same(problems(page), [], `tab ${i}: no console error`)
-      }
+      await everyTabReceives(t, server, pages, 20)
       t.equal(server.open(), 1, 'one comet stream open on the server')
       t.equal(server.streams.length, 1, 'and only one was ever opened')
       t.equal((await leaders(pages)).length, 1, 'one tab holds the frame')
